@@ -1,0 +1,60 @@
+# syntax=docker/dockerfile:1
+# elevenlabs-link-monitor container image.
+#   docker build -t elevenlabs-link-monitor:0.1.0 .
+#   docker run --rm -p 9877:9877 -e ELEVENLABS_API_KEY \
+#     -v "$PWD/config.yaml:/etc/elevenlabs-link-monitor/config.yaml:ro" \
+#     --read-only elevenlabs-link-monitor:0.1.0
+#   docker run --rm -p 9877:9877 elevenlabs-link-monitor:0.1.0 demo   # no key, no network
+
+# ---- builder: install the project and its dependencies into /opt/venv ----
+FROM python:3.11.11-slim-bookworm AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+RUN python -m venv /opt/venv
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY monitor ./monitor
+
+# Build a wheel from the project's own pyproject and install it with its
+# dependencies; then compile every module, as the runtime root is read-only.
+RUN /opt/venv/bin/pip install --no-cache-dir . \
+ && /opt/venv/bin/python -m compileall -q -j 0 /opt/venv
+
+# ---- runtime ----
+FROM python:3.11.11-slim-bookworm
+
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="elevenlabs-link-monitor" \
+      org.opencontainers.image.description="Prometheus exporter for the expiry of ElevenLabs agents' shareable links" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/elevenlabs-link-monitor/elevenlabs-link-monitor" \
+      org.opencontainers.image.base.name="docker.io/library/python:3.11.11-slim-bookworm"
+
+# The base image ships the standard library without bytecode: compile it here,
+# once, since nothing can be written at run time (readOnlyRootFilesystem).
+RUN python -m compileall -q -j 0 /usr/local/lib/python3.11
+
+COPY --from=builder /opt/venv /opt/venv
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MONITOR_CONFIG=/etc/elevenlabs-link-monitor/config.yaml
+
+# Numeric, so Kubernetes can verify runAsNonRoot without a passwd entry.
+USER 65532:65532
+
+EXPOSE 9877
+
+# Kubernetes ignores HEALTHCHECK and uses its probes; docker and compose use this.
+# Assumes the default server.port (9877).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9877/healthz', timeout=4).status == 200 else 1)"]
+
+ENTRYPOINT ["elevenlabs-link-monitor"]
+CMD ["run"]

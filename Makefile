@@ -1,0 +1,41 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+# The first Python >= 3.11 that actually runs (pyenv shims may exist for absent versions).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do   $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test lint typecheck unit tools venv bench clean
+
+demo: venv  ## run the daemon against the built-in simulated API
+	$(BIN)/elevenlabs-link-monitor demo
+
+test: venv tools lint typecheck  ## every linter and test (what CI runs)
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Real tools for real tests: Prometheus and promtool from Debian.
+tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+bench: venv
+	$(BIN)/python benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,873 @@
+#!/usr/bin/env python3
+"""Generate the Grafana dashboard and the Grafana-managed alert rules of elevenlabs-link-monitor.
+
+Both files are built with Grafana's own builders (PyPI ``grafana-foundation-sdk``)
+and committed; never edit them by hand:
+
+- ``deploy/grafana/dashboards/elevenlabs-link-monitor.json``: the dashboard,
+  loaded by the file provider in ``provisioning/dashboards/dashboards.yaml``.
+- ``deploy/grafana/provisioning/alerting/elevenlabs-link-monitor.yaml``: Grafana
+  alert rules (file-provisioning format) equivalent to the Prometheus alerts in
+  ``deploy/prometheus/rules.yml``, for setups that alert from Grafana rather
+  than from Prometheus + Alertmanager.
+
+Usage, from the repository root::
+
+    python deploy/grafana/generate_dashboard.py          # (re)write both files
+    python deploy/grafana/generate_dashboard.py --check  # exit 1 if a committed file is stale
+
+The output is deterministic (stable uids, sorted keys, two-space indent, one
+trailing newline), so a change to a panel or a rule is a reviewable diff and
+``--check`` in CI catches a generator change without a regenerated file.
+
+The SDK is published with one PyPI release per Grafana version, told apart by a
+version epoch; this file targets Grafana 11.6 and needs exactly
+``grafana-foundation-sdk==1769699379!11.6.0`` (a plain ``pip install`` picks the
+highest epoch, which is the 10.1 build). Other SDK builds may serialise
+differently, and ``--check`` would then report a stale file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from grafana_foundation_sdk.builders import alerting as alert_builders
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import expr as expr_builders
+from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models.alerting import RelativeTimeRange
+from grafana_foundation_sdk.models import dashboard as model
+from grafana_foundation_sdk.models import prometheus as prom_model
+
+HERE = Path(__file__).resolve().parent
+DASHBOARD_PATH = HERE / "dashboards" / "elevenlabs-link-monitor.json"
+ALERTS_PATH = HERE / "provisioning" / "alerting" / "elevenlabs-link-monitor.yaml"
+
+DASHBOARD_UID = "elevenlabs-link-monitor"
+# The job name of the scrape config (deploy/compose/prometheus.yml,
+# deploy/prometheus/, the Kubernetes ServiceMonitor).
+JOB = "elevenlabs-link-monitor"
+# The uid given to the Prometheus data source in
+# provisioning/datasources/prometheus.yaml; alert rules cannot use a dashboard
+# variable, so they name it. Change both together.
+ALERT_DATASOURCE_UID = "prometheus"
+ALERT_FOLDER = "ElevenLabs"
+ALERT_GROUP = "elevenlabs-link-monitor"
+
+DAY = 86400
+WARNING_SECONDS = 7 * DAY  # the monitor's default thresholds.warning
+CRITICAL_SECONDS = 1 * DAY  # the monitor's default thresholds.critical
+
+STATES = ("ok", "warning", "critical", "expired", "missing", "not_found", "unknown")
+STATE_COLORS = {
+    "ok": "green",
+    "warning": "yellow",
+    "critical": "orange",
+    "expired": "red",
+    "missing": "purple",
+    "not_found": "dark-red",
+    "unknown": "text",
+}
+POLL_ERROR_REASONS = (
+    "timeout",
+    "connection",
+    "unauthorized",
+    "not_found",
+    "rate_limited",
+    "server_error",
+    "client_error",
+    "invalid_response",
+)
+
+DS = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
+# Per-agent series, filtered by the dashboard's workspace and agent variables.
+AGENT_FILTER = 'workspace=~"$workspace", agent_id=~"$agent"'
+AGENT_LEGEND = "{{workspace}} / {{agent_name}} ({{agent_id}})"
+# Columns a table of per-agent series does not need.
+HIDDEN_COLUMNS = {"Time": True, "__name__": True, "instance": True, "job": True}
+AGENT_COLUMN_NAMES = {"workspace": "Workspace", "agent_name": "Agent", "agent_id": "Agent id"}
+AGENT_COLUMN_ORDER = {"workspace": 0, "agent_name": 1, "agent_id": 2}
+
+
+# ---------------------------------------------------------------------------
+# Dashboard
+
+
+class _Ids:
+    """Sequential panel ids, so the JSON does not depend on build order elsewhere."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def __call__(self) -> int:
+        self._next += 1
+        return self._next
+
+
+def _query(expr: str, ref_id: str = "A", legend: str | None = None, *, instant: bool = False,
+           table_format: bool = False) -> prometheus.Dataquery:
+    query = prometheus.Dataquery().expr(expr).ref_id(ref_id).datasource(DS).editor_mode(
+        prom_model.QueryEditorMode.CODE
+    )
+    if legend is not None:
+        query = query.legend_format(legend)
+    if instant:
+        query = query.instant()
+    else:
+        query = query.range()
+    if table_format:
+        query = query.format(prom_model.PromQueryFormat.TABLE)
+    return query
+
+
+def _thresholds(*steps: tuple[float | None, str]) -> dash.ThresholdsConfig:
+    return (
+        dash.ThresholdsConfig()
+        .mode(model.ThresholdsMode.ABSOLUTE)
+        .steps([model.Threshold(value=value, color=color) for value, color in steps])
+    )
+
+
+def _value_map(mapping: dict[str, tuple[str, str]]) -> model.ValueMap:
+    return model.ValueMap(
+        options={
+            key: model.ValueMappingResult(text=text, color=color, index=index)
+            for index, (key, (text, color)) in enumerate(mapping.items())
+        }
+    )
+
+
+def _organize(rename: dict[str, str], order: dict[str, int], exclude: dict[str, bool]) -> model.DataTransformerConfig:
+    return model.DataTransformerConfig(
+        id_val="organize",
+        options={"excludeByName": exclude, "indexByName": order, "renameByName": rename},
+    )
+
+
+def _last_value() -> common_builders.ReduceDataOptions:
+    return common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
+
+
+def _overview_panels(ids: _Ids) -> list[Any]:
+    agents = (
+        stat.Panel().id(ids()).title("Agents watched")
+        .description("elevenlabs_link_monitor_agents, summed over the monitor's instances (shards).")
+        .datasource(DS)
+        .with_target(_query("sum(elevenlabs_link_monitor_agents)", instant=True))
+        .reduce_options(_last_value())
+        .thresholds(_thresholds((None, "blue")))
+        .color_mode(common.BigValueColorMode.VALUE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .span(4).height(5)
+    )
+    by_state = (
+        stat.Panel().id(ids()).title("Agents by state")
+        .description("How many agents are in each link state (see the README's state table).")
+        .datasource(DS)
+        .with_target(
+            _query(
+                f"sum by (state) (elevenlabs_agent_link_state{{{AGENT_FILTER}}})",
+                legend="{{state}}",
+                instant=True,
+            )
+        )
+        .reduce_options(_last_value())
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .thresholds(_thresholds((None, "text")))
+        .span(12).height(5)
+    )
+    for state in STATES:
+        by_state = by_state.override_by_name(
+            state,
+            [model.DynamicConfigValue(id_val="color", value={"fixedColor": STATE_COLORS[state], "mode": "fixed"})],
+        )
+    missing = (
+        stat.Panel().id(ids()).title("Missing links")
+        .description("Agents whose last successful poll said token: null: they have no shareable link.")
+        .datasource(DS)
+        .with_target(_query(f"sum(elevenlabs_agent_link_token_missing{{{AGENT_FILTER}}})", instant=True))
+        .reduce_options(_last_value())
+        .thresholds(_thresholds((None, "green"), (1, "red")))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .span(4).height(5)
+    )
+    failing = (
+        stat.Panel().id(ids()).title("Agents failing to poll")
+        .description("Agents whose last poll did not get a valid answer.")
+        .datasource(DS)
+        .with_target(
+            _query(f"count(elevenlabs_agent_link_poll_success{{{AGENT_FILTER}}} == 0) or vector(0)", instant=True)
+        )
+        .reduce_options(_last_value())
+        .thresholds(_thresholds((None, "green"), (1, "orange")))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .span(4).height(5)
+    )
+    return [agents, by_state, missing, failing]
+
+
+def _expiry_panels(ids: _Ids) -> list[Any]:
+    time_left = (
+        table.Panel().id(ids()).title("Time left per agent (soonest first)")
+        .description(
+            "Seconds until each agent's link token expires, soonest first; negative once expired. "
+            "Agents without an expiry (no token, or a token that never expires) are not listed."
+        )
+        .datasource(DS)
+        .with_target(
+            _query(
+                f"sort(elevenlabs_agent_link_expiry_timestamp_seconds{{{AGENT_FILTER}}} - time())",
+                ref_id="A", instant=True, table_format=True,
+            )
+        )
+        .with_target(
+            _query(
+                f"elevenlabs_agent_link_expiry_timestamp_seconds{{{AGENT_FILTER}}} * 1000",
+                ref_id="B", instant=True, table_format=True,
+            )
+        )
+        .with_transformation(model.DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(
+            _organize(
+                rename={**AGENT_COLUMN_NAMES, "Value #A": "Time left", "Value #B": "Expires at"},
+                order={**AGENT_COLUMN_ORDER, "Value #A": 3, "Value #B": 4},
+                exclude=HIDDEN_COLUMNS,
+            )
+        )
+        .with_transformation(
+            model.DataTransformerConfig(
+                id_val="sortBy", options={"fields": {}, "sort": [{"desc": False, "field": "Time left"}]}
+            )
+        )
+        .sort_by([common_builders.TableSortByFieldState().display_name("Time left").desc(False)])
+        .override_by_name(
+            "Time left",
+            [
+                model.DynamicConfigValue(id_val="unit", value="s"),
+                model.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
+                model.DynamicConfigValue(
+                    id_val="thresholds",
+                    value={
+                        "mode": "absolute",
+                        "steps": [
+                            {"color": "red", "value": None},
+                            {"color": "orange", "value": 0},
+                            {"color": "yellow", "value": CRITICAL_SECONDS},
+                            {"color": "green", "value": WARNING_SECONDS},
+                        ],
+                    },
+                ),
+            ],
+        )
+        .override_by_name("Expires at", [model.DynamicConfigValue(id_val="unit", value="dateTimeAsIso")])
+        .span(14).height(10)
+    )
+    state_rows = (
+        table.Panel().id(ids()).title("State per agent")
+        .description("Each agent's current link state.")
+        .datasource(DS)
+        .with_target(
+            _query(f"elevenlabs_agent_link_state{{{AGENT_FILTER}}} == 1", instant=True, table_format=True)
+        )
+        .with_transformation(
+            _organize(
+                rename={**AGENT_COLUMN_NAMES, "state": "State"},
+                order={**AGENT_COLUMN_ORDER, "state": 3},
+                exclude={**HIDDEN_COLUMNS, "Value": True},
+            )
+        )
+        .sort_by([common_builders.TableSortByFieldState().display_name("State").desc(False)])
+        .override_by_name(
+            "State",
+            [
+                model.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
+                model.DynamicConfigValue(
+                    id_val="mappings",
+                    value=[_value_map({state: (state, STATE_COLORS[state]) for state in STATES})],
+                ),
+            ],
+        )
+        .span(10).height(10)
+    )
+    missing_rows = (
+        table.Panel().id(ids()).title("Agents without a shareable link (missing)")
+        .description("The API answered token: null for these agents. Create a link in the ElevenLabs dashboard.")
+        .datasource(DS)
+        .with_target(
+            _query(f"elevenlabs_agent_link_token_missing{{{AGENT_FILTER}}} == 1", instant=True, table_format=True)
+        )
+        .with_transformation(
+            _organize(
+                rename=AGENT_COLUMN_NAMES,
+                order=AGENT_COLUMN_ORDER,
+                exclude={**HIDDEN_COLUMNS, "Value": True},
+            )
+        )
+        .no_value("No agent is missing its link")
+        .span(10).height(8)
+    )
+    time_left_graph = (
+        timeseries.Panel().id(ids()).title("Time left over time")
+        .description("Seconds until each link expires; a jump up is a rotated or renewed token.")
+        .datasource(DS)
+        .with_target(
+            _query(
+                f"elevenlabs_agent_link_expiry_timestamp_seconds{{{AGENT_FILTER}}} - time()",
+                legend=AGENT_LEGEND,
+            )
+        )
+        .unit("s")
+        .thresholds(_thresholds((None, "red"), (0, "orange"), (CRITICAL_SECONDS, "yellow"), (WARNING_SECONDS, "green")))
+        .thresholds_style(common_builders.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED))
+        .legend(common_builders.VizLegendOptions().show_legend(True).display_mode(common.LegendDisplayMode.LIST)
+                .placement(common.LegendPlacement.BOTTOM))
+        .span(14).height(8)
+    )
+    return [time_left, state_rows, missing_rows, time_left_graph]
+
+
+def _polling_panels(ids: _Ids) -> list[Any]:
+    success = (
+        timeseries.Panel().id(ids()).title("Poll success")
+        .description("Share of the selected agents whose last poll got a valid answer.")
+        .datasource(DS)
+        .with_target(_query(f"avg(elevenlabs_agent_link_poll_success{{{AGENT_FILTER}}})", legend="succeeding"))
+        .unit("percentunit").min(0).max(1)
+        .legend(common_builders.VizLegendOptions().show_legend(False))
+        .span(8).height(8)
+    )
+    errors = (
+        timeseries.Panel().id(ids()).title("Poll errors by reason")
+        .description("Failed polls per second, by reason: " + ", ".join(POLL_ERROR_REASONS) + ".")
+        .datasource(DS)
+        .with_target(
+            _query(
+                f"sum by (reason) (rate(elevenlabs_agent_link_poll_errors_total{{{AGENT_FILTER}}}[$__rate_interval]))",
+                legend="{{reason}}",
+            )
+        )
+        .unit("reqps").min(0)
+        .legend(common_builders.VizLegendOptions().show_legend(True).display_mode(common.LegendDisplayMode.LIST)
+                .placement(common.LegendPlacement.BOTTOM))
+        .span(8).height(8)
+    )
+    latency = (
+        timeseries.Panel().id(ids()).title("Poll latency")
+        .description("Quantiles of one API request's duration (all agents, all instances).")
+        .datasource(DS)
+        .targets([
+            _query(
+                f"histogram_quantile({q}, sum by (le) "
+                "(rate(elevenlabs_link_monitor_poll_duration_seconds_bucket[$__rate_interval])))",
+                ref_id=ref_id,
+                legend=f"p{int(q * 100)}",
+            )
+            for ref_id, q in (("A", 0.5), ("B", 0.9), ("C", 0.99))
+        ])
+        .unit("s").min(0)
+        .legend(common_builders.VizLegendOptions().show_legend(True).display_mode(common.LegendDisplayMode.LIST)
+                .placement(common.LegendPlacement.BOTTOM))
+        .span(8).height(8)
+    )
+    last_success = (
+        timeseries.Panel().id(ids()).title("Time since last successful poll")
+        .description("Age of each agent's last valid answer from the API.")
+        .datasource(DS)
+        .with_target(
+            _query(
+                f"time() - elevenlabs_agent_link_last_success_timestamp_seconds{{{AGENT_FILTER}}}",
+                legend=AGENT_LEGEND,
+            )
+        )
+        .unit("s").min(0)
+        .legend(common_builders.VizLegendOptions().show_legend(True).display_mode(common.LegendDisplayMode.LIST)
+                .placement(common.LegendPlacement.BOTTOM))
+        .span(16).height(8)
+    )
+    rotations = (
+        stat.Panel().id(ids()).title("Token rotations in range")
+        .description("Times a token or its expiry changed between successful polls, over the dashboard's range.")
+        .datasource(DS)
+        .with_target(
+            _query(
+                f"sum(increase(elevenlabs_agent_link_token_rotations_total{{{AGENT_FILTER}}}[$__range]))",
+                instant=True,
+            )
+        )
+        .reduce_options(_last_value())
+        .decimals(0)
+        .thresholds(_thresholds((None, "blue")))
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .span(8).height(8)
+    )
+    return [success, errors, latency, last_success, rotations]
+
+
+def _health_panels(ids: _Ids) -> list[Any]:
+    up = (
+        stat.Panel().id(ids()).title("Monitor up")
+        .description(f'Prometheus\'s scrape of each monitor instance (up{{job="$job"}}).')
+        .datasource(DS)
+        .with_target(_query('up{job="$job"}', legend="{{instance}}", instant=True))
+        .reduce_options(_last_value())
+        .mappings([_value_map({"0": ("DOWN", "red"), "1": ("UP", "green")})])
+        .thresholds(_thresholds((None, "red"), (1, "green")))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .no_value("not scraped")
+        .span(6).height(5)
+    )
+    version = (
+        stat.Panel().id(ids()).title("Version")
+        .description("elevenlabs_link_monitor_build_info: the version each running instance reports.")
+        .datasource(DS)
+        .with_target(
+            _query("count by (version) (elevenlabs_link_monitor_build_info)", legend="{{version}}", instant=True)
+        )
+        .reduce_options(_last_value())
+        .text_mode(common.BigValueTextMode.NAME)
+        .color_mode(common.BigValueColorMode.NONE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .span(6).height(5)
+    )
+    cycle_age = (
+        stat.Panel().id(ids()).title("Last poll cycle age")
+        .description("Time since each instance last finished a full poll cycle; it should stay under the poll interval.")
+        .datasource(DS)
+        .with_target(
+            _query("time() - elevenlabs_link_monitor_last_cycle_timestamp_seconds", legend="{{instance}}", instant=True)
+        )
+        .reduce_options(_last_value())
+        .unit("s")
+        .thresholds(_thresholds((None, "green"), (900, "orange"), (1800, "red")))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .span(6).height(5)
+    )
+    reload = (
+        stat.Panel().id(ids()).title("Config reload")
+        .description("Whether each instance's last config (re)load worked; on a failure it keeps the previous config.")
+        .datasource(DS)
+        .with_target(
+            _query("elevenlabs_link_monitor_config_last_reload_successful", legend="{{instance}}", instant=True)
+        )
+        .reduce_options(_last_value())
+        .mappings([_value_map({"0": ("FAILED", "red"), "1": ("OK", "green")})])
+        .thresholds(_thresholds((None, "red"), (1, "green")))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .span(6).height(5)
+    )
+    return [up, version, cycle_age, reload]
+
+
+def build_dashboard() -> dict[str, Any]:
+    """The dashboard as plain JSON-ready data."""
+    ids = _Ids()
+    builder = (
+        dash.Dashboard("ElevenLabs agent links")
+        .uid(DASHBOARD_UID)
+        .description(
+            "Expiry of ElevenLabs agents' shareable links, from elevenlabs-link-monitor. "
+            "Generated by deploy/grafana/generate_dashboard.py: do not edit by hand."
+        )
+        .tags(["elevenlabs", "elevenlabs-link-monitor"])
+        .timezone("browser")
+        .time("now-24h", "now")
+        .refresh("1m")
+        .tooltip(model.DashboardCursorSync.CROSSHAIR)
+        .with_variable(dash.DatasourceVariable("datasource").label("Data source").type("prometheus"))
+        .with_variable(
+            dash.QueryVariable("workspace")
+            .label("Workspace")
+            .datasource(DS)
+            .query("label_values(elevenlabs_agent_link_state, workspace)")
+            .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(model.VariableSort.ALPHABETICAL_ASC)
+            .multi(True)
+            .include_all(True)
+            .all_value(".*")
+        )
+        .with_variable(
+            dash.QueryVariable("agent")
+            .label("Agent")
+            .description("Agent ids in the selected workspaces.")
+            .datasource(DS)
+            .query('label_values(elevenlabs_agent_link_state{workspace=~"$workspace"}, agent_id)')
+            .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(model.VariableSort.ALPHABETICAL_ASC)
+            .multi(True)
+            .include_all(True)
+            .all_value(".*")
+        )
+        .with_variable(
+            dash.QueryVariable("job")
+            .label("Job")
+            .description("The Prometheus job that scrapes the monitor (for the up series).")
+            .datasource(DS)
+            .query("label_values(elevenlabs_link_monitor_build_info, job)")
+            .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .current(model.VariableOption(selected=True, text=JOB, value=JOB))
+            .hide(model.VariableHide.HIDE_VARIABLE)
+        )
+    )
+    sections = (
+        ("Overview", _overview_panels),
+        ("Link expiry", _expiry_panels),
+        ("Polling", _polling_panels),
+        ("Monitor health", _health_panels),
+    )
+    for title, panels in sections:
+        builder = builder.with_row(dash.Row(title).id(ids()))
+        for panel in panels(ids):
+            builder = builder.with_panel(panel)
+    return json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+
+
+def render_dashboard() -> str:
+    return json.dumps(build_dashboard(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Alert rules
+
+_AGENT_KEYS = "job, workspace, agent_id, agent_name"
+
+# Same fallback as the recording rule in deploy/prometheus/rules.yml, inlined so
+# the Grafana rules need no Prometheus rules: the current expiry or, while the
+# monitor has no known state for the agent (restart, series absent, "unknown"),
+# the last value seen in the past 15 minutes.
+_EXPIRY_LAST_KNOWN = (
+    f"max by ({_AGENT_KEYS}) (elevenlabs_agent_link_expiry_timestamp_seconds)\n"
+    "or\n"
+    f"max by ({_AGENT_KEYS}) (last_over_time(elevenlabs_agent_link_expiry_timestamp_seconds[15m]))\n"
+    f"  unless on ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state!=\"unknown\"}} == 1)"
+)
+
+
+def _state_last_known(state: str) -> str:
+    """1 while the agent is in ``state``, 0 otherwise, with the same 15m fallback; one series per agent."""
+    return (
+        f"max by ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state=\"{state}\"}})\n"
+        f"  unless on ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state=\"unknown\"}} == 1)\n"
+        "or\n"
+        f"max by ({_AGENT_KEYS}) (max_over_time(elevenlabs_agent_link_state{{state=\"{state}\"}}[15m]))"
+    )
+
+
+AGENT_TEXT = "agent {{ $labels.agent_name }} ({{ $labels.agent_id }}) in workspace {{ $labels.workspace }}"
+AGENT_TEXT_LONG = "agent {{ $labels.agent_name }} (id {{ $labels.agent_id }}, workspace {{ $labels.workspace }})"
+VALUE = "{{ humanizeDuration $values.B.Value }}"
+
+# (uid, title = the Prometheus alert's name, PromQL, evaluator, params, for,
+#  noDataState, severity, summary, description)
+ALERT_RULES: tuple[dict[str, Any], ...] = (
+    {
+        "uid": "ellm-link-expiring-soon",
+        "title": "ElevenLabsAgentLinkExpiringSoon",
+        "expr": f"(\n{_EXPIRY_LAST_KNOWN}\n) - time()",
+        "evaluator": ("within_range", [CRITICAL_SECONDS, WARNING_SECONDS]),
+        "for": "15m",
+        "no_data": "OK",
+        "severity": "warning",
+        "summary": f"ElevenLabs {AGENT_TEXT}: shareable link expires in {VALUE}",
+        "description": (
+            f"The shareable link of {AGENT_TEXT_LONG} expires within 7 days, in {VALUE}. "
+            "Renew the link before it expires."
+        ),
+    },
+    {
+        "uid": "ellm-link-expiry-critical",
+        "title": "ElevenLabsAgentLinkExpiryCritical",
+        "expr": f"(\n{_EXPIRY_LAST_KNOWN}\n) - time()",
+        "evaluator": ("within_range", [0, CRITICAL_SECONDS]),
+        "for": "5m",
+        "no_data": "OK",
+        "severity": "critical",
+        "summary": f"ElevenLabs {AGENT_TEXT}: shareable link expires in {VALUE}",
+        "description": (
+            f"The shareable link of {AGENT_TEXT_LONG} expires within 24 hours, in {VALUE}. "
+            "Renew it now: callers will soon be unable to reach the agent."
+        ),
+    },
+    {
+        "uid": "ellm-link-expired",
+        "title": "ElevenLabsAgentLinkExpired",
+        "expr": f"time() - (\n{_EXPIRY_LAST_KNOWN}\n)",
+        "evaluator": ("gt", [0]),
+        "for": "5m",
+        "no_data": "OK",
+        "severity": "critical",
+        "summary": f"ElevenLabs {AGENT_TEXT}: shareable link expired {VALUE} ago",
+        "description": (
+            f"The shareable link of {AGENT_TEXT_LONG} expired {VALUE} ago. "
+            "Callers using the link cannot reach the agent; create a new link."
+        ),
+    },
+    {
+        "uid": "ellm-link-missing",
+        "title": "ElevenLabsAgentLinkMissing",
+        "expr": _state_last_known("missing"),
+        "evaluator": ("gt", [0]),
+        "for": "15m",
+        "no_data": "OK",
+        "severity": "critical",
+        "summary": f"ElevenLabs {AGENT_TEXT} has no shareable link",
+        "description": (
+            f"The API answered token: null for {AGENT_TEXT_LONG}: the agent has no shareable link. "
+            "Create one in the ElevenLabs dashboard."
+        ),
+    },
+    {
+        "uid": "ellm-agent-not-found",
+        "title": "ElevenLabsAgentNotFound",
+        "expr": _state_last_known("not_found"),
+        "evaluator": ("gt", [0]),
+        "for": "15m",
+        "no_data": "OK",
+        "severity": "critical",
+        "summary": f"ElevenLabs {AGENT_TEXT} was not found",
+        "description": (
+            f"The API answers 404 for {AGENT_TEXT_LONG}: it was deleted, or the id in the monitor's config "
+            "is wrong, or the key belongs to another workspace."
+        ),
+    },
+    {
+        "uid": "ellm-polling-failing",
+        "title": "ElevenLabsAgentLinkPollingFailing",
+        "expr": (
+            f"max by ({_AGENT_KEYS}) (elevenlabs_agent_link_poll_success)\n"
+            f"  unless on ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state=\"not_found\"}} == 1)"
+        ),
+        "evaluator": ("lt", [1]),
+        "for": "30m",
+        "no_data": "OK",
+        "severity": "warning",
+        "summary": f"elevenlabs-link-monitor cannot poll {AGENT_TEXT}",
+        "description": (
+            f"Every poll of {AGENT_TEXT_LONG} has failed for at least 30 minutes; its link state may be stale. "
+            "elevenlabs_agent_link_poll_errors_total and the monitor's poll_failed log lines give the reason "
+            "(unauthorized: rotate the key or grant convai_read)."
+        ),
+    },
+    {
+        "uid": "ellm-monitor-down",
+        "title": "ElevenLabsLinkMonitorDown",
+        "expr": f'up{{job="{JOB}"}}',
+        "evaluator": ("lt", [1]),
+        "for": "10m",
+        "no_data": "OK",  # no target at all is ElevenLabsLinkMonitorAbsent's case
+        "severity": "critical",
+        "summary": "elevenlabs-link-monitor {{ $labels.instance }} is down",
+        "description": (
+            "Prometheus has failed to scrape elevenlabs-link-monitor at {{ $labels.instance }} "
+            "(job {{ $labels.job }}) for 10 minutes: no ElevenLabs agent link is being watched by it."
+        ),
+    },
+    {
+        "uid": "ellm-monitor-absent",
+        "title": "ElevenLabsLinkMonitorAbsent",
+        # absent() returns nothing while all is well; a count that falls to 0
+        # says the same and always returns a sample.
+        "expr": f'count(up{{job="{JOB}"}}) or vector(0)',
+        "evaluator": ("lt", [1]),
+        "for": "15m",
+        "no_data": "Alerting",
+        "severity": "critical",
+        "summary": "elevenlabs-link-monitor is not scraped",
+        "description": (
+            f"Prometheus has had no target for job {JOB} for 15 minutes: the monitor is not deployed, or its "
+            "scrape config or ServiceMonitor does not select it. No ElevenLabs agent link is being watched."
+        ),
+    },
+    {
+        "uid": "ellm-config-reload-failed",
+        "title": "ElevenLabsLinkMonitorConfigReloadFailed",
+        "expr": "elevenlabs_link_monitor_config_last_reload_successful",
+        "evaluator": ("lt", [1]),
+        "for": "5m",
+        "no_data": "OK",
+        "severity": "warning",
+        "summary": "elevenlabs-link-monitor {{ $labels.instance }} failed to reload its config",
+        "description": (
+            "The last config reload of elevenlabs-link-monitor at {{ $labels.instance }} (job {{ $labels.job }}) "
+            "failed; it keeps running with the previous config. Run `elevenlabs-link-monitor validate-config` "
+            "and fix the reported lines."
+        ),
+    },
+)
+
+_EXPR_DS = model.DataSourceRef(type_val="__expr__", uid="__expr__")
+
+
+def _alert_rule(spec: dict[str, Any]) -> alert_builders.Rule:
+    evaluator, params = spec["evaluator"]
+    query = (
+        alert_builders.Query("A")
+        .datasource_uid(ALERT_DATASOURCE_UID)
+        .relative_time_range(RelativeTimeRange(from_val=900, to=0))
+        .model(
+            prometheus.Dataquery()
+            .ref_id("A")
+            .expr(spec["expr"])
+            .instant()
+            .editor_mode(prom_model.QueryEditorMode.CODE)
+            .datasource(model.DataSourceRef(type_val="prometheus", uid=ALERT_DATASOURCE_UID))
+        )
+    )
+    reduce = (
+        alert_builders.Query("B")
+        .datasource_uid("__expr__")
+        .model(expr_builders.TypeReduce().ref_id("B").expression("A").reducer("last").datasource(_EXPR_DS))
+    )
+    threshold = (
+        alert_builders.Query("C")
+        .datasource_uid("__expr__")
+        .model(
+            expr_builders.TypeThreshold()
+            .ref_id("C")
+            .expression("B")
+            .datasource(_EXPR_DS)
+            .conditions([
+                expr_builders.ExprTypeThresholdConditions().evaluator(
+                    expr_builders.ExprTypeThresholdConditionsEvaluator().type(evaluator).params(
+                        [float(p) for p in params]
+                    )
+                )
+            ])
+        )
+    )
+    return (
+        alert_builders.Rule(spec["title"])
+        .uid(spec["uid"])
+        .condition("C")
+        .queries([query, reduce, threshold])
+        .for_val(spec["for"])
+        .no_data_state(spec["no_data"])
+        .exec_err_state("Error")
+        .is_paused(False)
+        .labels({"severity": spec["severity"]})
+        .annotations({"summary": spec["summary"], "description": spec["description"]})
+    )
+
+
+# Fields of the SDK's API-shaped rule that the file-provisioning format does
+# not have (the group gives folder, name and org).
+_API_ONLY_RULE_FIELDS = ("folderUID", "orgID", "ruleGroup")
+
+
+def build_alert_rules() -> dict[str, Any]:
+    """The alert rules as a Grafana file-provisioning document (apiVersion 1)."""
+    group = alert_builders.RuleGroup(ALERT_GROUP).interval(60).rules([_alert_rule(spec) for spec in ALERT_RULES])
+    built = json.loads(json.dumps(group.build(), cls=JSONEncoder))
+    rules = []
+    for rule in built["rules"]:
+        for field in _API_ONLY_RULE_FIELDS:
+            rule.pop(field, None)
+        _check_no_interpolation(rule)
+        rules.append(rule)
+    return {
+        "apiVersion": 1,
+        "groups": [
+            {"orgId": 1, "name": ALERT_GROUP, "folder": ALERT_FOLDER, "interval": "1m", "rules": rules}
+        ],
+    }
+
+
+def _check_no_interpolation(rule: dict[str, Any]) -> None:
+    """Grafana expands $VAR from its environment in provisioned labels and queries (not in annotations)."""
+    for value in _strings({key: rule[key] for key in rule if key != "annotations"}):
+        if "$" in value:
+            raise ValueError(f"rule {rule['title']}: '$' outside annotations would be expanded by Grafana: {value!r}")
+
+
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _strings(value)]
+    return []
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+ALERTS_HEADER = """\
+# Grafana-managed alert rules for elevenlabs-link-monitor (file provisioning,
+# apiVersion 1), equivalent to the Prometheus alerts in
+# deploy/prometheus/rules.yml. Use these OR those, not both, unless you want
+# every alert twice. The queries name the data source with uid "prometheus"
+# (provisioning/datasources/prometheus.yaml).
+#
+# Generated by deploy/grafana/generate_dashboard.py: do not edit by hand.
+"""
+
+
+def render_alert_rules() -> str:
+    body = yaml.dump(
+        build_alert_rules(), Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=1000,
+        allow_unicode=True, indent=2,
+    )
+    return ALERTS_HEADER + body
+
+
+# ---------------------------------------------------------------------------
+# Command line
+
+
+def outputs() -> dict[Path, str]:
+    return {DASHBOARD_PATH: render_dashboard(), ALERTS_PATH: render_alert_rules()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if a committed file differs from the output")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, text in outputs().items():
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current == text:
+            continue
+        if args.check:
+            stale.append(path)
+            diff = difflib.unified_diff(
+                (current or "").splitlines(keepends=True), text.splitlines(keepends=True),
+                fromfile=f"{path} (committed)", tofile=f"{path} (generated)", n=1,
+            )
+            sys.stderr.writelines(list(diff)[:40])
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}")
+    if stale:
+        for path in stale:
+            print(f"{path} is stale: run python deploy/grafana/generate_dashboard.py", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The alert log: `link_alert` on entering a bad state, repeated while it lasts,
+`link_recovered` on the way back to `ok`, and `poll_failed`."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from monitor.api import PollFailure
+from monitor.evaluate import ALERTING, State
+from monitor.store import AgentKey, AgentRecord
+
+log = structlog.get_logger("monitor.alerts")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertMemory:
+    state: State  # the last evaluated state
+    alerted_at: float | None = None  # when the current bad state was last logged
+
+
+def iso(timestamp: float) -> str:
+    return (
+        datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z")
+    )
+
+
+class AlertLog:
+    """Decides which alert lines a new evaluation calls for, and writes them."""
+
+    def __init__(self, repeat_interval: float) -> None:
+        self.repeat_interval = repeat_interval
+        self._memory: dict[AgentKey, AlertMemory] = {}
+
+    def forget(self, keys: list[AgentKey]) -> None:
+        for key in keys:
+            self._memory.pop(key, None)
+
+    def next_due(self, key: AgentKey) -> float | None:
+        """When an unresolved alert must be logged again."""
+        memory = self._memory.get(key)
+        if memory is None or memory.alerted_at is None:
+            return None
+        return memory.alerted_at + self.repeat_interval
+
+    def observe(self, record: AgentRecord, state: State, now: float) -> str | None:
+        """Log what entering or staying in `state` calls for; return the event logged."""
+        memory = self._memory.get(record.key, AlertMemory(State.UNKNOWN))
+        event = None
+        if state in ALERTING:
+            repeat_due = (
+                memory.alerted_at is not None and now - memory.alerted_at >= self.repeat_interval
+            )
+            if state != memory.state or repeat_due:
+                self._alert(record, state, memory.state, now, repeated=state == memory.state)
+                memory = AlertMemory(state, now)
+                event = "link_alert"
+            else:
+                memory = AlertMemory(state, memory.alerted_at)
+        else:
+            if state is State.OK and memory.state in ALERTING:
+                log.info(
+                    "link_recovered",
+                    **_agent_fields(record),
+                    state=state.value,
+                    previous_state=memory.state.value,
+                    **_expiry_fields(record, now),
+                )
+                event = "link_recovered"
+            # Unknown comes only before a first answer: keep whatever was alerted.
+            if state is State.OK or memory.state is State.UNKNOWN:
+                memory = AlertMemory(state)
+        self._memory[record.key] = memory
+        return event
+
+    def _alert(
+        self, record: AgentRecord, state: State, previous: State, now: float, *, repeated: bool
+    ) -> None:
+        fields = {
+            **_agent_fields(record),
+            "state": state.value,
+            "previous_state": previous.value,
+            **_expiry_fields(record, now),
+        }
+        if repeated:
+            fields["repeated"] = True
+        if state is State.WARNING:
+            log.warning("link_alert", **fields)
+        else:
+            log.error("link_alert", **fields)
+
+
+def log_poll_failed(record: AgentRecord, failure: PollFailure) -> None:
+    log.warning(
+        "poll_failed",
+        **_agent_fields(record),
+        reason=failure.reason.value,
+        detail=failure.detail,
+        **({"status": failure.status} if failure.status is not None else {}),
+    )
+
+
+def _agent_fields(record: AgentRecord) -> dict[str, Any]:
+    return {
+        "workspace": record.key.workspace,
+        "agent_id": record.key.agent_id,
+        "agent_name": record.name,
+    }
+
+
+def _expiry_fields(record: AgentRecord, now: float) -> dict[str, Any]:
+    observation = record.observation
+    if observation is None or observation.expires_at is None:
+        return {}
+    return {
+        "expires_at": iso(observation.expires_at),
+        "seconds_left": round(observation.expires_at - now),
+    }

@@ -1,0 +1,396 @@
+"""The ElevenLabs API client: answer models, limits, retries, failure reasons.
+
+The only module that imports httpx, so that a change of HTTP library stays here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import email.utils
+import enum
+import functools
+import hashlib
+import json
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from monitor import __version__
+from monitor.evaluate import (
+    AGENT_NOT_FOUND,
+    TOKEN_MISSING,
+    Kind,
+    Observation,
+)
+
+USER_AGENT = f"elevenlabs-link-monitor/{__version__} (+https://github.com/elevenlabs-link-monitor)"
+_T = TypeVar("_T")
+MAX_BODY_BYTES = (
+    256 * 1024
+)  # a link answer is well under 1 KiB; anything huge is an attack or a bug
+MAX_RETRY_AFTER = 60.0  # the official SDK's cap; longer waits belong to the next cycle
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 30.0
+
+
+# --- answer models (shared with the simulated API) --------------------------------------------
+
+
+class ConversationToken(BaseModel):
+    """`ConversationTokenDBModel` of the spec; unknown fields are allowed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    agent_id: str | None = None
+    conversation_token: SecretStr
+    expiration_time_unix_secs: int | None = None
+    conversation_id: str | None = None
+    purpose: str | None = None  # signed_url, shareable_link, and whatever comes next
+    token_requester_user_id: str | None = None
+
+
+class AgentLinkResponse(BaseModel):
+    """`GetAgentLinkResponseModel` of the spec."""
+
+    model_config = ConfigDict(extra="allow")
+
+    agent_id: str
+    token: ConversationToken | None = None
+
+
+class AgentSummary(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    agent_id: str
+    name: str = ""
+    archived: bool = False
+
+
+class AgentListResponse(BaseModel):
+    """`GET /v1/convai/agents`: one page of the listing."""
+
+    model_config = ConfigDict(extra="allow")
+
+    agents: list[AgentSummary]
+    next_cursor: str | None = None
+    has_more: bool = False
+
+
+# --- outcomes ---------------------------------------------------------------------------------
+
+
+class Reason(enum.StrEnum):
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    UNAUTHORIZED = "unauthorized"
+    NOT_FOUND = "not_found"
+    RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
+    CLIENT_ERROR = "client_error"
+    INVALID_RESPONSE = "invalid_response"
+
+
+RETRYABLE = frozenset({Reason.TIMEOUT, Reason.CONNECTION, Reason.RATE_LIMITED, Reason.SERVER_ERROR})
+
+
+@dataclass(frozen=True, slots=True)
+class LinkAnswer:
+    """A valid 200 answer, reduced to what evaluation needs: never the token itself."""
+
+    observation: Observation
+    fingerprint: str | None  # a digest of token and expiry, to count rotations
+
+
+@dataclass(frozen=True, slots=True)
+class PollFailure:
+    reason: Reason
+    detail: str  # safe to log: a status and an error code, never a header or a token
+    status: int | None = None
+    retry_after: float | None = None
+
+    @property
+    def observation(self) -> Observation | None:
+        """A 404 is a definitive answer about the agent; other failures say nothing."""
+        return AGENT_NOT_FOUND if self.reason is Reason.NOT_FOUND else None
+
+
+PollOutcome = LinkAnswer | PollFailure
+
+
+def reduce_answer(answer: AgentLinkResponse) -> LinkAnswer:
+    token = answer.token
+    if token is None:
+        return LinkAnswer(TOKEN_MISSING, None)
+    expiry = token.expiration_time_unix_secs
+    digest = hashlib.blake2b(
+        f"{token.conversation_token.get_secret_value()}\0{expiry}".encode(), digest_size=12
+    ).hexdigest()
+    return LinkAnswer(Observation(Kind.LINK, None if expiry is None else float(expiry)), digest)
+
+
+def parse_link_body(body: bytes) -> PollOutcome:
+    """A 200 body to an answer, or an `invalid_response` failure; never raises."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return PollFailure(Reason.INVALID_RESPONSE, "the body is not JSON", 200)
+    try:
+        return reduce_answer(AgentLinkResponse.model_validate(data))
+    except ValidationError as exc:
+        fields = sorted({".".join(map(str, e["loc"])) or "body" for e in exc.errors()})
+        return PollFailure(
+            Reason.INVALID_RESPONSE,
+            f"the answer does not fit the schema at {', '.join(fields)}",
+            200,
+        )
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _error_code(body: bytes) -> str:
+    """The API's error code (`invalid_api_key`, `missing_permissions`...), read defensively."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return ""
+    detail = data.get("detail") if isinstance(data, dict) else None
+    candidates: list[Any] = []
+    if isinstance(detail, dict):
+        candidates = [detail.get("status"), detail.get("code"), detail.get("type")]
+    elif isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        candidates = [detail[0].get("type")]
+    for candidate in candidates:
+        # Only identifier-shaped codes: free text could echo anything back.
+        if isinstance(candidate, str) and re.fullmatch(r"[a-z][a-z0-9_.]{0,63}", candidate):
+            return candidate
+    return ""
+
+
+def classify_status(status: int, body: bytes, retry_after: float | None) -> PollFailure:
+    code = _error_code(body)
+    detail = f"HTTP {status}" + (f" {code}" if code else "")
+    if status in (401, 403):
+        reason = Reason.UNAUTHORIZED
+    elif status == 404:
+        reason = Reason.NOT_FOUND
+    elif status == 429:
+        reason = Reason.RATE_LIMITED
+    elif status >= 500:
+        reason = Reason.SERVER_ERROR
+    elif 400 <= status < 500:
+        reason = Reason.CLIENT_ERROR
+    else:
+        reason = Reason.INVALID_RESPONSE
+    return PollFailure(reason, detail, status, retry_after if reason in RETRYABLE else None)
+
+
+# --- limits -----------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """At most `rate` request starts in any one-second window (a sliding log, exact)."""
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._size = max(1, int(rate))
+        # Below 1/s, one start per 1/rate seconds.
+        self._window = max(1.0, self._size / rate)
+        self._starts: collections.deque[float] = collections.deque(maxlen=self._size)
+        self._lock = asyncio.Lock()
+        self._clock = clock
+        self._sleep = sleep
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while len(self._starts) == self._size:
+                wait = self._starts[0] + self._window - self._clock()
+                if wait <= 0:
+                    break
+                await self._sleep(wait)
+            self._starts.append(self._clock())
+
+
+# --- the client -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    base_url: str
+    timeout: float
+    max_concurrency: int
+    max_requests_per_second: float
+    max_retries: int
+
+
+class ElevenLabsClient:
+    """One workspace's client: one reused connection pool, its own limits and retries."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        api_key: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_request: Callable[[float], None] = lambda _: None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        limits = httpx.Limits(
+            max_connections=settings.max_concurrency,
+            max_keepalive_connections=settings.max_concurrency,
+        )
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            headers={
+                "xi-api-key": api_key,
+                "user-agent": USER_AGENT,
+                "accept": "application/json",
+                # A compressed answer could inflate far past the size cap in one chunk.
+                "accept-encoding": "identity",
+            },
+            timeout=httpx.Timeout(settings.timeout),
+            limits=limits,
+            transport=transport or httpx.AsyncHTTPTransport(limits=limits),
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self._semaphore = asyncio.Semaphore(settings.max_concurrency)
+        self._limiter = RateLimiter(settings.max_requests_per_second, sleep=sleep)
+        self._on_request = on_request
+        self._sleep = sleep
+        self._rng = rng
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def get_link(self, agent_id: str) -> PollOutcome:
+        """The agent's link, retried as configured; failures are returned, not raised."""
+        path = f"/v1/convai/agents/{agent_id}/link"
+        return await self._with_retries(functools.partial(self._get, path, {}, parse_link_body))
+
+    async def list_agents(self) -> list[AgentSummary] | PollFailure:
+        """Every agent the key can see, all pages, archived ones left out."""
+        agents: list[AgentSummary] = []
+        cursor: str | None = None
+        for _ in range(10_000):  # a bound even if the API's cursor never ends
+            params = {"page_size": "100"} | ({"cursor": cursor} if cursor else {})
+            page = await self._with_retries(
+                functools.partial(self._get, "/v1/convai/agents", params, _parse_list_body)
+            )
+            if isinstance(page, PollFailure):
+                return page
+            agents.extend(a for a in page.answer.agents if not a.archived)
+            if not page.answer.has_more or not page.answer.next_cursor:
+                return agents
+            cursor = page.answer.next_cursor
+        return PollFailure(Reason.INVALID_RESPONSE, "the agent listing never ends")
+
+    async def _with_retries(
+        self, attempt: Callable[[], Awaitable[_T | PollFailure]]
+    ) -> _T | PollFailure:
+        outcome = await attempt()
+        for retry in range(self.settings.max_retries):
+            if not isinstance(outcome, PollFailure) or outcome.reason not in RETRYABLE:
+                return outcome
+            await self._sleep(self._backoff(retry, outcome.retry_after))
+            outcome = await attempt()
+        return outcome
+
+    def _backoff(self, retry: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, MAX_RETRY_AFTER)
+        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2.0**retry)
+        # "Equal jitter": never less than half the ceiling, so retries stay spaced out.
+        return ceiling / 2 + self._rng() * ceiling / 2
+
+    async def _get(
+        self, path: str, params: dict[str, str], parse: Callable[[bytes], _T | PollFailure]
+    ) -> _T | PollFailure:
+        await self._limiter.acquire()
+        async with self._semaphore:
+            started = time.perf_counter()
+            try:
+                # httpx's read timeout is per chunk; the deadline covers the whole exchange.
+                async with asyncio.timeout(self.settings.timeout):
+                    return await self._exchange(path, params, parse)
+            except TimeoutError:
+                return PollFailure(Reason.TIMEOUT, f"no answer within {self.settings.timeout:g}s")
+            except httpx.TimeoutException:
+                return PollFailure(Reason.TIMEOUT, f"no answer within {self.settings.timeout:g}s")
+            except httpx.HTTPError as exc:
+                # Never the exception text: httpx exceptions carry the request and its headers.
+                return PollFailure(Reason.CONNECTION, _transport_detail(exc))
+            finally:
+                self._on_request(time.perf_counter() - started)
+
+    async def _exchange(
+        self, path: str, params: dict[str, str], parse: Callable[[bytes], _T | PollFailure]
+    ) -> _T | PollFailure:
+        async with self._http.stream("GET", path, params=params) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    return PollFailure(
+                        Reason.INVALID_RESPONSE,
+                        f"the answer is larger than {MAX_BODY_BYTES // 1024} KiB",
+                        response.status_code,
+                    )
+            if response.status_code != 200:
+                retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
+                return classify_status(response.status_code, bytes(body), retry_after)
+            return parse(bytes(body))
+
+
+@dataclass(frozen=True, slots=True)
+class _ListPage:
+    answer: AgentListResponse
+
+
+def _parse_list_body(body: bytes) -> _ListPage | PollFailure:
+    try:
+        return _ListPage(AgentListResponse.model_validate_json(body))
+    except ValidationError:
+        return PollFailure(
+            Reason.INVALID_RESPONSE, "the agent listing does not fit the schema", 200
+        )
+
+
+def _transport_detail(exc: httpx.HTTPError) -> str:
+    kinds = {
+        httpx.ConnectError: "cannot connect",
+        httpx.ReadError: "the connection broke while reading",
+        httpx.WriteError: "the connection broke while writing",
+        httpx.RemoteProtocolError: "the server broke the HTTP protocol",
+        httpx.ProxyError: "proxy error",
+    }
+    for kind, text in kinds.items():
+        if isinstance(exc, kind):
+            return text
+    return type(exc).__name__

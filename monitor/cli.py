@@ -1,0 +1,244 @@
+"""The command line: run, check, validate-config, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from monitor import __version__, logs
+from monitor.alerts import iso
+from monitor.api import ElevenLabsClient
+from monitor.config import Config, ConfigError, config_path, load_config, read_api_key
+from monitor.evaluate import State, Thresholds, evaluate, worst
+from monitor.poller import Poller, client_settings
+from monitor.store import AgentRecord, Store
+from monitor.targets import Shard, parse_shard, resolve_targets
+
+EXIT_OK = 0
+EXIT_WARNING = 1
+EXIT_CONFIG = 2
+EXIT_CRITICAL = 2
+EXIT_UNKNOWN = 3
+EXIT_INTERNAL = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="elevenlabs-link-monitor",
+        description="Watch ElevenLabs agents' shareable links; export Prometheus metrics.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    config_help = "config file (default: $MONITOR_CONFIG, then ./config.yaml)"
+    shard_help = "watch only shard N of M (default: $MONITOR_SHARD)"
+
+    run = commands.add_parser("run", help="the long-running daemon")
+    run.add_argument("--config", help=config_help)
+    run.add_argument("--shard", metavar="N/M", help=shard_help)
+
+    check = commands.add_parser("check", help="poll every agent once, print, exit by the worst")
+    check.add_argument("--config", help=config_help)
+    check.add_argument("--shard", metavar="N/M", help=shard_help)
+    check.add_argument("--output", choices=["table", "json"], default="table")
+
+    validate = commands.add_parser("validate-config", help="check the config; no network")
+    validate.add_argument("--config", help=config_help)
+
+    demo = commands.add_parser("demo", help="run against a built-in simulated API")
+    demo.add_argument("--port", type=int, default=9877, help="metrics port (default 9877)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "validate-config":
+            return _validate(args)
+        if args.command == "check":
+            return _check(args)
+        if args.command == "run":
+            return _run(args)
+        return _demo(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"error: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _load(args: argparse.Namespace) -> tuple[Config, Any]:
+    path = config_path(args.config)
+    return load_config(path), path
+
+
+def _validate(args: argparse.Namespace) -> int:
+    config, path = _load(args)
+    workspaces = config.resolved_workspaces()
+    agents = sum(len(w.agents) for w in workspaces)
+    print(f"{path}: valid ({len(workspaces)} workspace(s), {agents} configured agent(s))")
+    return EXIT_OK
+
+
+def _keys(config: Config, base: Any) -> dict[str, str]:
+    problems: list[str] = []
+    keys: dict[str, str] = {}
+    for workspace in config.resolved_workspaces():
+        try:
+            keys[workspace.name] = read_api_key(workspace, base=base)
+            logs.register_secret(keys[workspace.name])
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return keys
+
+
+def _run(args: argparse.Namespace) -> int:
+    from monitor.scheduler import Monitor
+
+    config, path = _load(args)
+    shard = parse_shard(args.shard)
+    keys = _keys(config, path.parent)
+    logs.configure(config.logging.level, config.logging.format)
+
+    def read_key(workspace: Any) -> str:
+        return read_api_key(workspace, base=path.parent)
+
+    initial = dict(keys)
+
+    def first_then_fresh(workspace: Any) -> str:
+        # The keys read at start-up are used once; a reload reads them again (rotation).
+        key = initial.pop(workspace.name, None)
+        return key if key is not None else read_key(workspace)
+
+    monitor = Monitor(config, first_then_fresh, config_path=path, shard=shard)
+    return asyncio.run(monitor.run())
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from monitor.demo import run_demo
+
+    logs.configure("info", "json")
+    return asyncio.run(run_demo(args.port))
+
+
+# --- check ------------------------------------------------------------------------------------
+
+
+def _check(args: argparse.Namespace) -> int:
+    config, path = _load(args)
+    shard = parse_shard(args.shard)
+    keys = _keys(config, path.parent)
+    # stdout carries the report; poll failures go to stderr as JSON lines.
+    logs.configure("warning", config.logging.format, stream=sys.stderr)
+    records = asyncio.run(_poll_once(config, keys, shard))
+    now = time.time()
+    thresholds = Thresholds(config.thresholds.warning, config.thresholds.critical)
+    rows = [_row(r, evaluate(r.observation, now, thresholds), now) for r in records]
+    rows.sort(key=lambda r: (r["workspace"], r["agent_id"]))
+    if args.output == "json":
+        print(json.dumps({"version": 1, "agents": rows}, indent=2))
+    else:
+        print(_table(rows))
+    return exit_status([State(r["state"]) for r in rows])
+
+
+def exit_status(states: list[State]) -> int:
+    """The worst agent decides, as the contract says."""
+    bad = {State.CRITICAL, State.EXPIRED, State.MISSING, State.NOT_FOUND}
+    if any(s in bad for s in states):
+        return EXIT_CRITICAL
+    if State.UNKNOWN in states:
+        return EXIT_UNKNOWN
+    if worst(states) is State.WARNING:
+        return EXIT_WARNING
+    return EXIT_OK
+
+
+async def _poll_once(
+    config: Config, keys: dict[str, str], shard: Shard | None
+) -> list[AgentRecord]:
+    store = Store()
+    clients: dict[str, ElevenLabsClient] = {}
+    share = shard.count if shard else 1
+    for workspace in config.resolved_workspaces():
+        clients[workspace.name] = ElevenLabsClient(
+            client_settings(workspace, share), keys[workspace.name]
+        )
+    try:
+        discovered = {}
+        for workspace in config.resolved_workspaces():
+            if workspace.discover:
+                from monitor.store import AgentKey, Target
+
+                listing = await clients[workspace.name].list_agents()
+                if isinstance(listing, list):
+                    discovered[workspace.name] = [
+                        Target(AgentKey(workspace.name, a.agent_id), a.name) for a in listing
+                    ]
+        store.sync(resolve_targets(config, discovered, shard))
+        poller = Poller(store, clients)
+        await asyncio.gather(*(poller.poll(key) for key in store.agent_keys()))
+        return store.snapshot()
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients.values()))
+
+
+def _row(record: AgentRecord, state: State, now: float) -> dict[str, Any]:
+    expires_at = record.observation.expires_at if record.observation else None
+    return {
+        "workspace": record.key.workspace,
+        "agent_id": record.key.agent_id,
+        "agent_name": record.name,
+        "state": state.value,
+        "expires_at": iso(expires_at) if expires_at is not None else None,
+        "seconds_left": round(expires_at - now) if expires_at is not None else None,
+        "poll_success": record.poll_success,
+        "reason": record.last_error.value if record.last_error else None,
+        "detail": record.last_error_detail or None,
+    }
+
+
+def _left(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{sign}{days}d{hours}h"
+    if hours:
+        return f"{sign}{hours}h{minutes}m"
+    return f"{sign}{minutes}m{seconds % 60}s"
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    header = ["WORKSPACE", "AGENT_ID", "NAME", "STATE", "EXPIRES_AT", "LEFT", "ERROR"]
+    lines = [
+        [
+            r["workspace"],
+            r["agent_id"],
+            r["agent_name"] or "-",
+            r["state"],
+            r["expires_at"] or "-",
+            _left(r["seconds_left"]),
+            r["reason"] or "-",
+        ]
+        for r in rows
+    ]
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *lines, strict=False)]
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+        for line in [header, *lines]
+    )

@@ -1,0 +1,102 @@
+"""Pure evaluation: what the API last said, the time now and the thresholds give a state."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class State(enum.StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    EXPIRED = "expired"
+    MISSING = "missing"
+    NOT_FOUND = "not_found"
+    UNKNOWN = "unknown"
+
+
+# Most urgent first: the order of the status page and of `check`'s exit status.
+STATES: tuple[State, ...] = (
+    State.EXPIRED,
+    State.MISSING,
+    State.NOT_FOUND,
+    State.CRITICAL,
+    State.WARNING,
+    State.UNKNOWN,
+    State.OK,
+)
+ALERTING: frozenset[State] = frozenset(
+    {State.WARNING, State.CRITICAL, State.EXPIRED, State.MISSING, State.NOT_FOUND}
+)
+
+
+class Kind(enum.Enum):
+    LINK = "link"  # a token, with or without an expiry
+    MISSING = "missing"  # `token: null`
+    NOT_FOUND = "not_found"  # HTTP 404 for the agent
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """The last definitive answer about an agent's link (not the token itself)."""
+
+    kind: Kind
+    expires_at: float | None = None
+
+
+LINK_WITHOUT_EXPIRY = Observation(Kind.LINK)
+TOKEN_MISSING = Observation(Kind.MISSING)
+AGENT_NOT_FOUND = Observation(Kind.NOT_FOUND)
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    warning: float
+    critical: float
+
+
+def evaluate(observation: Observation | None, now: float, thresholds: Thresholds) -> State:
+    """The state of a link at `now`.
+
+    Boundaries are inclusive: exactly `warning` seconds left is `warning`, and a
+    token is `expired` at its expiry instant.
+    """
+    if observation is None:
+        return State.UNKNOWN
+    if observation.kind is Kind.MISSING:
+        return State.MISSING
+    if observation.kind is Kind.NOT_FOUND:
+        return State.NOT_FOUND
+    if observation.expires_at is None:
+        return State.OK
+    left = observation.expires_at - now
+    if left <= 0:
+        return State.EXPIRED
+    if left <= thresholds.critical:
+        return State.CRITICAL
+    if left <= thresholds.warning:
+        return State.WARNING
+    return State.OK
+
+
+def next_change(
+    observation: Observation | None, now: float, thresholds: Thresholds
+) -> float | None:
+    """The instant after `now` at which `evaluate` will give another state, if the clock alone
+    can change it (only a known expiry can)."""
+    if observation is None or observation.kind is not Kind.LINK or observation.expires_at is None:
+        return None
+    for instant in (
+        observation.expires_at - thresholds.warning,
+        observation.expires_at - thresholds.critical,
+        observation.expires_at,
+    ):
+        if instant > now:
+            return instant
+    return None
+
+
+def worst(states: list[State]) -> State | None:
+    """The most urgent of several states."""
+    return min(states, key=STATES.index, default=None)

@@ -1,0 +1,113 @@
+"""The HTTP side: /metrics, /healthz and /readyz on the daemon's own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable, Generator
+
+import uvicorn
+from prometheus_client import CollectorRegistry, make_asgi_app
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+_NO_STORE = {"cache-control": "no-store"}
+
+
+def build_app(
+    registry: CollectorRegistry, alive: Callable[[], bool], ready: Callable[[], bool]
+) -> Starlette:
+    async def healthz(_: Request) -> Response:
+        if alive():
+            return PlainTextResponse("ok\n", headers=_NO_STORE)
+        return PlainTextResponse("scheduler stopped\n", status_code=503, headers=_NO_STORE)
+
+    async def readyz(_: Request) -> Response:
+        if ready():
+            return PlainTextResponse("ready\n", headers=_NO_STORE)
+        return PlainTextResponse(
+            "waiting for the first poll of every agent\n", status_code=503, headers=_NO_STORE
+        )
+
+    async def index(_: Request) -> Response:
+        return PlainTextResponse(
+            "elevenlabs-link-monitor: see /metrics, /healthz, /readyz\n", headers=_NO_STORE
+        )
+
+    return Starlette(
+        routes=[
+            Route("/", index, methods=["GET", "HEAD"]),
+            Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/readyz", readyz, methods=["GET", "HEAD"]),
+            # An ASGI app as a Route (not a Mount) so `/metrics` answers without a redirect.
+            Route("/metrics", _AsgiEndpoint(make_asgi_app(registry)), methods=["GET", "HEAD"]),
+        ]
+    )
+
+
+class _AsgiEndpoint:
+    """Starlette treats plain functions as request handlers; this keeps an ASGI app an app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the daemon owns SIGTERM, SIGINT and SIGHUP."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class HttpServer:
+    def __init__(self, app: Starlette, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            lifespan="off",
+            # A hostile or broken client must not starve the scrape.
+            limit_concurrency=64,
+            timeout_keep_alive=15,
+            h11_max_incomplete_event_size=16 * 1024,
+            http="h11",
+            ws="none",
+        )
+        self._server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> tuple[str, int]:
+        """Bind, then serve in the background; return the bound address.
+
+        We bind ourselves because uvicorn answers a bind error with sys.exit().
+        """
+        config = self._server.config
+        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+        sock = socket.create_server((config.host, config.port), family=family)
+        sock.set_inheritable(True)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise OSError("the HTTP server stopped before it started")
+            await asyncio.sleep(0.01)
+        host, port = sock.getsockname()[:2]
+        return str(host), int(port)
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task

