@@ -15,6 +15,7 @@ import json
 import random
 import re
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -143,6 +144,8 @@ def parse_link_body(body: bytes) -> PollOutcome:
         return PollFailure(Reason.INVALID_RESPONSE, "the body is not JSON", 200)
     try:
         return reduce_answer(AgentLinkResponse.model_validate(data))
+    except OverflowError:  # an integer expiry too large for a float
+        return PollFailure(Reason.INVALID_RESPONSE, "the expiry is out of range", 200)
     except ValidationError as exc:
         fields = sorted({".".join(map(str, e["loc"])) or "body" for e in exc.errors()})
         return PollFailure(
@@ -291,7 +294,8 @@ class ElevenLabsClient:
 
     async def get_link(self, agent_id: str) -> PollOutcome:
         """The agent's link, retried as configured; failures are returned, not raised."""
-        path = f"/v1/convai/agents/{agent_id}/link"
+        # A discovered id comes from the API unchecked: keep it one path segment.
+        path = f"/v1/convai/agents/{urllib.parse.quote(agent_id, safe='')}/link"
         return await self._with_retries(functools.partial(self._get, path, {}, parse_link_body))
 
     async def list_agents(self) -> list[AgentSummary] | PollFailure:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -54,6 +55,8 @@ def parse_duration(value: object) -> float:
             )
     else:
         raise ValueError("a duration must be a number of seconds or a string such as 30s, 5m, 1h")
+    if not math.isfinite(seconds):
+        raise ValueError(f"a duration must be finite, got {value!r}")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative, got {value!r}")
     return seconds
@@ -83,7 +86,7 @@ class ApiSettings(_Model):
     api_key_file: Path | None = None
     timeout: Duration = 10.0
     max_concurrency: int = Field(default=8, ge=1, le=1024)
-    max_requests_per_second: float = Field(default=5.0, gt=0)
+    max_requests_per_second: float = Field(default=5.0, gt=0, allow_inf_nan=False)
     max_retries: int = Field(default=3, ge=0, le=10)
 
     @field_validator("base_url")
@@ -265,7 +268,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     keys: set[Any] = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *defaults`: the mapping's own keys may override merged ones
         key = loader.construct_object(key_node)
+        if not isinstance(key, Hashable):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key cannot be a list or a mapping", key_node.start_mark
+            )
         if key in keys:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -307,6 +316,13 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         raise ConfigError([f"{source}{line}: invalid YAML: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}: invalid YAML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{source}: invalid YAML: nested too deeply"]) from None
+    except (ValueError, TypeError, LookupError, AttributeError):
+        # PyYAML's constructors raise these for values such as `!!int abc` or `!!bool maybe`.
+        raise ConfigError(
+            [f"{source}: invalid YAML: a value does not fit its tag (such as !!int)"]
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 
@@ -26,6 +27,8 @@ STATES: tuple[State, ...] = (
     State.UNKNOWN,
     State.OK,
 )
+# The states a link with an expiry goes through as time passes.
+_BY_TIME = (State.OK, State.WARNING, State.CRITICAL, State.EXPIRED)
 ALERTING: frozenset[State] = frozenset(
     {State.WARNING, State.CRITICAL, State.EXPIRED, State.MISSING, State.NOT_FOUND}
 )
@@ -80,21 +83,25 @@ def evaluate(observation: Observation | None, now: float, thresholds: Thresholds
     return State.OK
 
 
-def next_change(
-    observation: Observation | None, now: float, thresholds: Thresholds
-) -> float | None:
-    """The instant after `now` at which `evaluate` will give another state, if the clock alone
-    can change it (only a known expiry can)."""
+def next_change(observation: Observation | None, now: float, thresholds: Thresholds) -> float | None:
+    """The first instant after `now` at which `evaluate` gives another state, if the clock
+    alone can change it (only a known expiry can)."""
     if observation is None or observation.kind is not Kind.LINK or observation.expires_at is None:
         return None
-    for instant in (
-        observation.expires_at - thresholds.warning,
-        observation.expires_at - thresholds.critical,
-        observation.expires_at,
-    ):
-        if instant > now:
-            return instant
-    return None
+    state = evaluate(observation, now, thresholds)
+    ahead = _BY_TIME[_BY_TIME.index(state) + 1 :]
+    if not ahead:
+        return None
+    crossing = {
+        State.WARNING: observation.expires_at - thresholds.warning,
+        State.CRITICAL: observation.expires_at - thresholds.critical,
+        State.EXPIRED: observation.expires_at,
+    }[ahead[0]]
+    instant = max(crossing, math.nextafter(now, math.inf))
+    # `expires_at - warning` is rounded: step to the first float where the state has moved.
+    while evaluate(observation, instant, thresholds) is state:
+        instant = math.nextafter(instant, math.inf)
+    return instant
 
 
 def worst(states: list[State]) -> State | None:

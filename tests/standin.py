@@ -1,0 +1,140 @@
+"""A real HTTP server on 127.0.0.1 that stands in for the ElevenLabs API in tests.
+
+Each agent gets a scripted answer that a test can change while the daemon runs; the
+server counts and timestamps every request so limits can be checked where they matter.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Answer = Callable[["_Handler"], None]
+
+
+def link(token: str | None, expires: float | None = None, **extra: Any) -> Answer:
+    """A 200 answer: a token (with an optional expiry) or `token: null`."""
+
+    def answer(handler: _Handler) -> None:
+        agent_id = handler.agent_id
+        body: dict[str, Any] = {"agent_id": agent_id, "token": None, **extra}
+        if token is not None:
+            body["token"] = {
+                "agent_id": agent_id,
+                "conversation_token": token,
+                "expiration_time_unix_secs": None if expires is None else int(expires),
+                "purpose": "shareable_link",
+            }
+        handler.reply(200, json.dumps(body).encode())
+
+    return answer
+
+
+def status(code: int, body: Any = None, headers: dict[str, str] | None = None) -> Answer:
+    def answer(handler: _Handler) -> None:
+        payload = b"" if body is None else json.dumps(body).encode()
+        handler.reply(code, payload, headers)
+
+    return answer
+
+
+def raw(code: int, body: bytes) -> Answer:
+    return lambda handler: handler.reply(code, body)
+
+
+def hang(seconds: float, then: Answer | None = None) -> Answer:
+    """Answer after `seconds` (waits on an event so a test can end it early)."""
+
+    def answer(handler: _Handler) -> None:
+        handler.server.release.wait(seconds)  # type: ignore[attr-defined]
+        (then or status(503))(handler)
+
+    return answer
+
+
+@dataclass
+class Request:
+    at: float
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass
+class StandIn:
+    api_key: str
+    answers: dict[str, Answer] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        self._server.standin = self  # type: ignore[attr-defined]
+        self._server.release = threading.Event()  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def set(self, agent_id: str, answer: Answer) -> None:
+        with self.lock:
+            self.answers[agent_id] = answer
+
+    def count(self, agent_id: str | None = None) -> int:
+        with self.lock:
+            return sum(1 for r in self.requests if agent_id is None or f"/{agent_id}/" in r.path)
+
+    def close(self) -> None:
+        self._server.release.set()  # type: ignore[attr-defined]
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ThreadingHTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    @property
+    def standin(self) -> StandIn:
+        return self.server.standin  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def agent_id(self) -> str:
+        return self.path.split("/")[4] if self.path.count("/") >= 5 else ""
+
+    def do_GET(self) -> None:
+        standin = self.standin
+        with standin.lock:
+            standin.requests.append(
+                Request(time.time(), self.path, {k.lower(): v for k, v in self.headers.items()})
+            )
+            answer = standin.answers.get(self.agent_id)
+        if self.headers.get("xi-api-key") != standin.api_key:
+            status(401, {"detail": {"status": "invalid_api_key", "message": "bad key"}})(self)
+        elif not self.path.endswith("/link") or answer is None:
+            status(404, {"detail": {"status": "agent_not_found", "message": "no agent"}})(self)
+        else:
+            answer(self)
+
+    def reply(self, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        try:
+            self.send_response(code)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test): nothing to answer
