@@ -83,7 +83,9 @@ def evaluate(observation: Observation | None, now: float, thresholds: Thresholds
     return State.OK
 
 
-def next_change(observation: Observation | None, now: float, thresholds: Thresholds) -> float | None:
+def next_change(
+    observation: Observation | None, now: float, thresholds: Thresholds
+) -> float | None:
     """The first instant after `now` at which `evaluate` gives another state, if the clock
     alone can change it (only a known expiry can)."""
     if observation is None or observation.kind is not Kind.LINK or observation.expires_at is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import Callable, Generator
 
@@ -94,7 +95,13 @@ class HttpServer:
         """
         config = self._server.config
         family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-        sock = socket.create_server((config.host, config.port), family=family)
+        try:
+            sock = socket.create_server((config.host, config.port), family=family)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise OSError(
+                exc.errno, f"cannot listen on {config.host}:{config.port}: {reason}"
+            ) from None
         sock.set_inheritable(True)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:

@@ -66,7 +66,8 @@ def test_every_state_reaches_metrics_and_the_alert_log(
         is None
     )
     expiry = daemon.value("elevenlabs_agent_link_expiry_timestamp_seconds", agent_id="a_ok")
-    assert expiry is not None and expiry > time.time()
+    assert expiry is not None
+    assert expiry > time.time()
     assert daemon.value("elevenlabs_agent_link_poll_success", agent_id="a_unknown") == 0
     assert daemon.value("elevenlabs_agent_link_poll_success", agent_id="a_ok") == 1
     assert (

@@ -44,9 +44,9 @@ from grafana_foundation_sdk.builders import expr as expr_builders
 from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
-from grafana_foundation_sdk.models.alerting import RelativeTimeRange
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models import prometheus as prom_model
+from grafana_foundation_sdk.models.alerting import RelativeTimeRange
 
 HERE = Path(__file__).resolve().parent
 DASHBOARD_PATH = HERE / "dashboards" / "elevenlabs-link-monitor.json"
@@ -113,17 +113,24 @@ class _Ids:
         return self._next
 
 
-def _query(expr: str, ref_id: str = "A", legend: str | None = None, *, instant: bool = False,
-           table_format: bool = False) -> prometheus.Dataquery:
-    query = prometheus.Dataquery().expr(expr).ref_id(ref_id).datasource(DS).editor_mode(
-        prom_model.QueryEditorMode.CODE
+def _query(
+    expr: str,
+    ref_id: str = "A",
+    legend: str | None = None,
+    *,
+    instant: bool = False,
+    table_format: bool = False,
+) -> prometheus.Dataquery:
+    query = (
+        prometheus.Dataquery()
+        .expr(expr)
+        .ref_id(ref_id)
+        .datasource(DS)
+        .editor_mode(prom_model.QueryEditorMode.CODE)
     )
     if legend is not None:
         query = query.legend_format(legend)
-    if instant:
-        query = query.instant()
-    else:
-        query = query.range()
+    query = query.instant() if instant else query.range()
     if table_format:
         query = query.format(prom_model.PromQueryFormat.TABLE)
     return query
@@ -146,7 +153,9 @@ def _value_map(mapping: dict[str, tuple[str, str]]) -> model.ValueMap:
     )
 
 
-def _organize(rename: dict[str, str], order: dict[str, int], exclude: dict[str, bool]) -> model.DataTransformerConfig:
+def _organize(
+    rename: dict[str, str], order: dict[str, int], exclude: dict[str, bool]
+) -> model.DataTransformerConfig:
     return model.DataTransformerConfig(
         id_val="organize",
         options={"excludeByName": exclude, "indexByName": order, "renameByName": rename},
@@ -159,18 +168,25 @@ def _last_value() -> common_builders.ReduceDataOptions:
 
 def _overview_panels(ids: _Ids) -> list[Any]:
     agents = (
-        stat.Panel().id(ids()).title("Agents watched")
-        .description("elevenlabs_link_monitor_agents, summed over the monitor's instances (shards).")
+        stat.Panel()
+        .id(ids())
+        .title("Agents watched")
+        .description(
+            "elevenlabs_link_monitor_agents, summed over the monitor's instances (shards)."
+        )
         .datasource(DS)
         .with_target(_query("sum(elevenlabs_link_monitor_agents)", instant=True))
         .reduce_options(_last_value())
         .thresholds(_thresholds((None, "blue")))
         .color_mode(common.BigValueColorMode.VALUE)
         .graph_mode(common.BigValueGraphMode.NONE)
-        .span(4).height(5)
+        .span(4)
+        .height(5)
     )
     by_state = (
-        stat.Panel().id(ids()).title("Agents by state")
+        stat.Panel()
+        .id(ids())
+        .title("Agents by state")
         .description("How many agents are in each link state (see the README's state table).")
         .datasource(DS)
         .with_target(
@@ -185,43 +201,63 @@ def _overview_panels(ids: _Ids) -> list[Any]:
         .color_mode(common.BigValueColorMode.BACKGROUND)
         .graph_mode(common.BigValueGraphMode.NONE)
         .thresholds(_thresholds((None, "text")))
-        .span(12).height(5)
+        .span(12)
+        .height(5)
     )
     for state in STATES:
         by_state = by_state.override_by_name(
             state,
-            [model.DynamicConfigValue(id_val="color", value={"fixedColor": STATE_COLORS[state], "mode": "fixed"})],
+            [
+                model.DynamicConfigValue(
+                    id_val="color", value={"fixedColor": STATE_COLORS[state], "mode": "fixed"}
+                )
+            ],
         )
     missing = (
-        stat.Panel().id(ids()).title("Missing links")
-        .description("Agents whose last successful poll said token: null: they have no shareable link.")
+        stat.Panel()
+        .id(ids())
+        .title("Missing links")
+        .description(
+            "Agents whose last successful poll said token: null: they have no shareable link."
+        )
         .datasource(DS)
-        .with_target(_query(f"sum(elevenlabs_agent_link_token_missing{{{AGENT_FILTER}}})", instant=True))
+        .with_target(
+            _query(f"sum(elevenlabs_agent_link_token_missing{{{AGENT_FILTER}}})", instant=True)
+        )
         .reduce_options(_last_value())
         .thresholds(_thresholds((None, "green"), (1, "red")))
         .color_mode(common.BigValueColorMode.BACKGROUND)
         .graph_mode(common.BigValueGraphMode.NONE)
-        .span(4).height(5)
+        .span(4)
+        .height(5)
     )
     failing = (
-        stat.Panel().id(ids()).title("Agents failing to poll")
+        stat.Panel()
+        .id(ids())
+        .title("Agents failing to poll")
         .description("Agents whose last poll did not get a valid answer.")
         .datasource(DS)
         .with_target(
-            _query(f"count(elevenlabs_agent_link_poll_success{{{AGENT_FILTER}}} == 0) or vector(0)", instant=True)
+            _query(
+                f"count(elevenlabs_agent_link_poll_success{{{AGENT_FILTER}}} == 0) or vector(0)",
+                instant=True,
+            )
         )
         .reduce_options(_last_value())
         .thresholds(_thresholds((None, "green"), (1, "orange")))
         .color_mode(common.BigValueColorMode.BACKGROUND)
         .graph_mode(common.BigValueGraphMode.NONE)
-        .span(4).height(5)
+        .span(4)
+        .height(5)
     )
     return [agents, by_state, missing, failing]
 
 
 def _expiry_panels(ids: _Ids) -> list[Any]:
     time_left = (
-        table.Panel().id(ids()).title("Time left per agent (soonest first)")
+        table.Panel()
+        .id(ids())
+        .title("Time left per agent (soonest first)")
         .description(
             "Seconds until each agent's link token expires, soonest first; negative once expired. "
             "Agents without an expiry (no token, or a token that never expires) are not listed."
@@ -230,13 +266,17 @@ def _expiry_panels(ids: _Ids) -> list[Any]:
         .with_target(
             _query(
                 f"sort(elevenlabs_agent_link_expiry_timestamp_seconds{{{AGENT_FILTER}}} - time())",
-                ref_id="A", instant=True, table_format=True,
+                ref_id="A",
+                instant=True,
+                table_format=True,
             )
         )
         .with_target(
             _query(
                 f"elevenlabs_agent_link_expiry_timestamp_seconds{{{AGENT_FILTER}}} * 1000",
-                ref_id="B", instant=True, table_format=True,
+                ref_id="B",
+                instant=True,
+                table_format=True,
             )
         )
         .with_transformation(model.DataTransformerConfig(id_val="merge", options={}))
@@ -249,7 +289,8 @@ def _expiry_panels(ids: _Ids) -> list[Any]:
         )
         .with_transformation(
             model.DataTransformerConfig(
-                id_val="sortBy", options={"fields": {}, "sort": [{"desc": False, "field": "Time left"}]}
+                id_val="sortBy",
+                options={"fields": {}, "sort": [{"desc": False, "field": "Time left"}]},
             )
         )
         .sort_by([common_builders.TableSortByFieldState().display_name("Time left").desc(False)])
@@ -257,7 +298,9 @@ def _expiry_panels(ids: _Ids) -> list[Any]:
             "Time left",
             [
                 model.DynamicConfigValue(id_val="unit", value="s"),
-                model.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
+                model.DynamicConfigValue(
+                    id_val="custom.cellOptions", value={"type": "color-background"}
+                ),
                 model.DynamicConfigValue(
                     id_val="thresholds",
                     value={
@@ -272,15 +315,24 @@ def _expiry_panels(ids: _Ids) -> list[Any]:
                 ),
             ],
         )
-        .override_by_name("Expires at", [model.DynamicConfigValue(id_val="unit", value="dateTimeAsIso")])
-        .span(14).height(10)
+        .override_by_name(
+            "Expires at", [model.DynamicConfigValue(id_val="unit", value="dateTimeAsIso")]
+        )
+        .span(14)
+        .height(10)
     )
     state_rows = (
-        table.Panel().id(ids()).title("State per agent")
+        table.Panel()
+        .id(ids())
+        .title("State per agent")
         .description("Each agent's current link state.")
         .datasource(DS)
         .with_target(
-            _query(f"elevenlabs_agent_link_state{{{AGENT_FILTER}}} == 1", instant=True, table_format=True)
+            _query(
+                f"elevenlabs_agent_link_state{{{AGENT_FILTER}}} == 1",
+                instant=True,
+                table_format=True,
+            )
         )
         .with_transformation(
             _organize(
@@ -293,21 +345,33 @@ def _expiry_panels(ids: _Ids) -> list[Any]:
         .override_by_name(
             "State",
             [
-                model.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
+                model.DynamicConfigValue(
+                    id_val="custom.cellOptions", value={"type": "color-background"}
+                ),
                 model.DynamicConfigValue(
                     id_val="mappings",
                     value=[_value_map({state: (state, STATE_COLORS[state]) for state in STATES})],
                 ),
             ],
         )
-        .span(10).height(10)
+        .span(10)
+        .height(10)
     )
     missing_rows = (
-        table.Panel().id(ids()).title("Agents without a shareable link (missing)")
-        .description("The API answered token: null for these agents. Create a link in the ElevenLabs dashboard.")
+        table.Panel()
+        .id(ids())
+        .title("Agents without a shareable link (missing)")
+        .description(
+            "The API answered token: null for these agents. "
+            "Create a link in the ElevenLabs dashboard."
+        )
         .datasource(DS)
         .with_target(
-            _query(f"elevenlabs_agent_link_token_missing{{{AGENT_FILTER}}} == 1", instant=True, table_format=True)
+            _query(
+                f"elevenlabs_agent_link_token_missing{{{AGENT_FILTER}}} == 1",
+                instant=True,
+                table_format=True,
+            )
         )
         .with_transformation(
             _organize(
@@ -317,10 +381,13 @@ def _expiry_panels(ids: _Ids) -> list[Any]:
             )
         )
         .no_value("No agent is missing its link")
-        .span(10).height(8)
+        .span(10)
+        .height(8)
     )
     time_left_graph = (
-        timeseries.Panel().id(ids()).title("Time left over time")
+        timeseries.Panel()
+        .id(ids())
+        .title("Time left over time")
         .description("Seconds until each link expires; a jump up is a rotated or renewed token.")
         .datasource(DS)
         .with_target(
@@ -330,60 +397,106 @@ def _expiry_panels(ids: _Ids) -> list[Any]:
             )
         )
         .unit("s")
-        .thresholds(_thresholds((None, "red"), (0, "orange"), (CRITICAL_SECONDS, "yellow"), (WARNING_SECONDS, "green")))
-        .thresholds_style(common_builders.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED))
-        .legend(common_builders.VizLegendOptions().show_legend(True).display_mode(common.LegendDisplayMode.LIST)
-                .placement(common.LegendPlacement.BOTTOM))
-        .span(14).height(8)
+        .thresholds(
+            _thresholds(
+                (None, "red"),
+                (0, "orange"),
+                (CRITICAL_SECONDS, "yellow"),
+                (WARNING_SECONDS, "green"),
+            )
+        )
+        .thresholds_style(
+            common_builders.GraphThresholdsStyleConfig().mode(
+                common.GraphThresholdsStyleMode.DASHED
+            )
+        )
+        .legend(
+            common_builders.VizLegendOptions()
+            .show_legend(True)
+            .display_mode(common.LegendDisplayMode.LIST)
+            .placement(common.LegendPlacement.BOTTOM)
+        )
+        .span(14)
+        .height(8)
     )
     return [time_left, state_rows, missing_rows, time_left_graph]
 
 
 def _polling_panels(ids: _Ids) -> list[Any]:
     success = (
-        timeseries.Panel().id(ids()).title("Poll success")
+        timeseries.Panel()
+        .id(ids())
+        .title("Poll success")
         .description("Share of the selected agents whose last poll got a valid answer.")
         .datasource(DS)
-        .with_target(_query(f"avg(elevenlabs_agent_link_poll_success{{{AGENT_FILTER}}})", legend="succeeding"))
-        .unit("percentunit").min(0).max(1)
+        .with_target(
+            _query(
+                f"avg(elevenlabs_agent_link_poll_success{{{AGENT_FILTER}}})", legend="succeeding"
+            )
+        )
+        .unit("percentunit")
+        .min(0)
+        .max(1)
         .legend(common_builders.VizLegendOptions().show_legend(False))
-        .span(8).height(8)
+        .span(8)
+        .height(8)
     )
     errors = (
-        timeseries.Panel().id(ids()).title("Poll errors by reason")
+        timeseries.Panel()
+        .id(ids())
+        .title("Poll errors by reason")
         .description("Failed polls per second, by reason: " + ", ".join(POLL_ERROR_REASONS) + ".")
         .datasource(DS)
         .with_target(
             _query(
-                f"sum by (reason) (rate(elevenlabs_agent_link_poll_errors_total{{{AGENT_FILTER}}}[$__rate_interval]))",
+                "sum by (reason) (rate(elevenlabs_agent_link_poll_errors_total"
+                f"{{{AGENT_FILTER}}}[$__rate_interval]))",
                 legend="{{reason}}",
             )
         )
-        .unit("reqps").min(0)
-        .legend(common_builders.VizLegendOptions().show_legend(True).display_mode(common.LegendDisplayMode.LIST)
-                .placement(common.LegendPlacement.BOTTOM))
-        .span(8).height(8)
+        .unit("reqps")
+        .min(0)
+        .legend(
+            common_builders.VizLegendOptions()
+            .show_legend(True)
+            .display_mode(common.LegendDisplayMode.LIST)
+            .placement(common.LegendPlacement.BOTTOM)
+        )
+        .span(8)
+        .height(8)
     )
     latency = (
-        timeseries.Panel().id(ids()).title("Poll latency")
+        timeseries.Panel()
+        .id(ids())
+        .title("Poll latency")
         .description("Quantiles of one API request's duration (all agents, all instances).")
         .datasource(DS)
-        .targets([
-            _query(
-                f"histogram_quantile({q}, sum by (le) "
-                "(rate(elevenlabs_link_monitor_poll_duration_seconds_bucket[$__rate_interval])))",
-                ref_id=ref_id,
-                legend=f"p{int(q * 100)}",
-            )
-            for ref_id, q in (("A", 0.5), ("B", 0.9), ("C", 0.99))
-        ])
-        .unit("s").min(0)
-        .legend(common_builders.VizLegendOptions().show_legend(True).display_mode(common.LegendDisplayMode.LIST)
-                .placement(common.LegendPlacement.BOTTOM))
-        .span(8).height(8)
+        .targets(
+            [
+                _query(
+                    f"histogram_quantile({q}, sum by (le) "
+                    "(rate(elevenlabs_link_monitor_poll_duration_seconds_bucket[$__rate_interval])))",
+                    ref_id=ref_id,
+                    legend=f"p{int(q * 100)}",
+                )
+                for ref_id, q in (("A", 0.5), ("B", 0.9), ("C", 0.99))
+            ]
+        )
+        .unit("s")
+        .min(0)
+        .legend(
+            common_builders.VizLegendOptions()
+            .show_legend(True)
+            .display_mode(common.LegendDisplayMode.LIST)
+            .placement(common.LegendPlacement.BOTTOM)
+        )
+        .span(8)
+        .height(8)
     )
     last_success = (
-        timeseries.Panel().id(ids()).title("Time since last successful poll")
+        timeseries.Panel()
+        .id(ids())
+        .title("Time since last successful poll")
         .description("Age of each agent's last valid answer from the API.")
         .datasource(DS)
         .with_target(
@@ -392,14 +505,25 @@ def _polling_panels(ids: _Ids) -> list[Any]:
                 legend=AGENT_LEGEND,
             )
         )
-        .unit("s").min(0)
-        .legend(common_builders.VizLegendOptions().show_legend(True).display_mode(common.LegendDisplayMode.LIST)
-                .placement(common.LegendPlacement.BOTTOM))
-        .span(16).height(8)
+        .unit("s")
+        .min(0)
+        .legend(
+            common_builders.VizLegendOptions()
+            .show_legend(True)
+            .display_mode(common.LegendDisplayMode.LIST)
+            .placement(common.LegendPlacement.BOTTOM)
+        )
+        .span(16)
+        .height(8)
     )
     rotations = (
-        stat.Panel().id(ids()).title("Token rotations in range")
-        .description("Times a token or its expiry changed between successful polls, over the dashboard's range.")
+        stat.Panel()
+        .id(ids())
+        .title("Token rotations in range")
+        .description(
+            "Times a token or its expiry changed between successful polls, "
+            "over the dashboard's range."
+        )
         .datasource(DS)
         .with_target(
             _query(
@@ -411,15 +535,18 @@ def _polling_panels(ids: _Ids) -> list[Any]:
         .decimals(0)
         .thresholds(_thresholds((None, "blue")))
         .graph_mode(common.BigValueGraphMode.NONE)
-        .span(8).height(8)
+        .span(8)
+        .height(8)
     )
     return [success, errors, latency, last_success, rotations]
 
 
 def _health_panels(ids: _Ids) -> list[Any]:
     up = (
-        stat.Panel().id(ids()).title("Monitor up")
-        .description(f'Prometheus\'s scrape of each monitor instance (up{{job="$job"}}).')
+        stat.Panel()
+        .id(ids())
+        .title("Monitor up")
+        .description('Prometheus\'s scrape of each monitor instance (up{job="$job"}).')
         .datasource(DS)
         .with_target(_query('up{job="$job"}', legend="{{instance}}", instant=True))
         .reduce_options(_last_value())
@@ -428,48 +555,78 @@ def _health_panels(ids: _Ids) -> list[Any]:
         .color_mode(common.BigValueColorMode.BACKGROUND)
         .graph_mode(common.BigValueGraphMode.NONE)
         .no_value("not scraped")
-        .span(6).height(5)
+        .span(6)
+        .height(5)
     )
     version = (
-        stat.Panel().id(ids()).title("Version")
-        .description("elevenlabs_link_monitor_build_info: the version each running instance reports.")
+        stat.Panel()
+        .id(ids())
+        .title("Version")
+        .description(
+            "elevenlabs_link_monitor_build_info: the version each running instance reports."
+        )
         .datasource(DS)
         .with_target(
-            _query("count by (version) (elevenlabs_link_monitor_build_info)", legend="{{version}}", instant=True)
+            _query(
+                "count by (version) (elevenlabs_link_monitor_build_info)",
+                legend="{{version}}",
+                instant=True,
+            )
         )
         .reduce_options(_last_value())
         .text_mode(common.BigValueTextMode.NAME)
         .color_mode(common.BigValueColorMode.NONE)
         .graph_mode(common.BigValueGraphMode.NONE)
-        .span(6).height(5)
+        .span(6)
+        .height(5)
     )
     cycle_age = (
-        stat.Panel().id(ids()).title("Last poll cycle age")
-        .description("Time since each instance last finished a full poll cycle; it should stay under the poll interval.")
+        stat.Panel()
+        .id(ids())
+        .title("Last poll cycle age")
+        .description(
+            "Time since each instance last finished a full poll cycle; "
+            "it should stay under the poll interval."
+        )
         .datasource(DS)
         .with_target(
-            _query("time() - elevenlabs_link_monitor_last_cycle_timestamp_seconds", legend="{{instance}}", instant=True)
+            _query(
+                "time() - elevenlabs_link_monitor_last_cycle_timestamp_seconds",
+                legend="{{instance}}",
+                instant=True,
+            )
         )
         .reduce_options(_last_value())
         .unit("s")
         .thresholds(_thresholds((None, "green"), (900, "orange"), (1800, "red")))
         .color_mode(common.BigValueColorMode.BACKGROUND)
         .graph_mode(common.BigValueGraphMode.NONE)
-        .span(6).height(5)
+        .span(6)
+        .height(5)
     )
     reload = (
-        stat.Panel().id(ids()).title("Config reload")
-        .description("Whether each instance's last config (re)load worked; on a failure it keeps the previous config.")
+        stat.Panel()
+        .id(ids())
+        .title("Config reload")
+        .description(
+            "Whether each instance's last config (re)load worked; "
+            "on a failure it keeps the previous config."
+        )
         .datasource(DS)
         .with_target(
-            _query("elevenlabs_link_monitor_config_last_reload_successful", legend="{{instance}}", instant=True)
+            _query(
+                "elevenlabs_link_monitor_config_last_reload_successful",
+                legend="{{instance}}",
+                instant=True,
+            )
         )
         .reduce_options(_last_value())
         .mappings([_value_map({"0": ("FAILED", "red"), "1": ("OK", "green")})])
         .thresholds(_thresholds((None, "red"), (1, "green")))
         .color_mode(common.BigValueColorMode.BACKGROUND)
         .graph_mode(common.BigValueGraphMode.NONE)
-        .span(6).height(5)
+        .span(6)
+        .height(5)
     )
     return [up, version, cycle_age, reload]
 
@@ -489,7 +646,9 @@ def build_dashboard() -> dict[str, Any]:
         .time("now-24h", "now")
         .refresh("1m")
         .tooltip(model.DashboardCursorSync.CROSSHAIR)
-        .with_variable(dash.DatasourceVariable("datasource").label("Data source").type("prometheus"))
+        .with_variable(
+            dash.DatasourceVariable("datasource").label("Data source").type("prometheus")
+        )
         .with_variable(
             dash.QueryVariable("workspace")
             .label("Workspace")
@@ -553,23 +712,29 @@ _AGENT_KEYS = "job, workspace, agent_id, agent_name"
 _EXPIRY_LAST_KNOWN = (
     f"max by ({_AGENT_KEYS}) (elevenlabs_agent_link_expiry_timestamp_seconds)\n"
     "or\n"
-    f"max by ({_AGENT_KEYS}) (last_over_time(elevenlabs_agent_link_expiry_timestamp_seconds[15m]))\n"
-    f"  unless on ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state!=\"unknown\"}} == 1)"
+    f"max by ({_AGENT_KEYS}) "
+    "(last_over_time(elevenlabs_agent_link_expiry_timestamp_seconds[15m]))\n"
+    f'  unless on ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state!="unknown"}} == 1)'
 )
 
 
 def _state_last_known(state: str) -> str:
-    """1 while the agent is in ``state``, 0 otherwise, with the same 15m fallback; one series per agent."""
+    """1 while the agent is in ``state``, else 0, with the same 15m fallback; a series per agent."""
     return (
-        f"max by ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state=\"{state}\"}})\n"
-        f"  unless on ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state=\"unknown\"}} == 1)\n"
+        f'max by ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state="{state}"}})\n'
+        f'  unless on ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state="unknown"}} == 1)\n'
         "or\n"
-        f"max by ({_AGENT_KEYS}) (max_over_time(elevenlabs_agent_link_state{{state=\"{state}\"}}[15m]))"
+        f"max by ({_AGENT_KEYS}) "
+        f'(max_over_time(elevenlabs_agent_link_state{{state="{state}"}}[15m]))'
     )
 
 
-AGENT_TEXT = "agent {{ $labels.agent_name }} ({{ $labels.agent_id }}) in workspace {{ $labels.workspace }}"
-AGENT_TEXT_LONG = "agent {{ $labels.agent_name }} (id {{ $labels.agent_id }}, workspace {{ $labels.workspace }})"
+AGENT_TEXT = (
+    "agent {{ $labels.agent_name }} ({{ $labels.agent_id }}) in workspace {{ $labels.workspace }}"
+)
+AGENT_TEXT_LONG = (
+    "agent {{ $labels.agent_name }} (id {{ $labels.agent_id }}, workspace {{ $labels.workspace }})"
+)
 VALUE = "{{ humanizeDuration $values.B.Value }}"
 
 # (uid, title = the Prometheus alert's name, PromQL, evaluator, params, for,
@@ -641,8 +806,8 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
         "severity": "critical",
         "summary": f"ElevenLabs {AGENT_TEXT} was not found",
         "description": (
-            f"The API answers 404 for {AGENT_TEXT_LONG}: it was deleted, or the id in the monitor's config "
-            "is wrong, or the key belongs to another workspace."
+            f"The API answers 404 for {AGENT_TEXT_LONG}: it was deleted, "
+            "or the id in the monitor's config is wrong, or the key belongs to another workspace."
         ),
     },
     {
@@ -650,7 +815,7 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
         "title": "ElevenLabsAgentLinkPollingFailing",
         "expr": (
             f"max by ({_AGENT_KEYS}) (elevenlabs_agent_link_poll_success)\n"
-            f"  unless on ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state=\"not_found\"}} == 1)"
+            f'  unless on ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state="not_found"}} == 1)'
         ),
         "evaluator": ("lt", [1]),
         "for": "30m",
@@ -658,8 +823,9 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
         "severity": "warning",
         "summary": f"elevenlabs-link-monitor cannot poll {AGENT_TEXT}",
         "description": (
-            f"Every poll of {AGENT_TEXT_LONG} has failed for at least 30 minutes; its link state may be stale. "
-            "elevenlabs_agent_link_poll_errors_total and the monitor's poll_failed log lines give the reason "
+            f"Every poll of {AGENT_TEXT_LONG} has failed for at least 30 minutes; "
+            "its link state may be stale. elevenlabs_agent_link_poll_errors_total and the "
+            "monitor's poll_failed log lines give the reason "
             "(unauthorized: rotate the key or grant convai_read)."
         ),
     },
@@ -674,7 +840,8 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
         "summary": "elevenlabs-link-monitor {{ $labels.instance }} is down",
         "description": (
             "Prometheus has failed to scrape elevenlabs-link-monitor at {{ $labels.instance }} "
-            "(job {{ $labels.job }}) for 10 minutes: no ElevenLabs agent link is being watched by it."
+            "(job {{ $labels.job }}) for 10 minutes: "
+            "no ElevenLabs agent link is being watched by it."
         ),
     },
     {
@@ -689,8 +856,9 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
         "severity": "critical",
         "summary": "elevenlabs-link-monitor is not scraped",
         "description": (
-            f"Prometheus has had no target for job {JOB} for 15 minutes: the monitor is not deployed, or its "
-            "scrape config or ServiceMonitor does not select it. No ElevenLabs agent link is being watched."
+            f"Prometheus has had no target for job {JOB} for 15 minutes: "
+            "the monitor is not deployed, or its scrape config or ServiceMonitor does not "
+            "select it. No ElevenLabs agent link is being watched."
         ),
     },
     {
@@ -703,9 +871,9 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
         "severity": "warning",
         "summary": "elevenlabs-link-monitor {{ $labels.instance }} failed to reload its config",
         "description": (
-            "The last config reload of elevenlabs-link-monitor at {{ $labels.instance }} (job {{ $labels.job }}) "
-            "failed; it keeps running with the previous config. Run `elevenlabs-link-monitor validate-config` "
-            "and fix the reported lines."
+            "The last config reload of elevenlabs-link-monitor at {{ $labels.instance }} "
+            "(job {{ $labels.job }}) failed; it keeps running with the previous config. "
+            "Run `elevenlabs-link-monitor validate-config` and fix the reported lines."
         ),
     },
 )
@@ -731,7 +899,13 @@ def _alert_rule(spec: dict[str, Any]) -> alert_builders.Rule:
     reduce = (
         alert_builders.Query("B")
         .datasource_uid("__expr__")
-        .model(expr_builders.TypeReduce().ref_id("B").expression("A").reducer("last").datasource(_EXPR_DS))
+        .model(
+            expr_builders.TypeReduce()
+            .ref_id("B")
+            .expression("A")
+            .reducer("last")
+            .datasource(_EXPR_DS)
+        )
     )
     threshold = (
         alert_builders.Query("C")
@@ -741,13 +915,15 @@ def _alert_rule(spec: dict[str, Any]) -> alert_builders.Rule:
             .ref_id("C")
             .expression("B")
             .datasource(_EXPR_DS)
-            .conditions([
-                expr_builders.ExprTypeThresholdConditions().evaluator(
-                    expr_builders.ExprTypeThresholdConditionsEvaluator().type(evaluator).params(
-                        [float(p) for p in params]
+            .conditions(
+                [
+                    expr_builders.ExprTypeThresholdConditions().evaluator(
+                        expr_builders.ExprTypeThresholdConditionsEvaluator()
+                        .type(evaluator)
+                        .params([float(p) for p in params])
                     )
-                )
-            ])
+                ]
+            )
         )
     )
     return (
@@ -771,7 +947,11 @@ _API_ONLY_RULE_FIELDS = ("folderUID", "orgID", "ruleGroup")
 
 def build_alert_rules() -> dict[str, Any]:
     """The alert rules as a Grafana file-provisioning document (apiVersion 1)."""
-    group = alert_builders.RuleGroup(ALERT_GROUP).interval(60).rules([_alert_rule(spec) for spec in ALERT_RULES])
+    group = (
+        alert_builders.RuleGroup(ALERT_GROUP)
+        .interval(60)
+        .rules([_alert_rule(spec) for spec in ALERT_RULES])
+    )
     built = json.loads(json.dumps(group.build(), cls=JSONEncoder))
     rules = []
     for rule in built["rules"]:
@@ -782,16 +962,27 @@ def build_alert_rules() -> dict[str, Any]:
     return {
         "apiVersion": 1,
         "groups": [
-            {"orgId": 1, "name": ALERT_GROUP, "folder": ALERT_FOLDER, "interval": "1m", "rules": rules}
+            {
+                "orgId": 1,
+                "name": ALERT_GROUP,
+                "folder": ALERT_FOLDER,
+                "interval": "1m",
+                "rules": rules,
+            }
         ],
     }
 
 
 def _check_no_interpolation(rule: dict[str, Any]) -> None:
-    """Grafana expands $VAR from its environment in provisioned labels and queries (not in annotations)."""
+    """Grafana expands $VAR from its environment in provisioned labels and queries.
+
+    Annotations are left alone, so their alert templates keep ``$labels`` and ``$values``.
+    """
     for value in _strings({key: rule[key] for key in rule if key != "annotations"}):
         if "$" in value:
-            raise ValueError(f"rule {rule['title']}: '$' outside annotations would be expanded by Grafana: {value!r}")
+            raise ValueError(
+                f"rule {rule['title']}: Grafana would expand the '$' outside annotations: {value!r}"
+            )
 
 
 def _strings(node: Any) -> list[str]:
@@ -828,8 +1019,13 @@ ALERTS_HEADER = """\
 
 def render_alert_rules() -> str:
     body = yaml.dump(
-        build_alert_rules(), Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=1000,
-        allow_unicode=True, indent=2,
+        build_alert_rules(),
+        Dumper=_Dumper,
+        sort_keys=True,
+        default_flow_style=False,
+        width=1000,
+        allow_unicode=True,
+        indent=2,
     )
     return ALERTS_HEADER + body
 
@@ -844,7 +1040,9 @@ def outputs() -> dict[Path, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if a committed file differs from the output")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if a committed file differs from the output"
+    )
     args = parser.parse_args(argv)
     stale = []
     for path, text in outputs().items():
@@ -854,8 +1052,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             stale.append(path)
             diff = difflib.unified_diff(
-                (current or "").splitlines(keepends=True), text.splitlines(keepends=True),
-                fromfile=f"{path} (committed)", tofile=f"{path} (generated)", n=1,
+                (current or "").splitlines(keepends=True),
+                text.splitlines(keepends=True),
+                fromfile=f"{path} (committed)",
+                tofile=f"{path} (generated)",
+                n=1,
             )
             sys.stderr.writelines(list(diff)[:40])
         else:
@@ -864,7 +1065,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}")
     if stale:
         for path in stale:
-            print(f"{path} is stale: run python deploy/grafana/generate_dashboard.py", file=sys.stderr)
+            print(
+                f"{path} is stale: run python deploy/grafana/generate_dashboard.py", file=sys.stderr
+            )
         return 1
     return 0
 

@@ -1,4 +1,4 @@
-"""Every PromQL expression in the Grafana dashboard and alert rules, ready to run against Prometheus.
+"""Every PromQL expression in the Grafana dashboard and alert rules, ready to run on Prometheus.
 
 Standard library and PyYAML only, so a test can import it without the Grafana SDK::
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["dashboard_expressions", "alert_rule_expressions", "metric_names", "BUILTIN_VALUES"]
+__all__ = ["BUILTIN_VALUES", "alert_rule_expressions", "dashboard_expressions", "metric_names"]
 
 # Grafana's global variables, as a query against a real Prometheus can use them.
 BUILTIN_VALUES = {
@@ -59,10 +59,15 @@ def _variable_values(dashboard: dict[str, Any]) -> dict[str, str]:
             values[name] = ""  # never inside an expression; the data source is chosen by the caller
         elif variable.get("includeAll"):
             values[name] = variable.get("allValue") or ".*"
-        elif isinstance(variable.get("current"), dict) and variable["current"].get("value") not in (None, ""):
+        elif isinstance(variable.get("current"), dict) and variable["current"].get("value") not in (
+            None,
+            "",
+        ):
             current = variable["current"]["value"]
             values[name] = current[0] if isinstance(current, list) else str(current)
-        elif variable.get("type") in ("textbox", "constant") and isinstance(variable.get("query"), str):
+        elif variable.get("type") in ("textbox", "constant") and isinstance(
+            variable.get("query"), str
+        ):
             values[name] = variable["query"]
     return values
 
@@ -76,7 +81,7 @@ def _panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _variable_selector(query: Any) -> str | None:
-    """The series selector behind a Prometheus variable query, or None for one with no PromQL in it."""
+    """The series selector behind a Prometheus variable query; None if it holds no PromQL."""
     if isinstance(query, dict):
         query = query.get("query")
     if not isinstance(query, str) or not query.strip():
@@ -86,7 +91,7 @@ def _variable_selector(query: Any) -> str | None:
         if query.startswith(function + "(") and query.endswith(")"):
             inner = query[len(function) + 1 : -1]
             if function == "label_values":
-                # label_values(selector, label): the selector is everything up to the last top-level comma.
+                # label_values(selector, label): the selector ends at the last top-level comma.
                 depth, split = 0, None
                 for index, char in enumerate(inner):
                     if char in "({[":
@@ -123,39 +128,61 @@ def dashboard_expressions(path: str | Path) -> list[str]:
 
 
 def alert_rule_expressions(path: str | Path) -> list[str]:
-    """The PromQL of every data-source query (not the reduce/threshold expressions) in a provisioning file."""
+    """The PromQL of every data-source query of a provisioning file (not reduce or threshold)."""
     document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     expressions = []
     for group in document.get("groups", []):
         for rule in group.get("rules", []):
             for query in rule.get("data", []):
                 model = query.get("model", {})
-                if query.get("datasourceUid") == "__expr__" or model.get("datasource", {}).get("type") == "__expr__":
+                if (
+                    query.get("datasourceUid") == "__expr__"
+                    or model.get("datasource", {}).get("type") == "__expr__"
+                ):
                     continue
                 expr = model.get("expr")
                 if isinstance(expr, str):
-                    # Grafana expands $VAR from its environment in provisioned queries; $$ is a literal $.
-                    expressions.append(_substitute(expr.replace("$$", "\0"), BUILTIN_VALUES).replace("\0", "$"))
+                    # Grafana expands $VAR from its environment in provisioned queries;
+                    # $$ is a literal $.
+                    expressions.append(
+                        _substitute(expr.replace("$$", "\0"), BUILTIN_VALUES).replace("\0", "$")
+                    )
     return expressions
 
 
 # --- metric names in an expression, without a PromQL parser -----------------
 
 _KEYWORDS = {
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "bool", "offset", "inf", "nan", "atan2", "start", "end",
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+    "atan2",
+    "start",
+    "end",
 }
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _MATCHERS = re.compile(r"\{[^{}]*\}")
 _RANGE = re.compile(r"\[[^\[\]]*\]")
 _MODIFIERS = re.compile(r"\boffset\s+-?[0-9a-z]+|@\s*(?:start\(\)|end\(\)|[0-9.eE+-]+)")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
-_NUMBER = re.compile(r"(?<![\w:])(?:0x[0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)")
+_NUMBER = re.compile(
+    r"(?<![\w:])(?:0x[0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)"
+)
 _IDENTIFIER = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
 def metric_names(expr: str) -> set[str]:
-    """The metric names an expression selects (identifiers that are not functions, keywords or labels)."""
+    """The metric names an expression selects: identifiers not functions, keywords or labels."""
     text = _STRING.sub('""', expr)
     text = _MATCHERS.sub("", text)
     text = _RANGE.sub("", text)

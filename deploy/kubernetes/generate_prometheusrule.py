@@ -46,7 +46,8 @@ def load_groups(rules_path: Path = RULES_PATH) -> list[Any]:
     data = yaml.safe_load(rules_path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or not isinstance(data.get("groups"), list):
         raise ValueError(f"{rules_path}: not a Prometheus rules file (no `groups:` list)")
-    return data["groups"]
+    groups: list[Any] = data["groups"]
+    return groups
 
 
 def render(rules_path: Path = RULES_PATH) -> str:
@@ -82,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = OUTPUT_PATH.read_text(encoding="utf-8") if OUTPUT_PATH.exists() else ""
         if current != text:
-            print(
-                f"{OUTPUT_PATH} is out of date: run {Path(__file__).name}", file=sys.stderr
-            )
+            print(f"{OUTPUT_PATH} is out of date: run {Path(__file__).name}", file=sys.stderr)
             return 1
         return 0
     OUTPUT_PATH.write_text(text, encoding="utf-8")

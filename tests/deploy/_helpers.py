@@ -15,9 +15,7 @@ JOB = "elevenlabs-link-monitor"
 
 def run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run a tool and capture its output; the caller asserts on the exit status."""
-    return subprocess.run(  # noqa: S603 - fixed tool paths and arguments
-        args, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
-    )
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
 
 
 def output(result: subprocess.CompletedProcess[str]) -> str:

@@ -49,8 +49,10 @@ def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
             rule["for"] = "5m"
         if rule.get("alert") == "ElevenLabsAgentLinkMissing":
             # Without the fallback to the last known state, a restart resolves it.
-            rule["expr"] = 'max by (job, workspace, agent_id, agent_name) ' \
+            rule["expr"] = (
+                "max by (job, workspace, agent_id, agent_name) "
                 '(elevenlabs_agent_link_state{state="missing"} == 1)'
+            )
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(data), encoding="utf-8")
     (tmp_path / "rules_test.yml").write_text(RULES_TEST.read_text(encoding="utf-8"))
     result = run([promtool, "test", "rules", "rules_test.yml"], cwd=tmp_path)
@@ -85,7 +87,8 @@ def test_alerts_carry_for_severity_and_agent_annotations() -> None:
         assert re.fullmatch(r"\d+m", rule.get("for", "")), f"{name}: needs a for: in minutes"
         assert rule["labels"]["severity"] in {"warning", "critical"}, name
         annotations = rule["annotations"]
-        assert annotations["summary"] and annotations["description"], name
+        assert annotations["summary"], name
+        assert annotations["description"], name
         if "elevenlabs_agent" in rule["expr"]:
             for label in ("workspace", "agent_name", "agent_id"):
                 for key in ("summary", "description"):

@@ -1,0 +1,135 @@
+"""Grafana-managed alert rules: file-provisioning format, one rule per Prometheus alert."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.grafana.support import DATASOURCES, PROMETHEUS_RULES, read_yaml
+
+EXPECTED_ALERTS = {
+    "ElevenLabsAgentLinkExpiringSoon": "warning",  # expires within 7d
+    "ElevenLabsAgentLinkExpiryCritical": "critical",  # expires within 1d
+    "ElevenLabsAgentLinkExpired": "critical",
+    "ElevenLabsAgentLinkMissing": "critical",
+    "ElevenLabsAgentNotFound": "critical",
+    "ElevenLabsAgentLinkPollingFailing": "warning",  # failing for 30m
+    "ElevenLabsLinkMonitorDown": "critical",
+    "ElevenLabsLinkMonitorAbsent": "critical",
+    "ElevenLabsLinkMonitorConfigReloadFailed": "warning",
+}
+THRESHOLD_TYPES = {"gt", "lt", "within_range", "outside_range"}
+
+
+def rules(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def prometheus_alerts() -> dict[str, dict[str, Any]]:
+    return {
+        rule["alert"]: rule
+        for group in read_yaml(PROMETHEUS_RULES)["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+
+
+def test_provisioning_file_shape(alert_rules: dict[str, Any]) -> None:
+    assert alert_rules["apiVersion"] == 1
+    assert alert_rules["groups"]
+    for group in alert_rules["groups"]:
+        assert group["name"]
+        assert group["folder"]
+        assert re.fullmatch(r"\d+[smh]", group["interval"])
+        assert group["rules"]
+
+
+def test_one_rule_per_alert(alert_rules: dict[str, Any]) -> None:
+    titles = [rule["title"] for rule in rules(alert_rules)]
+    assert len(titles) == len(set(titles))
+    assert set(titles) == set(EXPECTED_ALERTS)
+    for rule in rules(alert_rules):
+        assert rule["labels"]["severity"] == EXPECTED_ALERTS[rule["title"]], rule["title"]
+
+
+def test_same_alerts_as_the_prometheus_rules(alert_rules: dict[str, Any]) -> None:
+    """Names, severities and for: durations match deploy/prometheus/rules.yml."""
+    expected = prometheus_alerts()
+    assert {rule["title"] for rule in rules(alert_rules)} == set(expected)
+    for rule in rules(alert_rules):
+        twin = expected[rule["title"]]
+        assert rule["labels"]["severity"] == twin["labels"]["severity"], rule["title"]
+        assert rule["for"] == twin.get("for", "0s"), rule["title"]
+
+
+def test_rule_uids(alert_rules: dict[str, Any]) -> None:
+    uids = [rule["uid"] for rule in rules(alert_rules)]
+    assert len(uids) == len(set(uids))
+    for uid in uids:
+        assert re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", uid), uid
+
+
+@pytest.mark.parametrize("title", sorted(EXPECTED_ALERTS))
+def test_query_reduce_threshold(alert_rules: dict[str, Any], title: str) -> None:
+    (rule,) = [rule for rule in rules(alert_rules) if rule["title"] == title]
+    data = {query["refId"]: query for query in rule["data"]}
+    assert rule["condition"] in data
+    queries = [q for q in rule["data"] if q["datasourceUid"] != "__expr__"]
+    assert len(queries) == 1
+    (query,) = queries
+    assert query["model"]["expr"].strip()
+    assert query["model"]["refId"] == query["refId"]
+    assert query["relativeTimeRange"]["from"] > 0
+
+    reduce = [q["model"] for q in rule["data"] if q["model"].get("type") == "reduce"]
+    threshold = [q["model"] for q in rule["data"] if q["model"].get("type") == "threshold"]
+    assert len(reduce) == 1
+    assert len(threshold) == 1
+    assert reduce[0]["expression"] == query["refId"]
+    assert threshold[0]["expression"] == reduce[0]["refId"]
+    assert rule["condition"] == threshold[0]["refId"]
+    (condition,) = threshold[0]["conditions"]
+    assert condition["evaluator"]["type"] in THRESHOLD_TYPES
+    assert condition["evaluator"]["params"]
+    assert rule["noDataState"] in ("OK", "NoData", "Alerting")
+    assert rule["execErrState"] in ("OK", "Error", "Alerting")
+    assert rule["annotations"]["summary"]
+    assert rule["annotations"]["description"]
+
+
+def test_rules_use_the_provisioned_prometheus(alert_rules: dict[str, Any]) -> None:
+    uids = {ds["uid"] for ds in read_yaml(DATASOURCES)["datasources"] if ds["type"] == "prometheus"}
+    for rule in rules(alert_rules):
+        for query in rule["data"]:
+            if query["datasourceUid"] != "__expr__":
+                assert query["datasourceUid"] in uids, rule["title"]
+
+
+def test_no_environment_expansion_outside_annotations(alert_rules: dict[str, Any]) -> None:
+    """Grafana expands $VAR from its environment in provisioned labels and queries."""
+
+    def strings(node: Any) -> list[str]:
+        if isinstance(node, str):
+            return [node]
+        if isinstance(node, dict):
+            return [s for value in node.values() for s in strings(value)]
+        if isinstance(node, list):
+            return [s for value in node for s in strings(value)]
+        return []
+
+    for rule in rules(alert_rules):
+        rest = {key: value for key, value in rule.items() if key != "annotations"}
+        assert not [s for s in strings(rest) if "$" in s], rule["title"]
+
+
+def test_thresholds_match_the_contract_defaults(alert_rules: dict[str, Any]) -> None:
+    def params(title: str) -> list[float]:
+        (rule,) = [rule for rule in rules(alert_rules) if rule["title"] == title]
+        (model,) = [q["model"] for q in rule["data"] if q["model"].get("type") == "threshold"]
+        found: list[float] = model["conditions"][0]["evaluator"]["params"]
+        return found
+
+    assert params("ElevenLabsAgentLinkExpiringSoon") == [86400, 7 * 86400]
+    assert params("ElevenLabsAgentLinkExpiryCritical") == [0, 86400]

@@ -1,0 +1,167 @@
+"""`check`, `validate-config` and `--version`: one-shot commands and their exit statuses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import exit_status
+from monitor.evaluate import State
+from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
+from tests.daemon import monitor_cmd
+from tests.standin import StandIn, link, status
+
+DAY = 86400
+
+
+def run(*args: str, key: str | None = CANARY_KEY) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "ELEVENLABS_API_KEY"}
+    if key is not None:
+        env["ELEVENLABS_API_KEY"] = key
+    return subprocess.run(
+        monitor_cmd(*args), capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("states", "code"),
+    [
+        ([State.OK, State.OK], 0),
+        ([State.OK, State.WARNING], 1),
+        ([State.WARNING, State.UNKNOWN], 3),
+        ([State.UNKNOWN, State.CRITICAL], 2),
+        ([State.EXPIRED], 2),
+        ([State.MISSING, State.OK], 2),
+        ([State.NOT_FOUND], 2),
+        ([], 0),
+    ],
+)
+def test_the_worst_agent_decides_the_exit_status(states: list[State], code: int) -> None:
+    assert exit_status(states) == code
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "code", "state"),
+    [(30 * DAY, 0, "ok"), (3 * DAY, 1, "warning"), (3600, 2, "critical"), (-60, 2, "expired")],
+)
+def test_check_exits_by_state(
+    standin: StandIn, write_config: ConfigWriter, expires_in: float, code: int, state: str
+) -> None:
+    standin.set("bot", link(canary_token("c"), time.time() + expires_in))
+    done = run("check", "--config", str(write_config(["bot"])), "--output", "json")
+    assert done.returncode == code, done.stderr
+    report = json.loads(done.stdout)
+    assert report["version"] == 1
+    [row] = report["agents"]
+    assert row["state"] == state
+    assert row["agent_id"] == "bot"
+    assert row["agent_name"] == "bot-name"
+    assert row["poll_success"] is True
+
+
+def test_check_reports_unreachable_agents_as_unknown(
+    standin: StandIn, write_config: ConfigWriter
+) -> None:
+    standin.set("ok", link(canary_token("o"), None))
+    standin.set("down", status(503))
+    done = run("check", "--config", str(write_config(["ok", "down"])))
+    assert done.returncode == 3
+    table = done.stdout.splitlines()
+    assert table[0].split() == [
+        "WORKSPACE",
+        "AGENT_ID",
+        "NAME",
+        "STATE",
+        "EXPIRES_AT",
+        "LEFT",
+        "ERROR",
+    ]
+    assert table[1].split()[:4] == ["default", "down", "down-name", "unknown"]
+    assert table[1].split()[-1] == "server_error"
+    assert table[2].split()[:4] == ["default", "ok", "ok-name", "ok"]
+    # Poll failures are logged on stderr, never mixed into the report.
+    assert json.loads(done.stderr.splitlines()[0])["event"] == "poll_failed"
+
+
+def test_check_with_a_missing_link_exits_2(standin: StandIn, write_config: ConfigWriter) -> None:
+    standin.set("bot", link(None))
+    done = run("check", "--config", str(write_config(["bot"])))
+    assert done.returncode == 2
+    assert "missing" in done.stdout
+
+
+def test_check_without_a_key_names_where_it_looked(write_config: ConfigWriter) -> None:
+    done = run("check", "--config", str(write_config(["bot"])), key=None)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: elevenlabs.api_key_env: the environment variable ELEVENLABS_API_KEY "
+        "that should hold the API key is not set or empty\n"
+    )
+
+
+def test_validate_config_touches_no_network_and_needs_no_key(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    # An address that would hang or fail if anything tried to reach it.
+    config.write_text("elevenlabs:\n  base_url: http://192.0.2.1\nagents:\n  - id: a\n")
+    done = run("validate-config", "--config", str(config), key=None)
+    assert done.returncode == 0
+    assert done.stdout == f"{config}: valid (1 workspace(s), 1 configured agent(s))\n"
+
+
+def test_validate_config_prints_one_line_per_problem(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "agents:\n  - id: a\n    nam: typo\npoll:\n  interval: soon\nlogging:\n  level: loud\n"
+    )
+    done = run("validate-config", "--config", str(config))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: {config}:3: agents[0].nam: unknown key (check the spelling; unknown keys are errors)",
+        f"error: {config}:5: poll.interval: invalid duration 'soon': use seconds or a string "
+        "such as 30s, 5m, 1h, 7d, 2w",
+        f"error: {config}:7: logging.level: Input should be 'debug', 'info', 'warning' or 'error'",
+    ]
+
+
+def test_config_defaults_to_monitor_config_then_cwd(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("agents:\n  - id: from_cwd\n")
+    other = tmp_path / "other.yaml"
+    other.write_text("agents:\n  - id: a\n  - id: b\n")
+    env = {**os.environ, "MONITOR_CONFIG": str(other)}
+    done = subprocess.run(
+        monitor_cmd("validate-config"),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+    assert "2 configured agent(s)" in done.stdout
+    env.pop("MONITOR_CONFIG")
+    done = subprocess.run(
+        monitor_cmd("validate-config"),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+    assert done.stdout == "config.yaml: valid (1 workspace(s), 1 configured agent(s))\n"
+
+
+def test_version_and_console_script() -> None:
+    done = run("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == "elevenlabs-link-monitor 0.1.0"
+    script = Path(sys.executable).parent / "elevenlabs-link-monitor"
+    done = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=False)
+    assert done.stdout.strip() == "elevenlabs-link-monitor 0.1.0"
