@@ -197,6 +197,7 @@ class AlertSettings(_Model):
 class ServerSettings(_Model):
     host: str = "0.0.0.0"
     port: int = Field(default=9877, ge=0, le=65535)
+    status_page: bool = True  # `/` and `/api/v1/...`; false leaves only the Prometheus endpoints
 
 
 class MetricsSettings(_Model):

@@ -31,6 +31,7 @@ from monitor.evaluate import Thresholds, evaluate, next_change
 from monitor.metrics import Health, LinkCollector, build_registry
 from monitor.poller import Poller, client_settings
 from monitor.server import HttpServer, build_app
+from monitor.statuspage import status_routes
 from monitor.store import AgentKey, Store, Target
 from monitor.targets import Shard, resolve_targets
 
@@ -110,8 +111,13 @@ class Monitor:
         self._open_clients(self.config)
         self.store.sync(self._targets(self.config))
         self._config_stat = self._stat_config()
+        pages = (
+            status_routes(self.store, self.health, lambda: self.config, self._clock)
+            if self.config.server.status_page
+            else []
+        )
         self._server = HttpServer(
-            build_app(self.registry, self._alive, lambda: self.store.ready),
+            build_app(self.registry, self._alive, lambda: self.store.ready, pages),
             self.config.server.host,
             self.config.server.port,
         )

@@ -6,21 +6,24 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 
 import uvicorn
 from prometheus_client import CollectorRegistry, make_asgi_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 _NO_STORE = {"cache-control": "no-store"}
 
 
 def build_app(
-    registry: CollectorRegistry, alive: Callable[[], bool], ready: Callable[[], bool]
+    registry: CollectorRegistry,
+    alive: Callable[[], bool],
+    ready: Callable[[], bool],
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     async def healthz(_: Request) -> Response:
         if alive():
@@ -39,9 +42,12 @@ def build_app(
             "elevenlabs-link-monitor: see /metrics, /healthz, /readyz\n", headers=_NO_STORE
         )
 
+    own = {getattr(r, "path", None) for r in extra_routes}
+    index_route = [] if "/" in own else [Route("/", index, methods=["GET", "HEAD"])]
     return Starlette(
         routes=[
-            Route("/", index, methods=["GET", "HEAD"]),
+            *extra_routes,
+            *index_route,
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
             # An ASGI app as a Route (not a Mount) so `/metrics` answers without a redirect.
