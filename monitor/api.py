@@ -185,7 +185,11 @@ def _error_code(body: bytes) -> str:
         candidates = [detail[0].get("type")]
     for candidate in candidates:
         # Only identifier-shaped codes: free text could echo anything back.
-        if isinstance(candidate, str) and re.fullmatch(r"[a-z][a-z0-9_.]{0,63}", candidate):
+        if (
+            isinstance(candidate, str)
+            and re.fullmatch(r"[a-z][a-z0-9_.]{0,63}", candidate)
+            and not candidate.startswith("sk_")  # an echoed API key looks like a code
+        ):
             return candidate
     return ""
 
@@ -211,6 +215,11 @@ def classify_status(status: int, body: bytes, retry_after: float | None) -> Poll
 # --- limits -----------------------------------------------------------------------------------
 
 
+# Requests can reach the server closer together than they left; this margin keeps the
+# limit true where it counts, at the API.
+RATE_WINDOW_MARGIN = 0.05
+
+
 class RateLimiter:
     """At most `rate` request starts in any one-second window (a sliding log, exact)."""
 
@@ -222,7 +231,7 @@ class RateLimiter:
     ) -> None:
         self._size = max(1, int(rate))
         # Below 1/s, one start per 1/rate seconds.
-        self._window = max(1.0, self._size / rate)
+        self._window = max(1.0, self._size / rate) + RATE_WINDOW_MARGIN
         self._starts: collections.deque[float] = collections.deque(maxlen=self._size)
         self._lock = asyncio.Lock()
         self._clock = clock

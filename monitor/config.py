@@ -106,6 +106,9 @@ class ApiSettings(_Model):
     @field_validator("api_key_env")
     @classmethod
     def _env_name(cls, value: str) -> str:
+        if value.lower().startswith("sk_") or len(value) > 64:
+            # Looks like the key itself: say so without echoing it.
+            raise ValueError("must name the environment variable that holds the key, not the key")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
             raise ValueError(f"{value!r} is not an environment variable name")
         return value
@@ -194,10 +197,19 @@ class AlertSettings(_Model):
         return value
 
 
+class TlsSettings(_Model):
+    """HTTPS for every endpoint; with `client_ca_file`, clients must show a certificate."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+
 class ServerSettings(_Model):
     host: str = "0.0.0.0"
     port: int = Field(default=9877, ge=0, le=65535)
     status_page: bool = True  # `/` and `/api/v1/...`; false leaves only the Prometheus endpoints
+    tls: TlsSettings | None = None
 
 
 class MetricsSettings(_Model):

@@ -120,8 +120,11 @@ class Monitor:
             build_app(self.registry, self._alive, lambda: self.store.ready, pages),
             self.config.server.host,
             self.config.server.port,
+            self.config.server.tls,
         )
         self.address = await self._server.start()
+        scheme = "https" if self.config.server.tls else "http"
+        base = f"{scheme}://{self.address[0]}:{self.address[1]}"
         self._scheduler.add_listener(
             self._on_scheduler_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
         )
@@ -130,8 +133,8 @@ class Monitor:
         log.info(
             "monitor_started",
             version=__version__,
-            address=f"http://{self.address[0]}:{self.address[1]}",
-            metrics=f"http://{self.address[0]}:{self.address[1]}/metrics",
+            address=base,
+            metrics=f"{base}/metrics",
             agents=len(self.store),
             workspaces=[w.name for w in self.config.resolved_workspaces()],
             shard=str(self._shard) if self._shard else None,

@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
 from collections.abc import Callable, Generator, Sequence
+from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry, make_asgi_app
@@ -15,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from monitor.config import TlsSettings
 
 _NO_STORE = {"cache-control": "no-store"}
 
@@ -75,7 +79,18 @@ class _Server(uvicorn.Server):
 
 
 class HttpServer:
-    def __init__(self, app: Starlette, host: str, port: int) -> None:
+    def __init__(
+        self, app: Starlette, host: str, port: int, tls: TlsSettings | None = None
+    ) -> None:
+        tls_options: dict[str, Any] = {}
+        if tls is not None:
+            tls_options = {
+                "ssl_certfile": str(tls.cert_file),
+                "ssl_keyfile": str(tls.key_file),
+            }
+            if tls.client_ca_file is not None:
+                tls_options["ssl_ca_certs"] = str(tls.client_ca_file)
+                tls_options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
         config = uvicorn.Config(
             app,
             host=host,
@@ -90,6 +105,7 @@ class HttpServer:
             h11_max_incomplete_event_size=16 * 1024,
             http="h11",
             ws="none",
+            **tls_options,
         )
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
@@ -100,6 +116,13 @@ class HttpServer:
         We bind ourselves because uvicorn answers a bind error with sys.exit().
         """
         config = self._server.config
+        if not config.loaded:
+            try:
+                config.load()  # reads the TLS files: a bad one is an error before serving
+            except (OSError, ssl.SSLError) as exc:
+                raise OSError(
+                    exc.errno, f"cannot load the TLS files: {exc.strerror or exc}"
+                ) from None
         family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
         try:
             sock = socket.create_server((config.host, config.port), family=family)

@@ -7,6 +7,8 @@ server counts and timestamps every request so limits can be checked where they m
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -57,6 +59,60 @@ def hang(seconds: float, then: Answer | None = None) -> Answer:
     return answer
 
 
+def huge(size: int) -> Answer:
+    """A 200 answer of `size` bytes, streamed (a client must stop reading early)."""
+
+    def answer(handler: _Handler) -> None:
+        chunk = b" " * 65536
+        try:
+            handler.send_response(200)
+            handler.send_header("content-type", "application/json")
+            handler.send_header("content-length", str(size))
+            handler.end_headers()
+            for _ in range(size // len(chunk)):
+                handler.wfile.write(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    return answer
+
+
+def trickle(body: bytes, every: float) -> Answer:
+    """A 200 answer that arrives one byte per `every` seconds."""
+
+    def answer(handler: _Handler) -> None:
+        try:
+            handler.send_response(200)
+            handler.send_header("content-length", str(len(body)))
+            handler.end_headers()
+            for byte in body:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                if handler.server.release.wait(every):  # type: ignore[attr-defined]
+                    return
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    return answer
+
+
+def reset_midway() -> Answer:
+    """Half an answer, then a TCP reset."""
+
+    def answer(handler: _Handler) -> None:
+        handler.send_response(200)
+        handler.send_header("content-length", "1000")
+        handler.end_headers()
+        handler.wfile.write(b'{"agent_id": "x", "tok')
+        handler.wfile.flush()
+        # SO_LINGER with a zero timeout turns close() into a RST.
+        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        handler.connection.close()
+        handler.close_connection = True
+
+    return answer
+
+
 @dataclass
 class Request:
     at: float
@@ -70,6 +126,8 @@ class StandIn:
     answers: dict[str, Answer] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: int = 0
+    max_in_flight: int = 0
 
     def __post_init__(self) -> None:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -87,6 +145,18 @@ class StandIn:
     def set(self, agent_id: str, answer: Answer) -> None:
         with self.lock:
             self.answers[agent_id] = answer
+
+    def max_per_window(self, window: float = 1.0) -> int:
+        """The most requests that started within any `window` seconds."""
+        with self.lock:
+            starts = sorted(r.at for r in self.requests)
+        best = 0
+        first = 0
+        for last, at in enumerate(starts):
+            while at - starts[first] >= window:
+                first += 1
+            best = max(best, last - first + 1)
+        return best
 
     def count(self, agent_id: str | None = None) -> int:
         with self.lock:
@@ -116,16 +186,22 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         standin = self.standin
         with standin.lock:
+            standin.in_flight += 1
+            standin.max_in_flight = max(standin.max_in_flight, standin.in_flight)
             standin.requests.append(
                 Request(time.time(), self.path, {k.lower(): v for k, v in self.headers.items()})
             )
             answer = standin.answers.get(self.agent_id)
-        if self.headers.get("xi-api-key") != standin.api_key:
-            status(401, {"detail": {"status": "invalid_api_key", "message": "bad key"}})(self)
-        elif not self.path.endswith("/link") or answer is None:
-            status(404, {"detail": {"status": "agent_not_found", "message": "no agent"}})(self)
-        else:
-            answer(self)
+        try:
+            if self.headers.get("xi-api-key") != standin.api_key:
+                status(401, {"detail": {"status": "invalid_api_key", "message": "bad key"}})(self)
+            elif not self.path.endswith("/link") or answer is None:
+                status(404, {"detail": {"status": "agent_not_found", "message": "no agent"}})(self)
+            else:
+                answer(self)
+        finally:
+            with standin.lock:
+                standin.in_flight -= 1
 
     def reply(self, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         try:

@@ -200,7 +200,7 @@ def test_failures_are_classified(
         )
     )
     # The other agent is unaffected.
-    assert daemon.state_of("good") == "ok"
+    wait_until(lambda: daemon.state_of("good") == "ok")
     assert daemon.proc.poll() is None
 
 

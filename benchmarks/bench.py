@@ -1,0 +1,1047 @@
+"""Benchmark the daemon at scale against the built-in simulated API, in separate processes.
+
+    .venv/bin/python benchmarks/bench.py            # full run: 1,000 and 10,000 agents (< 10 min)
+    .venv/bin/python benchmarks/bench.py --quick    # 200 and 1,000 agents (< 1 min)
+    .venv/bin/python benchmarks/bench.py --json     # the figures as one JSON object on stdout
+
+Processes: the simulated API (uvicorn, one process, 20 ms of added latency per answer), the real
+daemon (`python -m monitor run --config <tmp>`), the official SDK's async client in a loop (for
+comparison), and py-spy attached to the daemon for a profile. Each is measured from outside
+through /proc, so their CPU never mixes. Progress goes to stderr; the figures to stdout.
+
+The script re-invokes itself for the child roles `_sim` and `_sdk`; those are internal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import datetime
+import gzip
+import http.client
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python benchmarks/bench.py` from anywhere
+    sys.path.insert(0, str(ROOT))
+
+LATENCY = 0.020  # seconds the simulated API adds to every answer
+CONCURRENCY = 64
+RATE = 100_000  # requests per second: high enough never to limit
+API_KEY = "bench-not-a-secret-key"  # the simulator's key, loopback only
+KEY_ENV = "BENCH_ELEVENLABS_API_KEY"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Alert scenario: a link crosses warning, then critical, then expires, 1 s apart.
+ALERT_WARNING = 2.0
+ALERT_CRITICAL = 1.0
+# What Prometheus itself sends when it scrapes.
+PROMETHEUS_HEADERS = {
+    "Accept": "application/openmetrics-text;version=1.0.0;q=0.5,"
+    "text/plain;version=0.0.4;q=0.4,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+}
+TARGETS = {
+    "cycle_ratio": 1.2,
+    "sdk_ratio": 2.0,
+    "scrape_p99_ms": 50.0,
+    "rss_mb": 100.0,
+    "alert_delay_s": 1.0,
+}
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- /proc -------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads), from /proc/<pid>/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def memory_kib(pid: int, key: str) -> int:
+    """A /proc/<pid>/status figure such as VmHWM (peak RSS) or VmRSS, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for name in ("httpx", "httpcore", "h11", "uvicorn", "starlette", "prometheus-client"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[name] = importlib.metadata.version(name)
+    for name in ("elevenlabs", "py-spy", "sniffio", "uvloop", "httptools"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "packages": versions,
+    }
+
+
+# --- child role: the simulated API ---------------------------------------------------------------
+
+
+def serve_sim(args: argparse.Namespace) -> int:
+    """The simulated API in this process, on 127.0.0.1; prints {"port": N} once it listens."""
+    import uvicorn
+
+    from monitor.simulator import Behaviour, SimAgent, SimulatedApi, many_agents
+
+    agents = many_agents(args.agents)
+    crossing: SimAgent | None = None
+    if args.cross_at is not None:
+        crossing = SimAgent("agent_crossing", "crossing-bot", Behaviour.EXPIRES)
+        agents.append(crossing)
+    sim = SimulatedApi(agents, API_KEY, latency=args.latency)
+    if crossing is not None:
+        # The simulator's expiry is int(started + expires_in): land it on cross_at + warning.
+        crossing.expires_in = args.cross_at + args.warning + 0.5 - sim.started
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/_bench/stats":
+            body = json.dumps(
+                {"requests": sim.requests, "cpu": cpu_seconds(os.getpid()), "pid": os.getpid()}
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await sim.app(scope, receive, send)
+
+    # Plain uvicorn rather than monitor.server.HttpServer: that one caps concurrency at 64
+    # connections + tasks (503 beyond), which a 64-wide client plus this script would exceed.
+    sock = socket.create_server(("127.0.0.1", 0), backlog=2048)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        http="h11",
+        ws="none",
+        timeout_keep_alive=60,
+    )
+    server = uvicorn.Server(config)
+    print(json.dumps({"port": sock.getsockname()[1]}), flush=True)
+    asyncio.run(server.serve(sockets=[sock]))
+    return 0
+
+
+# --- child role: the official SDK in a loop -------------------------------------------------------
+
+
+def run_sdk(args: argparse.Namespace) -> int:
+    """What a user would write instead: AsyncElevenLabs and a semaphore. Prints one JSON line."""
+    import httpx
+    from elevenlabs.client import AsyncElevenLabs
+
+    async def main() -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if args.pool:
+            # The same pool the daemon keeps: as many kept-alive connections as in flight.
+            limits = httpx.Limits(
+                max_connections=args.concurrency, max_keepalive_connections=args.concurrency
+            )
+            kwargs["httpx_client"] = httpx.AsyncClient(limits=limits, timeout=10)
+        client = AsyncElevenLabs(base_url=args.base_url, api_key=API_KEY, **kwargs)
+        semaphore = asyncio.Semaphore(args.concurrency)
+        errors: collections.Counter[str] = collections.Counter()
+        ok = 0
+
+        async def one(agent_id: str) -> None:
+            nonlocal ok
+            async with semaphore:
+                try:
+                    await client.conversational_ai.agents.link.get(agent_id=agent_id)
+                    ok += 1
+                except Exception as exc:  # counted, reported
+                    errors[type(exc).__name__] += 1
+
+        ids = [f"agent_{i:06d}" for i in range(args.agents)]
+        cpu0, wall0 = cpu_seconds(os.getpid()), time.perf_counter()
+        await asyncio.gather(*(one(i) for i in ids))
+        cpu1, wall1 = cpu_seconds(os.getpid()), time.perf_counter()
+        return {
+            "polls": ok,
+            "errors": dict(errors),
+            "cpu_s": cpu1 - cpu0,
+            "wall_s": wall1 - wall0,
+            "vm_hwm_kib": memory_kib(os.getpid(), "VmHWM"),
+        }
+
+    print(json.dumps(asyncio.run(main())), flush=True)
+    return 0
+
+
+# --- orchestration: child processes ---------------------------------------------------------------
+
+
+class Children:
+    """Every process this script starts; all are ended on the way out, error or not."""
+
+    def __init__(self) -> None:
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, cmd: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(cmd, **kwargs)
+        self._procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int | None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(sig)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        return proc.returncode
+
+    def close(self) -> None:
+        for proc in reversed(self._procs):
+            with contextlib.suppress(Exception):
+                self.stop(proc)
+
+
+def own_cmd(*args: str) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), *args]
+
+
+class Http:
+    """One kept-alive HTTP/1.1 connection to a loopback server."""
+
+    def __init__(self, port: int, timeout: float = 30.0) -> None:
+        self._conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:
+        self._conn.request("GET", path, headers=headers or {})
+        response = self._conn.getresponse()
+        body = response.read()
+        return response.status, body, response.getheader("content-encoding") or ""
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(step)
+
+
+@dataclass
+class Sim:
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stats(self) -> dict[str, Any]:
+        http_ = Http(self.port, timeout=10)
+        try:
+            status, body, _ = http_.get("/_bench/stats")
+        finally:
+            http_.close()
+        if status != 200:
+            raise RuntimeError(f"simulator stats: HTTP {status}")
+        result: dict[str, Any] = json.loads(body)
+        return result
+
+
+def start_sim(
+    children: Children,
+    agents: int,
+    latency: float,
+    *,
+    cross_at: float | None = None,
+    warning: float = ALERT_WARNING,
+) -> Sim:
+    cmd = own_cmd("_sim", "--agents", str(agents), "--latency", str(latency))
+    if cross_at is not None:
+        cmd += ["--cross-at", str(cross_at), "--warning", str(warning)]
+    proc = children.start(cmd, stdout=subprocess.PIPE, cwd=ROOT)
+    assert proc.stdout is not None  # noqa: S101 - set by stdout=PIPE
+    ready: dict[str, Any] = {}
+
+    def read() -> None:
+        line = proc.stdout.readline() if proc.stdout else b""
+        with contextlib.suppress(ValueError):
+            ready.update(json.loads(line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(30)
+    if "port" not in ready:
+        raise RuntimeError(f"the simulator did not start (exit {proc.poll()})")
+    sim = Sim(proc, int(ready["port"]))
+    wait_until(lambda: _answers(sim), 10, "the simulator to answer")
+    return sim
+
+
+def _answers(sim: Sim) -> bool:
+    try:
+        sim.stats()
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class Line:
+    seen: float  # time.time() when this script read it
+    data: dict[str, Any]
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen[bytes]
+    lines: list[Line] = field(default_factory=list)
+    stderr: bytearray = field(default_factory=bytearray)
+    port: int = 0
+    cpu_at_start: float = 0.0
+    started_at: float = 0.0
+    startup_s: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def read_stdout(self) -> None:
+        assert self.proc.stdout is not None  # noqa: S101 - set by stdout=PIPE
+        for raw in self.proc.stdout:
+            seen = time.time()
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                data = {"event": "_not_json", "text": raw.decode(errors="replace")}
+            if data.get("event") == "monitor_started":
+                # As close to the start of the first (burst) cycle as can be seen from outside.
+                with contextlib.suppress(OSError):
+                    self.cpu_at_start = cpu_seconds(self.proc.pid)
+            with self._lock:
+                self.lines.append(Line(seen, data))
+
+    def read_stderr(self) -> None:
+        assert self.proc.stderr is not None  # noqa: S101 - set by stderr=PIPE
+        for raw in self.proc.stderr:
+            self.stderr.extend(raw[-4096:])
+
+    def events(self, event: str) -> list[Line]:
+        with self._lock:
+            return [line for line in self.lines if line.data.get("event") == event]
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        http_ = Http(self.port, timeout=30)
+        try:
+            status, body, _ = http_.get(path)
+        finally:
+            http_.close()
+        return status, body
+
+    def alive(self) -> None:
+        if self.proc.poll() is not None:
+            tail = self.stderr.decode(errors="replace")[-2000:]
+            raise RuntimeError(f"the daemon exited ({self.proc.returncode}):\n{tail}")
+
+
+def write_config(
+    directory: Path,
+    base_url: str,
+    agent_ids: list[str],
+    *,
+    warning: float = 7 * 86400,
+    critical: float = 86400,
+    interval: str = "10m",
+) -> Path:
+    config = {
+        "elevenlabs": {
+            "base_url": base_url,
+            "api_key_env": KEY_ENV,
+            "timeout": "10s",
+            "max_concurrency": CONCURRENCY,
+            "max_requests_per_second": RATE,
+        },
+        "agents": [{"id": agent_id, "name": f"bot-{agent_id}"} for agent_id in agent_ids],
+        "poll": {"interval": interval, "jitter": 0, "spread": False},
+        "thresholds": {"warning": warning, "critical": critical},
+        "server": {"host": "127.0.0.1", "port": 0},
+        "logging": {"level": "info", "format": "json"},
+    }
+    path = directory / f"config-{len(agent_ids)}-{time.monotonic_ns()}.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    return path
+
+
+def start_daemon(children: Children, config: Path, timeout: float = 60) -> Daemon:
+    env = {**os.environ, KEY_ENV: API_KEY, "PYTHONUNBUFFERED": "1"}
+    spawned = time.time()
+    proc = children.start(
+        [sys.executable, "-m", "monitor", "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
+    )
+    daemon = Daemon(proc)
+    for target in (daemon.read_stdout, daemon.read_stderr):
+        threading.Thread(target=target, daemon=True).start()
+
+    def started() -> Line | None:
+        daemon.alive()
+        found = daemon.events("monitor_started")
+        return found[0] if found else None
+
+    line: Line = wait_until(started, timeout, "monitor_started", step=0.01)
+    daemon.port = int(str(line.data["address"]).rsplit(":", 1)[1])
+    daemon.started_at = line.seen
+    daemon.startup_s = line.seen - spawned
+    return daemon
+
+
+def metric_values(text: str, name: str) -> list[float]:
+    values = []
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+            values.append(float(line.rsplit(" ", 1)[1]))
+    return values
+
+
+@dataclass
+class Cycle:
+    agents: int
+    duration_s: float
+    floor_s: float
+    cpu_s: float
+    polls_ok: int
+    requests: int
+    sim_cpu_s: float
+    startup_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.duration_s / self.floor_s
+
+    @property
+    def polls_per_cpu_s(self) -> float:
+        return self.polls_ok / self.cpu_s if self.cpu_s else math.inf
+
+
+def measure_cycle(daemon: Daemon, sim: Sim, agents: int, sim_before: dict[str, Any]) -> Cycle:
+    """Wait for the first (burst) cycle to end; its time from the daemon's own gauge."""
+    budget = max(60.0, agents * 0.02)  # far above any plausible cycle
+
+    def ready() -> bool:
+        daemon.alive()
+        with contextlib.suppress(OSError):
+            return daemon.get("/readyz")[0] == 200
+        return False
+
+    wait_until(ready, budget, "the first cycle to finish", step=0.1)
+    cpu_end = cpu_seconds(daemon.proc.pid)
+    sim_after = sim.stats()
+
+    def duration() -> float | None:
+        values = metric_values(
+            daemon.get("/metrics")[1].decode(),
+            "elevenlabs_link_monitor_last_cycle_duration_seconds",
+        )
+        return values[0] if values else None
+
+    seconds: float = wait_until(duration, 10, "last_cycle_duration_seconds")
+    text = daemon.get("/metrics")[1].decode()
+    ok = sum(1 for v in metric_values(text, "elevenlabs_agent_link_poll_success") if v == 1.0)
+    return Cycle(
+        agents=agents,
+        duration_s=seconds,
+        floor_s=agents * LATENCY / CONCURRENCY,
+        cpu_s=cpu_end - daemon.cpu_at_start,
+        polls_ok=ok,
+        requests=int(sim_after["requests"] - sim_before["requests"]),
+        sim_cpu_s=float(sim_after["cpu"] - sim_before["cpu"]),
+        startup_s=daemon.startup_s,
+    )
+
+
+def scrape(
+    daemon: Daemon, count: int, budget_s: float = 60.0, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Up to `count` scrapes of /metrics (fewer if `budget_s` runs out, at least 10), one after
+    another over one kept-alive connection, as Prometheus does."""
+    http_ = Http(daemon.port)
+    times: list[float] = []
+    size = 0
+    encoding = ""
+    cpu0 = cpu_seconds(daemon.proc.pid)
+    deadline = time.monotonic() + budget_s
+    try:
+        for _ in range(count):
+            if len(times) >= 10 and time.monotonic() > deadline:
+                break
+            started = time.perf_counter()
+            status, body, encoding = http_.get("/metrics", headers)
+            times.append(time.perf_counter() - started)
+            if status != 200:
+                raise RuntimeError(f"/metrics answered {status}")
+            size = len(body)
+            if encoding == "gzip":
+                size = len(gzip.decompress(body))
+    finally:
+        http_.close()
+    cpu = cpu_seconds(daemon.proc.pid) - cpu0
+    times.sort()
+    return {
+        "scrapes": len(times),
+        "median_ms": statistics.median(times) * 1000,
+        "p99_ms": times[max(0, math.ceil(0.99 * len(times)) - 1)] * 1000,
+        "max_ms": times[-1] * 1000,
+        "daemon_cpu_ms_per_scrape": cpu / len(times) * 1000,
+        "body_bytes": size,
+        "content_encoding": encoding or "identity",
+    }
+
+
+def stop_daemon(children: Children, daemon: Daemon) -> int | None:
+    return children.stop(daemon.proc)
+
+
+# --- scenarios ------------------------------------------------------------------------------------
+
+
+def daemon_scenario(
+    children: Children, sim: Sim, tmp: Path, agents: int, scrapes: int, budget_s: float
+) -> dict[str, Any]:
+    progress(f"daemon: {agents} agents, first cycle as a burst")
+    ids = [f"agent_{i:06d}" for i in range(agents)]
+    before = sim.stats()
+    daemon = start_daemon(children, write_config(tmp, sim.url, ids))
+    try:
+        cycle = measure_cycle(daemon, sim, agents, before)
+        progress(
+            f"  cycle {cycle.duration_s:.2f}s (floor {cycle.floor_s:.3f}s, "
+            f"x{cycle.ratio:.1f}), {cycle.cpu_s:.2f} CPU-s, {cycle.polls_ok} ok"
+        )
+        plain = scrape(daemon, scrapes, budget_s * 0.75)
+        prom = scrape(daemon, max(10, scrapes // 4), budget_s * 0.25, PROMETHEUS_HEADERS)
+        progress(f"  scrape p50 {plain['median_ms']:.1f} ms, p99 {plain['p99_ms']:.1f} ms")
+        hwm = memory_kib(daemon.proc.pid, "VmHWM")
+        rss = memory_kib(daemon.proc.pid, "VmRSS")
+        poll_failed = len(daemon.events("poll_failed"))
+    finally:
+        code = stop_daemon(children, daemon)
+    return {
+        "agents": agents,
+        "startup_s": cycle.startup_s,
+        "cycle_s": cycle.duration_s,
+        "floor_s": cycle.floor_s,
+        "cycle_ratio": cycle.ratio,
+        "cpu_s": cycle.cpu_s,
+        "cpu_ms_per_poll": cycle.cpu_s / max(1, cycle.polls_ok) * 1000,
+        "polls_ok": cycle.polls_ok,
+        "requests_at_sim": cycle.requests,
+        "poll_failed_lines": poll_failed,
+        "polls_per_cpu_s": cycle.polls_per_cpu_s,
+        "sim_cpu_ms_per_request": cycle.sim_cpu_s / max(1, cycle.requests) * 1000,
+        "scrape": plain,
+        "scrape_prometheus_headers": prom,
+        "vm_hwm_mb": hwm / 1024,
+        "vm_rss_mb": rss / 1024,
+        "exit_code": code,
+    }
+
+
+def sdk_scenario(children: Children, sim: Sim, agents: int, *, pool: bool) -> dict[str, Any]:
+    what = "pool of 64" if pool else "defaults"
+    progress(f"official SDK loop ({what}): {agents} agents, {CONCURRENCY} in flight")
+    before = sim.stats()
+    cmd = own_cmd(
+        "_sdk", "--base-url", sim.url, "--agents", str(agents), "--concurrency", str(CONCURRENCY)
+    )
+    if pool:
+        cmd.append("--pool")
+    proc = children.start(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        out, err = proc.communicate(timeout=max(120.0, agents * 0.03))
+    finally:
+        children.stop(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the SDK loop failed ({proc.returncode}): {err.decode()[-2000:]}")
+    result: dict[str, Any] = json.loads(out.splitlines()[-1])
+    after = sim.stats()
+    result["requests_at_sim"] = int(after["requests"] - before["requests"])
+    result["polls_per_cpu_s"] = result["polls"] / result["cpu_s"] if result["cpu_s"] else math.inf
+    result["cpu_ms_per_poll"] = result["cpu_s"] / max(1, result["polls"]) * 1000
+    result["ratio_to_floor"] = result["wall_s"] / (agents * LATENCY / CONCURRENCY)
+    result["sim_cpu_ms_per_request"] = (
+        (after["cpu"] - before["cpu"]) / max(1, result["requests_at_sim"]) * 1000
+    )
+    progress(
+        f"  {result['wall_s']:.2f}s, {result['cpu_s']:.2f} CPU-s, "
+        f"{result['polls_per_cpu_s']:.0f} polls/CPU-s"
+    )
+    return result
+
+
+def alert_scenario(children: Children, tmp: Path, margin: float) -> dict[str, Any]:
+    """One agent whose link crosses warning, critical and expiry 2 s apart, a few seconds in;
+    also the daemon's peak RSS with one agent."""
+    progress("alert delay: one link crossing warning, critical, expiry; daemon with 1 agent")
+    cross_at = float(math.ceil(time.time() + margin))
+    sim = start_sim(children, 0, LATENCY, cross_at=cross_at, warning=ALERT_WARNING)
+    try:
+        config = write_config(
+            tmp,
+            sim.url,
+            ["agent_crossing"],
+            warning=ALERT_WARNING,
+            critical=ALERT_CRITICAL,
+        )
+        daemon = start_daemon(children, config)
+        try:
+            wait_until(lambda: daemon.get("/readyz")[0] == 200, 30, "the first poll", step=0.05)
+            ready_at = time.time()
+            text = daemon.get("/metrics")[1].decode()
+            expiry = metric_values(text, "elevenlabs_agent_link_expiry_timestamp_seconds")[0]
+            crossings = {
+                "warning": expiry - ALERT_WARNING,
+                "critical": expiry - ALERT_CRITICAL,
+                "expired": expiry,
+            }
+
+            def alerted() -> list[Line] | None:
+                daemon.alive()
+                lines = [x for x in daemon.events("link_alert") if x.data["state"] == "expired"]
+                return daemon.events("link_alert") if lines else None
+
+            lines: list[Line] = wait_until(
+                alerted, expiry - time.time() + 10, "the expired link_alert"
+            )
+            scrape(daemon, 20, 10)
+            hwm = memory_kib(daemon.proc.pid, "VmHWM")
+            rss = memory_kib(daemon.proc.pid, "VmRSS")
+        finally:
+            stop_daemon(children, daemon)
+    finally:
+        children.stop(sim.proc)
+    alerts = []
+    for line in lines:
+        state = line.data["state"]
+        stamp = datetime.datetime.fromisoformat(line.data["timestamp"]).timestamp()
+        alerts.append(
+            {
+                "state": state,
+                "previous_state": line.data.get("previous_state"),
+                "delay_s": stamp - crossings[state],
+                "delay_seen_s": line.seen - crossings[state],
+            }
+        )
+    valid = ready_at < crossings["warning"] and bool(alerts)
+    valid = valid and alerts[0]["previous_state"] == "ok"
+    worst = max((a["delay_s"] for a in alerts), default=math.nan)
+    progress(f"  worst delay {worst * 1000:.1f} ms over {len(alerts)} alerts")
+    return {
+        "alerts": alerts,
+        "worst_delay_s": worst,
+        "valid": valid,
+        "note": "" if valid else "the first poll came after the crossing: not an on-time test",
+        "vm_hwm_mb": hwm / 1024,
+        "vm_rss_mb": rss / 1024,
+    }
+
+
+def profile_scenario(
+    children: Children, sim: Sim, tmp: Path, agents: int, out: Path
+) -> dict[str, Any]:
+    """py-spy attached to the daemon for its first (burst) cycle."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        return {"skipped": "py-spy is not installed (pip install py-spy)"}
+    progress(f"profile: py-spy on the daemon, {agents} agents")
+    ids = [f"agent_{i:06d}" for i in range(agents)]
+    before = sim.stats()
+    daemon = start_daemon(children, write_config(tmp, sim.url, ids))
+    spy_proc: subprocess.Popen[bytes] | None = None
+    try:
+        spy_proc = children.start(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(daemon.proc.pid),
+                "--rate",
+                "200",
+                "--nolineno",
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        cycle = measure_cycle(daemon, sim, agents, before)
+    finally:
+        if spy_proc is not None:
+            children.stop(spy_proc, signal.SIGINT)
+        stop_daemon(children, daemon)
+    if not out.exists():
+        err = spy_proc.stderr.read().decode() if spy_proc and spy_proc.stderr else ""
+        return {"skipped": f"py-spy wrote no profile: {err[-500:]}"}
+    summary = summarise_profile(out)
+    summary["cycle_s_under_profiler"] = cycle.duration_s
+    summary["file"] = str(out)
+    return summary
+
+
+AREAS = (
+    ("httpcore", "httpcore/"),
+    ("httpx", "httpx/"),
+    ("h11 (HTTP parsing)", "h11/"),
+    ("anyio", "anyio/"),
+    ("asyncio", "asyncio/"),
+    ("pydantic", "pydantic"),
+    ("structlog/logging", "structlog/"),
+    ("prometheus_client", "prometheus_client/"),
+    ("uvicorn/starlette", "uvicorn/"),
+    ("uvicorn/starlette", "starlette/"),
+    ("apscheduler", "apscheduler/"),
+    ("monitor (ours)", "monitor/"),
+    ("ssl/socket", "ssl.py"),
+    ("ssl/socket", "socket.py"),
+    ("json", "json/"),
+)
+
+
+def _area(frame: str) -> str:
+    for name, marker in AREAS:
+        if marker in frame:
+            return name
+    if "logging/" in frame:
+        return "structlog/logging"
+    return "other"
+
+
+def summarise_profile(path: Path) -> dict[str, Any]:
+    """Self and inclusive sample shares per function, and self shares per library."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    areas: collections.Counter[str] = collections.Counter()
+    area_inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for raw in path.read_text().splitlines():
+        stack, _, count_text = raw.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        # The first element names the process and thread; the rest are frames, root first.
+        frames = [f for f in stack.split(";")[1:] if f]
+        if not frames:
+            continue
+        total += count
+        own[frames[-1]] += count
+        areas[_area(frames[-1])] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+        for area in {_area(f) for f in frames}:
+            area_inclusive[area] += count
+
+    def share(counter: collections.Counter[str], n: int) -> list[dict[str, Any]]:
+        return [
+            {"name": name, "samples": c, "percent": 100.0 * c / total}
+            for name, c in counter.most_common(n)
+        ]
+
+    return {
+        "samples": total,
+        "top_self": share(own, 15),
+        "top_inclusive": share(inclusive, 25),
+        "areas_self": share(areas, 20),
+        "areas_inclusive": share(area_inclusive, 20),
+    }
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def _mark(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "MISSED")
+
+
+def table(results: dict[str, Any]) -> str:
+    rows: list[tuple[str, str, str, str]] = []
+    for run in results["daemon"]:
+        n = run["agents"]
+        rows.append(
+            (
+                f"poll cycle, {n} agents (burst)",
+                f"{run['cycle_s']:.2f} s = {run['cycle_ratio']:.2f}x floor ({run['floor_s']:.3f} s)",
+                f"<= {TARGETS['cycle_ratio']}x floor",
+                _mark(run["cycle_ratio"] <= TARGETS["cycle_ratio"]),
+            )
+        )
+    for run in results["daemon"]:
+        rows.append(
+            (
+                f"daemon CPU, {run['agents']} agents",
+                f"{run['polls_per_cpu_s']:.0f} polls/CPU-s ({run['cpu_ms_per_poll']:.2f} ms/poll)",
+                "",
+                "",
+            )
+        )
+    sdk = results.get("sdk") or {}
+    big = results["daemon"][-1]
+    for key, label in (("defaults", "SDK loop (defaults)"), ("pool64", "SDK loop (pool of 64)")):
+        run = sdk.get(key)
+        if not run:
+            continue
+        ratio = big["polls_per_cpu_s"] / run["polls_per_cpu_s"]
+        target = f">= {TARGETS['sdk_ratio']}x" if key == "defaults" else "(reference)"
+        rows.append(
+            (
+                f"{label}, {results['sizes'][-1]} agents",
+                f"{run['polls_per_cpu_s']:.0f} polls/CPU-s ({run['cpu_ms_per_poll']:.2f} ms/poll),"
+                f" {run['wall_s']:.2f} s; daemon/SDK = {ratio:.2f}x",
+                target,
+                _mark(ratio >= TARGETS["sdk_ratio"]) if key == "defaults" else "",
+            )
+        )
+    if "skipped" in sdk:
+        rows.append(("SDK loop", sdk["skipped"], f">= {TARGETS['sdk_ratio']}x", "n/a"))
+    for run in results["daemon"]:
+        s = run["scrape"]
+        p = run["scrape_prometheus_headers"]
+        rows.append(
+            (
+                f"/metrics scrape, {run['agents']} agents",
+                f"p50 {s['median_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms ({s['scrapes']}x, "
+                f"{s['body_bytes'] / 1e6:.2f} MB); openmetrics+gzip p50 {p['median_ms']:.1f},"
+                f" p99 {p['p99_ms']:.1f} ms",
+                f"p99 < {TARGETS['scrape_p99_ms']:.0f} ms" if run is big else "",
+                _mark(s["p99_ms"] < TARGETS["scrape_p99_ms"]) if run is big else "",
+            )
+        )
+    alert = results.get("alert") or {}
+    if "vm_hwm_mb" in alert:
+        rows.append(("peak RSS (VmHWM), 1 agent", f"{alert['vm_hwm_mb']:.1f} MB", "", ""))
+    for run in results["daemon"]:
+        rows.append(
+            (
+                f"peak RSS (VmHWM), {run['agents']} agents",
+                f"{run['vm_hwm_mb']:.1f} MB",
+                f"< {TARGETS['rss_mb']:.0f} MB" if run is big else "",
+                _mark(run["vm_hwm_mb"] < TARGETS["rss_mb"]) if run is big else "",
+            )
+        )
+    if alert.get("alerts"):
+        delays = ", ".join(f"{a['state']} {a['delay_s'] * 1000:.0f} ms" for a in alert["alerts"])
+        rows.append(
+            (
+                "threshold crossing -> link_alert",
+                delays + ("" if alert["valid"] else f" ({alert['note']})"),
+                f"< {TARGETS['alert_delay_s']:.0f} s",
+                _mark(alert["worst_delay_s"] < TARGETS["alert_delay_s"] and alert["valid"]),
+            )
+        )
+    for run in results["daemon"]:
+        rows.append(
+            (
+                f"daemon start-up, {run['agents']} agents",
+                f"{run['startup_s']:.2f} s (spawn to monitor_started)",
+                "",
+                "",
+            )
+        )
+    header = ("figure", "value", "target", "")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    out = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(out)
+
+
+def report(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        f"machine: {m['nproc']} CPU(s), {m['cpu_model']}, Python {m['python']}, "
+        f"Linux {m['kernel']}",
+        "packages: " + ", ".join(f"{k} {v or '-'}" for k, v in m["packages"].items()),
+        f"simulated API: +{LATENCY * 1000:.0f} ms per answer, own process; "
+        f"max_concurrency {CONCURRENCY}; floor = agents x latency / concurrency",
+        "",
+        table(results),
+    ]
+    for run in results["daemon"]:
+        lines.append(
+            f"\n{run['agents']} agents: {run['requests_at_sim']} requests reached the simulator, "
+            f"{run['polls_ok']} polls ok, {run['poll_failed_lines']} poll_failed lines; "
+            f"simulator CPU {run['sim_cpu_ms_per_request']:.2f} ms/request"
+        )
+    profile = results.get("profile") or {}
+    if profile.get("samples"):
+        lines.append(
+            f"\nprofile (py-spy, {profile['samples']} on-CPU samples during a "
+            f"{results['sizes'][-1]}-agent burst cycle of {profile['cycle_s_under_profiler']:.2f} s;"
+            f" raw stacks in {profile['file']}):"
+        )
+        lines.append("  by library (self time):")
+        lines += [f"    {a['percent']:5.1f}%  {a['name']}" for a in profile["areas_self"]]
+        lines.append("  top functions (self time):")
+        lines += [f"    {a['percent']:5.1f}%  {a['name']}" for a in profile["top_self"][:10]]
+        lines.append("  top functions (inclusive):")
+        lines += [f"    {a['percent']:5.1f}%  {a['name']}" for a in profile["top_inclusive"][:15]]
+    elif profile.get("skipped"):
+        lines.append(f"\nprofile: skipped: {profile['skipped']}")
+    lines.append(f"\ntotal benchmark time: {results['elapsed_s']:.0f} s")
+    return "\n".join(lines)
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _on_alarm(_signum: int, _frame: Any) -> None:
+    raise TimeoutError("the benchmark ran past its overall time limit")
+
+
+def bench(args: argparse.Namespace) -> dict[str, Any]:
+    quick = args.quick
+    sizes = [200, 1000] if quick else [1000, 10_000]
+    scrapes = 40 if quick else 200
+    scrape_budget = 8.0 if quick else 150.0  # seconds for the scrapes at the largest size
+    results: dict[str, Any] = {
+        "mode": "quick" if quick else "full",
+        "sizes": sizes,
+        "latency_s": LATENCY,
+        "concurrency": CONCURRENCY,
+        "targets": TARGETS,
+        "machine": machine(),
+    }
+    started = time.monotonic()
+    children = Children()
+    try:
+        with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp_name:
+            tmp = Path(tmp_name)
+            results["alert"] = alert_scenario(children, tmp, margin=3.0)
+            progress(f"simulated API: {sizes[-1]} agents, +{LATENCY * 1000:.0f} ms")
+            sim = start_sim(children, sizes[-1], LATENCY)
+            results["daemon"] = [
+                daemon_scenario(children, sim, tmp, n, scrapes, scrape_budget)
+                if n == sizes[-1]
+                else daemon_scenario(children, sim, tmp, n, 50, 10.0)
+                for n in sizes
+            ]
+            sdk: dict[str, Any] = {}
+            if importlib.util.find_spec("elevenlabs") is None:
+                sdk["skipped"] = "the elevenlabs SDK is not installed (pip install elevenlabs)"
+            else:
+                sdk["version"] = importlib.metadata.version("elevenlabs")
+                sdk["defaults"] = sdk_scenario(children, sim, sizes[-1], pool=False)
+                if not args.no_pool_variant:
+                    # Costly per poll (the same pool bookkeeping as the daemon's): smaller size.
+                    sdk["pool64"] = sdk_scenario(children, sim, sizes[0], pool=True)
+            results["sdk"] = sdk
+            if not args.no_profile:
+                results["profile"] = profile_scenario(
+                    children, sim, tmp, sizes[-1], Path(args.profile_out)
+                )
+    finally:
+        children.close()
+    results["elapsed_s"] = time.monotonic() - started
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    roles = parser.add_subparsers(dest="role")
+    sim = roles.add_parser("_sim", help=argparse.SUPPRESS)
+    sim.add_argument("--agents", type=int, required=True)
+    sim.add_argument("--latency", type=float, default=LATENCY)
+    sim.add_argument("--cross-at", type=float)
+    sim.add_argument("--warning", type=float, default=ALERT_WARNING)
+    sdk = roles.add_parser("_sdk", help=argparse.SUPPRESS)
+    sdk.add_argument("--base-url", required=True)
+    sdk.add_argument("--agents", type=int, required=True)
+    sdk.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    sdk.add_argument("--pool", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="200 and 1,000 agents (< 1 min)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    parser.add_argument(
+        "--no-pool-variant", action="store_true", help="skip the SDK run with a 64-wide pool"
+    )
+    parser.add_argument(
+        "--profile-out",
+        default=str(Path(tempfile.gettempdir()) / "monitor-bench-profile.txt"),
+        help="where py-spy's raw (collapsed) stacks go; speedscope opens them",
+    )
+    args = parser.parse_args(argv)
+    if args.role == "_sim":
+        return serve_sim(args)
+    if args.role == "_sdk":
+        return run_sdk(args)
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(90 if args.quick else 600)
+    try:
+        results = bench(args)
+    finally:
+        signal.alarm(0)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
