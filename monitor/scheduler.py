@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import os
 import signal
@@ -166,28 +165,33 @@ class Monitor:
 
     def _schedule_jobs(self, *, first_run: bool) -> None:
         poll = self.config.poll
-        now = _utc(self._clock())
+        # The first runs are now; on a reload the triggers pick the next time. (Passing
+        # next_run_time=None would add the job paused.)
+        start = {"next_run_time": _utc(self._clock())} if first_run else {}
         self._scheduler.add_job(
             self._tracked(self.poll_cycle),
             IntervalTrigger(seconds=poll.interval, jitter=poll.jitter or None),
             id="poll-cycle",
             replace_existing=True,
-            next_run_time=now if first_run else None,
             max_instances=1,
             coalesce=True,
             # The default grace of 1 s would silently drop a cycle after any loop lag.
             misfire_grace_time=max(1, int(poll.interval)),
+            **start,
         )
-        if any(w.discover for w in self.config.resolved_workspaces()):
+        discovering = _discovering(self.config)
+        if discovering and (first_run or not self._scheduler.get_job("discover")):
+            start = {"next_run_time": _utc(self._clock())}
+        if discovering:
             self._scheduler.add_job(
                 self._tracked(self.discover),
                 IntervalTrigger(seconds=poll.discovery_interval),
                 id="discover",
                 replace_existing=True,
-                next_run_time=now if first_run else None,
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=max(1, int(poll.discovery_interval)),
+                **start,
             )
         elif self._scheduler.get_job("discover"):
             self._scheduler.remove_job("discover")
@@ -431,7 +435,7 @@ class Monitor:
             if any(w.name == k and w.discover for w in config.resolved_workspaces())
         }
         self._sync_targets()
-        if config.poll != old.poll:
+        if config.poll != old.poll or _discovering(config) != _discovering(old):
             self._schedule_jobs(first_run=False)
         self.evaluate_all()
 
@@ -466,15 +470,9 @@ class Monitor:
         self._spawn(close_later())
 
 
+def _discovering(config: Config) -> bool:
+    return any(w.discover for w in config.resolved_workspaces())
+
+
 def _thresholds(config: Config) -> Thresholds:
     return Thresholds(config.thresholds.warning, config.thresholds.critical)
-
-
-@contextlib.asynccontextmanager
-async def running(monitor: Monitor) -> Any:
-    """Start a monitor for the length of a block (tests and the demo)."""
-    await monitor.start()
-    try:
-        yield monitor
-    finally:
-        await monitor.stop()

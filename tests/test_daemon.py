@@ -307,3 +307,22 @@ def test_bad_config_stops_run_before_anything_starts(tmp_path: object) -> None:
     assert done.stderr == (
         f"error: {config}:3: thresholds: warning (1h) must be greater than critical (2h)\n"
     )
+
+
+def test_reload_applies_a_new_interval_and_new_thresholds(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
+) -> None:
+    standin.set("bot", link(canary_token("b"), time.time() + 3 * DAY))
+    path = write_config(["bot"], poll={"interval": "1h", "jitter": 0})
+    daemon = start_daemon(path)
+    daemon.wait_for("link_alert", agent_id="bot", state="warning")
+    write_config(
+        ["bot"], path=path, poll={"interval": "1s", "jitter": 0}, thresholds={"warning": "2d"}
+    )
+    daemon.signal(signal.SIGHUP)
+    # The new thresholds apply at once: 3 days left is ok with a 2-day warning.
+    recovered = daemon.wait_for("link_recovered", agent_id="bot")
+    assert recovered["previous_state"] == "warning"
+    # And the poll job keeps running at the new interval.
+    polls = standin.count("bot")
+    wait_until(lambda: standin.count("bot") >= polls + 3, timeout=10)
