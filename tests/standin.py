@@ -11,6 +11,7 @@ import socket
 import struct
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -126,6 +127,8 @@ class StandIn:
     answers: dict[str, Answer] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # GET /v1/convai/agents: (agent_id, name, archived) rows, or an Answer to fail with.
+    listing: list[tuple[str, str, bool]] | Answer = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
 
@@ -195,6 +198,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if self.headers.get("xi-api-key") != standin.api_key:
                 status(401, {"detail": {"status": "invalid_api_key", "message": "bad key"}})(self)
+            elif self.path.split("?")[0] == "/v1/convai/agents":
+                self.list_agents()
             elif not self.path.endswith("/link") or answer is None:
                 status(404, {"detail": {"status": "agent_not_found", "message": "no agent"}})(self)
             else:
@@ -202,6 +207,23 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with standin.lock:
                 standin.in_flight -= 1
+
+    def list_agents(self) -> None:
+        listing = self.standin.listing
+        if callable(listing):
+            listing(self)
+            return
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        size = int(query.get("page_size", ["30"])[0])
+        start = int(query.get("cursor", ["0"])[0])
+        page = listing[start : start + size]
+        more = start + size < len(listing)
+        body = {
+            "agents": [{"agent_id": a, "name": n, "archived": arch} for a, n, arch in page],
+            "next_cursor": str(start + size) if more else None,
+            "has_more": more,
+        }
+        self.reply(200, json.dumps(body).encode())
 
     def reply(self, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         try:

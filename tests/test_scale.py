@@ -1,0 +1,172 @@
+"""Discovery, several workspaces and shards: other sources of targets for the same poller."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+
+from monitor.config import ConfigError, WorkspaceConfig, parse_config
+from monitor.poller import client_settings
+from monitor.store import AgentKey, Target
+from monitor.targets import Shard, parse_shard, resolve_targets
+from tests.conftest import ConfigWriter, canary_token
+from tests.daemon import Daemon, wait_until
+from tests.standin import StandIn, link, status
+
+StartDaemon = Callable[..., Daemon]
+
+
+# --- shards ---------------------------------------------------------------------------------
+
+
+def test_shards_split_every_agent_exactly_once() -> None:
+    keys = [AgentKey(ws, f"agent_{i}") for ws in ("prod", "eu") for i in range(2000)]
+    for count in (1, 2, 3, 7):
+        owners = [[s for s in range(count) if Shard(s, count).owns(k)] for k in keys]
+        assert all(len(o) == 1 for o in owners)
+        sizes = [sum(1 for o in owners if o == [s]) for s in range(count)]
+        assert min(sizes) > len(keys) / count * 0.85  # roughly even
+
+
+def test_the_shard_hash_is_stable_across_processes() -> None:
+    """Python's hash() is salted per process; replicas must agree, so it is not used."""
+    code = (
+        "from monitor.targets import Shard; from monitor.store import AgentKey;"
+        "print([i for i in range(50) if Shard(0, 3).owns(AgentKey('w', f'a{i}'))])"
+    )
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(runs) == 1
+    assert runs.pop().startswith("[")
+
+
+@pytest.mark.parametrize("text", ["3/3", "1", "-1/2", "a/b", "2/0"])
+def test_bad_shards_are_refused(text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_shard(text)
+    assert caught.value.problems == [f"--shard: {text!r} is not a shard N/M with 0 <= N < M"]
+
+
+def test_the_shard_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONITOR_SHARD", "1/4")
+    assert parse_shard(None) == Shard(1, 4)
+    monkeypatch.setenv("MONITOR_SHARD", "9/4")
+    with pytest.raises(ConfigError, match="MONITOR_SHARD: '9/4'"):
+        parse_shard(None)
+    monkeypatch.delenv("MONITOR_SHARD")
+    assert parse_shard(None) is None
+
+
+def test_each_replica_gets_its_share_of_the_rate() -> None:
+    workspace = WorkspaceConfig(name="prod", max_requests_per_second=12)
+    assert client_settings(workspace, 3).max_requests_per_second == 4
+    assert client_settings(workspace).max_requests_per_second == 12
+
+
+# --- targets --------------------------------------------------------------------------------
+
+
+def test_configured_agents_keep_their_names_over_discovered_ones() -> None:
+    config = parse_config(
+        "workspaces:\n"
+        "  - name: prod\n    discover: true\n    agents:\n      - id: a1\n        name: mine\n"
+        "  - name: eu\n    agents:\n      - id: e1\n"
+    )
+    discovered = {
+        "prod": [Target(AgentKey("prod", "a1"), "listed"), Target(AgentKey("prod", "a2"), "two")],
+        "eu": [Target(AgentKey("eu", "ignored"), "not discovering")],
+    }
+    targets = resolve_targets(config, discovered)
+    assert sorted((t.key.workspace, t.key.agent_id, t.name) for t in targets) == [
+        ("eu", "e1", ""),
+        ("prod", "a1", "mine"),
+        ("prod", "a2", "two"),
+    ]
+    only = resolve_targets(config, discovered, Shard(0, 2)) + resolve_targets(
+        config, discovered, Shard(1, 2)
+    )
+    assert sorted(t.key for t in only) == sorted(t.key for t in targets)
+
+
+# --- the daemon -----------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_discovery_watches_every_listed_agent_and_follows_the_listing(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
+) -> None:
+    listed = [(f"d{i:03d}", f"bot-{i}", i % 50 == 7) for i in range(230)]  # 3 pages of 100
+    standin.listing = listed
+    for agent_id, _, _ in listed:
+        standin.set(agent_id, link(canary_token(agent_id), time.time() + 30 * 86400))
+    standin.set("configured", link(None))
+    path = write_config(
+        ["configured"],
+        discover=True,
+        poll={"interval": "1h", "jitter": 0, "discovery_interval": "1s"},
+        elevenlabs={"max_requests_per_second": 1000, "max_concurrency": 16},
+    )
+    daemon = start_daemon(path)
+    active = [a for a in listed if not a[2]]
+    wait_until(lambda: daemon.value("elevenlabs_link_monitor_agents") == len(active) + 1)
+    assert daemon.value("elevenlabs_link_monitor_discovered_agents", workspace="default") == len(
+        active
+    )
+    pages = [r.path for r in standin.requests if r.path.startswith("/v1/convai/agents?")]
+    assert "page_size=100" in pages[0]
+    assert any("cursor=200" in p for p in pages)
+    wait_until(lambda: daemon.get("/readyz")[0] == 200, timeout=30)
+    assert daemon.value("elevenlabs_agent_link_state", agent_id="d001", state="ok") == 1
+    assert 'agent_name="bot-1"' in daemon.metrics_text()
+    assert "d007" not in daemon.metrics_text()  # archived
+    # A failed listing keeps the last list, is logged and counted.
+    standin.listing = status(503)
+    daemon.wait_for("discovery_failed", reason="server_error")
+    wait_until(
+        lambda: daemon.value(
+            "elevenlabs_link_monitor_discovery_errors_total",
+            workspace="default",
+            reason="server_error",
+        )
+    )
+    assert daemon.value("elevenlabs_link_monitor_agents") == len(active) + 1
+    # An agent that leaves the listing leaves /metrics.
+    standin.listing = [a for a in listed if a[0] != "d001"]
+    wait_until(
+        lambda: daemon.value("elevenlabs_agent_link_state", agent_id="d001", state="ok") is None
+    )
+    assert daemon.state_of("configured") == "missing"
+
+
+@pytest.mark.integration
+def test_two_replicas_watch_every_agent_once(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
+) -> None:
+    agents = [f"s{i}" for i in range(20)]
+    for agent in agents:
+        standin.set(agent, link(canary_token(agent), None))
+    path = write_config(agents)
+    first = start_daemon(path, "--shard", "0/2")
+    second = start_daemon(path, env={"MONITOR_SHARD": "1/2"})
+    for daemon in (first, second):
+        wait_until(lambda d=daemon: d.get("/readyz")[0] == 200)  # type: ignore[misc]
+    watched = [
+        {dict(k)["agent_id"] for k in d.samples("elevenlabs_agent_link_poll_success")}
+        for d in (first, second)
+    ]
+    assert watched[0].isdisjoint(watched[1])
+    assert watched[0] | watched[1] == set(agents)
+    assert first.events("monitor_started")[0]["shard"] == "0/2"
+    assert standin.count() == len(agents)
