@@ -27,7 +27,7 @@ from monitor.alerts import AlertLog
 from monitor.api import ElevenLabsClient, PollFailure
 from monitor.config import Config, ConfigError, WorkspaceConfig, load_config
 from monitor.evaluate import Thresholds, evaluate, next_change
-from monitor.metrics import Health, LinkCollector, build_registry
+from monitor.metrics import Health, Metrics
 from monitor.poller import Poller, client_settings
 from monitor.server import HttpServer, build_app
 from monitor.statuspage import status_routes
@@ -65,14 +65,13 @@ class Monitor:
         self.health = Health(config_reload_at=clock())
         self.alerts = AlertLog(config.alerts.repeat_interval)
         self._thresholds = _thresholds(config)
-        collector = LinkCollector(
+        self.metrics = Metrics(
             self.store,
-            lambda: self._thresholds,
             self.health,
+            lambda: self._thresholds,
             clock,
             lambda: self.config.metrics.expose_relative,
         )
-        self.registry, self._poll_duration = build_registry(collector)
         self._clients: dict[str, ElevenLabsClient] = {}
         self._client_ids: dict[str, tuple[Any, ...]] = {}
         self._poller = Poller(self.store, self._clients, clock)
@@ -116,7 +115,7 @@ class Monitor:
             else []
         )
         self._server = HttpServer(
-            build_app(self.registry, self._alive, lambda: self.store.ready, pages),
+            build_app(self.metrics.render, self._alive, lambda: self.store.ready, pages),
             self.config.server.host,
             self.config.server.port,
             self.config.server.tls,
@@ -457,7 +456,7 @@ class Monitor:
             if name in self._clients:
                 self._retire(self._clients[name])
             self._clients[name] = ElevenLabsClient(
-                settings, key, on_request=self._poll_duration.observe
+                settings, key, on_request=self.metrics.poll_duration.observe
             )
             self._client_ids[name] = identity
 

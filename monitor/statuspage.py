@@ -232,8 +232,8 @@ def requested_states(values: Iterable[str], *, strict: bool) -> set[State] | Non
     chosen: set[State] | None = None
     for value in values:
         chosen = chosen if chosen is not None else set()
-        for part in value.split(","):
-            part = part.strip()
+        for raw in value.split(","):
+            part = raw.strip()
             if not part:
                 continue
             try:
@@ -375,7 +375,7 @@ def _banners(status: Mapping[str, Any]) -> list[str]:
         )
     for workspace in status["workspaces"]:
         if workspace["reachability"] == "unreachable":
-            reasons = ", ".join(f"{k} ×{v}" for k, v in workspace["last_errors"].items())
+            reasons = ", ".join(f"{v} {k}" for k, v in workspace["last_errors"].items())
             found.append(
                 f"The API of workspace {workspace['name']} cannot be reached: the last poll "
                 f"of all {workspace['polled']} agents failed ({reasons})."
@@ -446,8 +446,8 @@ def render_page(
 <header class="top">
 <div class="brand"><h1>ElevenLabs link monitor</h1>
 <span class="version" id="f-version">v{_e(status["version"])}</span></div>
-<p class="live" id="live" role="status">Rendered at {_e(when(status["generated_at"]))}\
-<noscript> · JavaScript is off: reload the page to refresh</noscript></p>
+<p class="live" id="live" role="status">Rendered at {_e(when(status["generated_at"]))} \
+· reload the page to refresh</p>
 </header>
 <main>
 <div id="offline" class="banner offline" role="alert" hidden></div>
@@ -537,8 +537,7 @@ def status_routes(
         )
 
     async def status_endpoint(_: Request) -> Response:
-        _, status, _ = gather()
-        return _json(status)
+        return _json(gather()[1])
 
     def asset(body: str, media_type: str) -> Callable[[Request], Any]:
         async def endpoint(_: Request) -> Response:

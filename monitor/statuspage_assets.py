@@ -173,7 +173,7 @@ td.c-err { color: var(--muted); font-size: 13px; }
 """
 
 APP_JS = r"""// The status page's script: it only filters and refreshes; the server renders the page.
-// Every value is set with textContent (never innerHTML): agent names are untrusted text.
+// Every value is set as text (textContent), never parsed as markup: agent names are untrusted.
 (() => {
   "use strict";
   const d = document;
@@ -318,7 +318,7 @@ APP_JS = r"""// The status page's script: it only filters and refreshes; the ser
     }
     for (const ws of status.workspaces) {
       if (ws.reachability === "unreachable") {
-        const reasons = Object.entries(ws.last_errors).map(([k, v]) => `${k} ×${v}`).join(", ");
+        const reasons = Object.entries(ws.last_errors).map(([k, v]) => `${v} ${k}`).join(", ");
         found.push(`The API of workspace ${ws.name} cannot be reached: the last poll of all ` +
           `${ws.polled} agents failed (${reasons}).`);
       }

@@ -94,6 +94,14 @@ MONITOR_ALERTS = {
     "ElevenLabsLinkMonitorConfigReloadFailed",
 }
 
+# Non-empty only when the counter increased: the setup makes each of them move.
+MOVING_COUNTERS = [
+    "sum(increase(elevenlabs_agent_link_token_rotations_total[5m])) > 0",  # e2e_ok rotates
+    'sum(increase(elevenlabs_agent_link_poll_errors_total{reason="server_error"}[5m])) > 0',
+    'sum(increase(elevenlabs_agent_link_poll_errors_total{reason="not_found"}[5m])) > 0',
+    "sum(increase(elevenlabs_link_monitor_poll_duration_seconds_count[5m])) > 0",
+]
+
 # An active alert as compared here: (alertname, agent_id or "", state).
 AlertKey = tuple[str, str, str]
 
@@ -171,7 +179,6 @@ def start_prometheus(tmp_path: Path) -> Iterator[StartPrometheus]:
     """Start Prometheus on loopback scraping `target` every second; stopped afterwards."""
     prometheus = require_tool("prometheus")
     processes: list[subprocess.Popen[bytes]] = []
-    logs: list[Path] = []
 
     def start(target: str, rules: Path) -> str:
         config = {
@@ -183,7 +190,6 @@ def start_prometheus(tmp_path: Path) -> Iterator[StartPrometheus]:
         config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
         base = f"http://127.0.0.1:{free_port()}"
         log = tmp_path / "prometheus.log"
-        logs.append(log)
         with log.open("wb") as sink:
             process = subprocess.Popen(
                 [
@@ -395,7 +401,7 @@ def test_prometheus_runs_the_dashboards_and_alerts_against_the_daemon(
     target = daemon.url.removeprefix("http://")
     prometheus = start_prometheus(target, fast_rules(tmp_path))
 
-    # Scraped: the daemon's series are in Prometheus, with the scrape job's label.
+    # Prometheus has scraped the daemon under the job name the rules and dashboard select.
     def scraped() -> list[str]:
         answer = api(prometheus, "/api/v1/query", query=f'up{{job="{JOB}"}} == 1')
         return [] if answer["data"]["result"] else ["no successful scrape yet"]
@@ -407,6 +413,8 @@ def test_prometheus_runs_the_dashboards_and_alerts_against_the_daemon(
     # rate() panels have data too; none is excluded.
     expressions = grafana_expressions()
     settle(lambda: expression_problems(prometheus, expressions), "every expression to return data")
+    # Those counters really move in Prometheus (not only a rate of 0 over a flat series).
+    settle(lambda: expression_problems(prometheus, MOVING_COUNTERS), "the counters to move", WAIT)
 
     # The rules loaded and evaluate without error...
     settle(lambda: rule_group_evaluations(prometheus)[0], "every rule to evaluate cleanly")

@@ -1,0 +1,326 @@
+"""The status page in a real headless Chromium, against the real daemon polling the stand-in."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from playwright.sync_api import expect
+
+from tests.browser.conftest import OpenTab, Tab
+from tests.conftest import ConfigWriter, canary_token
+from tests.daemon import Daemon, monitor_cmd, wait_until
+from tests.standin import StandIn, link, status
+
+pytestmark = pytest.mark.integration
+DAY = 86400
+XSS = "<img src=x onerror=alert(1)>"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "status-page.png"
+ROWS = "#agents tbody tr:visible"
+
+# The order the page must show, whatever the order of the config.
+EXPECTED = [
+    ("a_expired", "Expired"),
+    ("a_missing", "Missing"),
+    ("a_not_found", "Not found"),
+    ("a_critical", "Critical"),
+    ("a_warning_soon", "Warning"),
+    ("a_warning_late", "Warning"),
+    ("a_unknown", "Unknown"),
+    ("a_xss", "OK"),
+    ("a_ok", "OK"),
+    ("a_no_expiry", "OK"),
+]
+IDS = [a for a, _ in EXPECTED]
+StartDaemon = Callable[..., Daemon]
+
+
+def ids(tab: Tab) -> list[str]:
+    return tab.page.locator(f"{ROWS} td.c-id").all_inner_texts()
+
+
+def start(
+    standin: StandIn,
+    write_config: ConfigWriter,
+    start_daemon: StartDaemon,
+    agents: list[str],
+    names: dict[str, str] | None = None,
+) -> Daemon:
+    """The daemon polling every second; `names` overrides the agents' names."""
+    path = write_config(agents, poll={"interval": "1s", "jitter": 0})
+    config = yaml.safe_load(path.read_text())
+    for agent in config["agents"]:
+        agent["name"] = (names or {}).get(agent["id"], agent["name"])
+    path.write_text(yaml.safe_dump(config))
+    daemon = start_daemon(path)
+    wait_until(lambda: daemon.get("/readyz")[0] == 200, what="readiness")
+    return daemon
+
+
+@pytest.fixture
+def every_state(standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon) -> Daemon:
+    now = time.time()
+    standin.set("a_ok", link(canary_token("ok"), now + 30 * DAY))
+    standin.set("a_xss", link(canary_token("xss"), now + 20 * DAY))
+    standin.set("a_no_expiry", link(canary_token("noexp"), None))
+    standin.set("a_warning_late", link(canary_token("late"), now + 5 * DAY))
+    standin.set("a_warning_soon", link(canary_token("soon"), now + 2 * DAY))
+    standin.set("a_critical", link(canary_token("crit"), now + 3600))
+    standin.set("a_expired", link(canary_token("exp"), now - 3600))
+    standin.set("a_missing", link(None))
+    standin.set("a_unknown", status(500, {"detail": {"status": "internal"}}))
+    # a_not_found has no answer: the stand-in says 404 agent_not_found.
+    scrambled = sorted(IDS, key=lambda a: a[::-1])
+    assert scrambled != IDS
+    return start(standin, write_config, start_daemon, scrambled, {"a_xss": XSS})
+
+
+def test_every_state_is_shown_with_its_label_in_order(
+    every_state: Daemon, open_tab: OpenTab
+) -> None:
+    tab = open_tab(every_state.url)
+    page = tab.page
+    badges = page.locator(f"{ROWS} .badge")
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(IDS)
+    expect(badges).to_have_text([label for _, label in EXPECTED])
+    expect(page.locator(".tile .count")).to_have_text(["1", "1", "1", "1", "2", "1", "3"])
+    expect(page.locator("#f-agents .big")).to_have_text("10")
+    expect(page.locator("#f-api")).to_contain_text("default 9/10 answering")
+    # Colour plus text: every state has a colour of its own.
+    colours = badges.evaluate_all("els => els.map(e => getComputedStyle(e).backgroundColor)")
+    by_state = dict(zip([label for _, label in EXPECTED], colours, strict=True))
+    assert len(set(by_state.values())) == 7, by_state
+    expect(page.locator("tr", has_text="a_warning_soon").locator(".c-exp .sub")).to_have_text(
+        re.compile(r"^in 1 d 23 h$|^in 2 d$")
+    )
+    expect(page.locator("tr", has_text="a_expired").locator(".c-exp .sub")).to_have_text(
+        re.compile(r"^expired (59 m \d+ s|1 h) ago$")
+    )
+    expect(page.locator("tr", has_text="a_unknown").locator(".c-err")).to_have_text(
+        "server_error: HTTP 500 internal"
+    )
+    server_rendered = _stable_cells(tab)
+
+    # Once the script has rebuilt the table from the JSON API, it is the same table.
+    tab.wait_for_refresh()
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(IDS)
+    expect(badges).to_have_text([label for _, label in EXPECTED])
+    assert _stable_cells(tab) == server_rendered
+
+    # The attacker-named agent is text, never markup, before and after a refresh.
+    expect(page.locator("td.c-name", has_text="onerror")).to_have_text(XSS)
+    assert page.locator("#agents img").count() == 0
+    assert page.evaluate("document.images.length") == 0
+    assert tab.dialogs == []
+    assert tab.errors == []
+
+
+def _stable_cells(tab: Tab) -> list[list[str]]:
+    """The cells that do not tick with the clock (ages and time left do)."""
+    return [
+        tab.page.locator(f"{ROWS} {cells}").all_inner_texts()
+        for cells in ("td.c-state", "td.c-ws", "td.c-name", "td.c-id", "td.c-err", "td.c-exp time")
+    ]
+
+
+def test_the_filter_and_the_toggles_survive_a_refresh_and_a_reload(
+    every_state: Daemon, open_tab: OpenTab
+) -> None:
+    tab = open_tab(every_state.url)
+    page = tab.page
+    expect(page.locator(ROWS)).to_have_count(10)
+
+    page.locator("#q").fill("warning")
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(["a_warning_soon", "a_warning_late"])
+    expect(page).to_have_url(re.compile(r"/\?q=warning$"))
+    expect(page.locator("#shown")).to_have_text("Showing 2 of 10 agents")
+
+    # Several words must all match.
+    page.locator("#q").fill("a_  LATE ")
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(["a_warning_late"])
+    page.locator("#q").fill("a_")
+
+    # The state toggles: hide the healthy and the unknown.
+    page.locator("label.tile.s-ok").click()
+    page.locator("label.tile.s-unknown").click()
+    expect(page.locator("label.tile.s-ok input")).not_to_be_checked()
+    wanted = IDS[:6]
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(wanted)
+    expect(page).to_have_url(
+        re.compile(
+            r"/\?state=expired&state=missing&state=not_found&state=critical&state=warning&q=a_$"
+        )
+    )
+
+    # The script's own refresh keeps the filter.
+    tab.wait_for_refresh()
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(wanted)
+    expect(page.locator("#agents tbody tr")).to_have_count(10)
+
+    # So does a reload: the filter lives in the URL.
+    page.reload()
+    expect(page.locator("#q")).to_have_value("a_")
+    expect(page.locator("label.tile.s-ok input")).not_to_be_checked()
+    expect(page.locator("label.tile.s-critical input")).to_be_checked()
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(wanted)
+
+    # Nothing left to show says so; toggling back shows the rows again.
+    for state in ("expired", "missing", "not_found", "critical", "warning"):
+        page.locator(f"label.tile.s-{state}").click()
+    expect(page.locator(ROWS)).to_have_count(0)
+    expect(page.locator("#empty")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/\?state=&q=a_$"))
+    page.locator("label.tile.s-critical").click()
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(["a_critical"])
+
+    # A shared link opens on the same view.
+    shared = open_tab(every_state.url + "/?state=critical&state=expired&q=a_")
+    expect(shared.page.locator(f"{ROWS} td.c-id")).to_have_text(["a_expired", "a_critical"])
+    expect(shared.page.locator("label.tile.s-ok input")).not_to_be_checked()
+    assert tab.errors == shared.errors == []
+
+
+def test_a_state_change_at_the_api_shows_without_a_reload(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon, open_tab: OpenTab
+) -> None:
+    standin.set("bot", link(canary_token("v1"), time.time() + 30 * DAY))
+    daemon = start(standin, write_config, start_daemon, ["bot"])
+    tab = open_tab(daemon.url)
+    page = tab.page
+    expect(page.locator(f"{ROWS} .badge")).to_have_text(["OK"])
+    page.evaluate("window.notReloaded = true")
+
+    standin.set("bot", link(None))
+    expect(page.locator(f"{ROWS} .badge")).to_have_text(["Missing"])
+    expect(page.locator(f"{ROWS} td.c-exp")).to_have_text("no shareable link")
+    expect(page.locator(".tile.s-missing .count")).to_have_text("1")
+    expect(page.locator(".tile.s-ok .count")).to_have_text("0")
+
+    standin.set("bot", link(canary_token("v2"), time.time() + 3600))
+    expect(page.locator(f"{ROWS} .badge")).to_have_text(["Critical"])
+    assert page.evaluate("window.notReloaded") is True
+    assert tab.errors == []
+
+
+def test_an_unreachable_monitor_is_said_plainly(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon, open_tab: OpenTab
+) -> None:
+    standin.set("bot", link(canary_token("v1"), time.time() + 30 * DAY))
+    daemon = start(standin, write_config, start_daemon, ["bot"])
+    tab = open_tab(daemon.url)
+    page = tab.page
+    expect(page.locator("#offline")).to_be_hidden()
+    tab.wait_for_refresh()
+    expect(page.locator("#live")).to_contain_text("Live · updated")
+    assert daemon.stop() == 0
+
+    offline = page.locator("#offline")
+    expect(offline).to_be_visible()
+    expect(offline).to_contain_text("Cannot reach the monitor (connection failed) since")
+    expect(offline).to_contain_text("may be out of date")
+    expect(page.locator("#live")).to_contain_text("Offline · last update")
+    # What it knew stays on the page.
+    expect(page.locator(f"{ROWS} .badge")).to_have_text(["OK"])
+    # The failed fetches themselves are the only console errors.
+    assert all("Failed to load resource" in e or "Failed to fetch" in e for e in tab.errors)
+
+
+def test_without_javascript_the_table_is_still_there(
+    every_state: Daemon, open_tab: OpenTab
+) -> None:
+    tab = open_tab(every_state.url, javascript=False)
+    page = tab.page
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(IDS)
+    expect(page.locator(f"{ROWS} .badge")).to_have_text([label for _, label in EXPECTED])
+    expect(page.locator("td.c-name", has_text="onerror")).to_have_text(XSS)
+    expect(page.locator("#live")).to_contain_text("reload the page to refresh")
+    # The form still filters, through the server.
+    apply = page.locator("button.apply")
+    expect(apply).to_be_visible()
+    page.locator("label.tile.s-ok").click()
+    page.locator("#q").fill("a_w")
+    apply.click()
+    expect(page).to_have_url(re.compile(r"q=a_w"))
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(["a_warning_soon", "a_warning_late"])
+    expect(page.locator("label.tile.s-ok input")).not_to_be_checked()
+    page.goto(every_state.url + "/?state=not_found")
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(["a_not_found"])
+    assert tab.errors == tab.dialogs == []
+
+
+def test_it_reads_on_a_phone(every_state: Daemon, open_tab: OpenTab) -> None:
+    tab = open_tab(every_state.url + "/?state=critical", width=390, height=844)
+    page = tab.page
+    row = page.locator(ROWS)
+    expect(row).to_have_count(1)
+    # One card per agent, nothing wider than the screen.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    box = row.bounding_box()
+    assert box is not None
+    assert box["width"] <= 390
+    expect(row.locator("td.c-id")).to_be_visible()
+    assert tab.errors == []
+
+
+# --- the screenshot in the README -------------------------------------------------------------
+
+
+def _status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    with (tmp_path / "demo.log").open("wb") as log:
+        proc = subprocess.Popen(
+            monitor_cmd("demo", "--port", str(port)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError((tmp_path / "demo.log").read_text())
+            return _status(url + "/readyz") == 200
+
+        wait_until(ready, what="the demo's readiness")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_screenshot_of_the_demo(demo: str, open_tab: OpenTab) -> None:
+    tab = open_tab(demo)
+    page = tab.page
+    expect(page.locator(ROWS)).to_have_count(9)
+    expect(page.locator("#live")).to_contain_text("Live · updated")
+    expect(page.locator(f"{ROWS} .badge").first).to_have_text("Expired")
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+    assert SCREENSHOT.stat().st_size > 20_000
+    assert tab.errors == tab.dialogs == []

@@ -1,0 +1,585 @@
+"""The status page and its JSON API: schema, order, filters, escaping and headers."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from monitor import __version__
+from monitor.api import LinkAnswer, PollFailure, Reason
+from monitor.config import Config
+from monitor.evaluate import (
+    LINK_WITHOUT_EXPIRY,
+    STATES,
+    TOKEN_MISSING,
+    Kind,
+    Observation,
+    State,
+)
+from monitor.metrics import Health
+from monitor.statuspage import CSP, LABELS, page_url, span, status_routes, time_left
+from monitor.store import AgentKey, Store, Target
+from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
+from tests.daemon import Daemon, wait_until
+from tests.standin import StandIn, link
+
+DAY = 86400.0
+NOW = 1_800_000_000.0
+XSS = "<img src=x onerror=alert(1)>"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "status-api.md"
+
+ROW_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "workspace": str,
+    "agent_id": str,
+    "agent_name": str,
+    "state": str,
+    "state_label": str,
+    "answer": (str, type(None)),
+    "expires_at": (str, type(None)),
+    "expires_at_unix": (int, float, type(None)),
+    "seconds_left": (int, type(None)),
+    "polled": bool,
+    "last_poll_ok": bool,
+    "last_success_at": (str, type(None)),
+    "last_success_unix": (int, float, type(None)),
+    "last_success_age_seconds": (int, type(None)),
+    "last_error": (str, type(None)),
+    "last_error_detail": (str, type(None)),
+}
+STATUS_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "schema_version": int,
+    "generated_at": str,
+    "generated_at_unix": (int, float),
+    "version": str,
+    "agents": int,
+    "ready": bool,
+    "states": dict,
+    "alerting": int,
+    "last_cycle_at": (str, type(None)),
+    "last_cycle_unix": (int, float, type(None)),
+    "last_cycle_age_seconds": (int, type(None)),
+    "poll_interval_seconds": (int, float),
+    "stale_after_seconds": (int, float),
+    "stale": bool,
+    "config_reload": dict,
+    "thresholds": dict,
+    "workspaces": list,
+}
+WORKSPACE_FIELDS = {"name", "agents", "polled", "answered", "reachability", "last_errors"}
+
+
+class Client:
+    """Requests to the ASGI app in-process (starlette's TestClient is deprecated with httpx)."""
+
+    def __init__(self, app: Any) -> None:
+        self._transport = httpx.ASGITransport(app=app)
+
+    def request(
+        self, method: str, path: str, params: dict[str, str] | None = None
+    ) -> httpx.Response:
+        async def send() -> httpx.Response:
+            async with httpx.AsyncClient(
+                transport=self._transport, base_url="http://status.test"
+            ) as client:
+                return await client.request(method, path, params=params)
+
+        return asyncio.run(send())
+
+    def get(self, path: str, params: dict[str, str] | None = None) -> httpx.Response:
+        return self.request("GET", path, params)
+
+    def head(self, path: str) -> httpx.Response:
+        return self.request("HEAD", path)
+
+
+def answer(expires_at: float | None = None, kind: Kind = Kind.LINK) -> LinkAnswer:
+    return LinkAnswer(Observation(kind, expires_at), "f" if kind is Kind.LINK else None)
+
+
+class Setup:
+    """A store filled by hand, the app the daemon would serve, and a clock to move."""
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        self.now = NOW
+        self.store = Store()
+        self.health = Health(config_reload_at=NOW - 60)
+        self.config = Config.model_validate(
+            config or {"agents": [{"id": "x"}], "poll": {"interval": "5m", "jitter": "10s"}},
+        )
+        routes = status_routes(self.store, self.health, lambda: self.config, lambda: self.now)
+        self.client = Client(Starlette(routes=routes))
+
+    def watch(self, *agents: tuple[str, str, str]) -> None:
+        self.store.sync(Target(AgentKey(ws, agent_id), name) for ws, agent_id, name in agents)
+
+    def poll(self, agent_id: str, outcome: LinkAnswer | PollFailure, ws: str = "default") -> None:
+        assert self.store.record(outcome, AgentKey(ws, agent_id), self.now - 5) is not None
+
+    def json(self, path: str) -> Any:
+        response = self.client.get(path)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/json"
+        return response.json()
+
+
+def every_state() -> Setup:
+    """Agents in every state, listed in an order the page must not keep."""
+    s = Setup()
+    s.watch(
+        ("default", "ok_far", "far"),
+        ("default", "ok_forever", "forever"),
+        ("default", "ok_near", "near"),
+        ("default", "warning_late", "w-late"),
+        ("default", "warning_soon", "w-soon"),
+        ("default", "critical", "crit"),
+        ("default", "unknown", "unk"),
+        ("default", "expired_recent", "exp-recent"),
+        ("default", "expired_long", "exp-long"),
+        ("default", "missing", "miss"),
+        ("default", "gone", "gone"),
+        ("default", "xss", XSS),
+    )
+    s.poll("ok_far", answer(NOW + 60 * DAY))
+    s.poll("ok_forever", LinkAnswer(LINK_WITHOUT_EXPIRY, "f"))
+    s.poll("ok_near", answer(NOW + 10 * DAY))
+    s.poll("warning_late", answer(NOW + 5 * DAY))
+    s.poll("warning_soon", answer(NOW + 3 * DAY + 4 * 3600))
+    s.poll("critical", answer(NOW + 3600))
+    s.poll("unknown", PollFailure(Reason.SERVER_ERROR, "HTTP 503", 503))
+    s.poll("expired_recent", answer(NOW - 2 * 3600))
+    s.poll("expired_long", answer(NOW - 3 * DAY))
+    s.poll("missing", LinkAnswer(TOKEN_MISSING, None))
+    s.poll("gone", PollFailure(Reason.NOT_FOUND, "HTTP 404 agent_not_found", 404))
+    s.poll("xss", answer(NOW + 20 * DAY))
+    s.health.last_cycle = NOW - 7
+    return s
+
+
+ORDER = [
+    ("expired_long", "expired"),
+    ("expired_recent", "expired"),
+    ("missing", "missing"),
+    ("gone", "not_found"),
+    ("critical", "critical"),
+    ("warning_soon", "warning"),
+    ("warning_late", "warning"),
+    ("unknown", "unknown"),
+    ("ok_near", "ok"),
+    ("xss", "ok"),
+    ("ok_far", "ok"),
+    ("ok_forever", "ok"),
+]
+
+
+def test_agents_are_sorted_soonest_to_die_first() -> None:
+    body = every_state().json("/api/v1/agents")
+    assert [(r["agent_id"], r["state"]) for r in body["agents"]] == ORDER
+    # The state order of the page is the documented one.
+    assert [s.value for s in STATES] == [
+        "expired",
+        "missing",
+        "not_found",
+        "critical",
+        "warning",
+        "unknown",
+        "ok",
+    ]
+
+
+def test_agent_rows_follow_the_schema() -> None:
+    body = every_state().json("/api/v1/agents")
+    assert set(body) == {"schema_version", "generated_at", "generated_at_unix", "agents"}
+    assert body["schema_version"] == 1
+    assert body["generated_at"] == "2027-01-15T08:00:00Z"
+    assert body["generated_at_unix"] == NOW
+    for row in body["agents"]:
+        assert set(row) == set(ROW_FIELDS), row
+        for name, kind in ROW_FIELDS.items():
+            assert isinstance(row[name], kind), (name, row[name])
+        assert row["state_label"] == LABELS[State(row["state"])]
+    rows = {r["agent_id"]: r for r in body["agents"]}
+    assert rows["critical"] == {
+        "workspace": "default",
+        "agent_id": "critical",
+        "agent_name": "crit",
+        "state": "critical",
+        "state_label": "Critical",
+        "answer": "link",
+        "expires_at": "2027-01-15T09:00:00Z",
+        "expires_at_unix": NOW + 3600,
+        "seconds_left": 3600,
+        "polled": True,
+        "last_poll_ok": True,
+        "last_success_at": "2027-01-15T07:59:55Z",
+        "last_success_unix": NOW - 5,
+        "last_success_age_seconds": 5,
+        "last_error": None,
+        "last_error_detail": None,
+    }
+    assert rows["expired_recent"]["seconds_left"] == -7200
+    assert rows["missing"]["answer"] == "missing"
+    assert rows["missing"]["expires_at"] is None
+    assert rows["gone"]["answer"] == "not_found"
+    assert rows["gone"]["last_error"] == "not_found"
+    assert rows["gone"]["last_error_detail"] == "HTTP 404 agent_not_found"
+    assert rows["gone"]["last_success_at"] is None
+    assert rows["unknown"]["answer"] is None
+    assert rows["unknown"]["polled"] is True
+    assert rows["unknown"]["last_poll_ok"] is False
+    assert rows["ok_forever"]["expires_at"] is None
+    assert rows["xss"]["agent_name"] == XSS
+
+
+def test_a_failed_poll_keeps_what_the_last_answer_said() -> None:
+    s = Setup()
+    s.watch(("default", "bot", "bot"))
+    s.poll("bot", answer(NOW + 3600))
+    s.poll("bot", PollFailure(Reason.TIMEOUT, "timed out"))
+    (row,) = s.json("/api/v1/agents")["agents"]
+    assert (row["state"], row["last_poll_ok"], row["last_error"]) == ("critical", False, "timeout")
+    assert row["expires_at_unix"] == NOW + 3600
+    assert row["last_success_unix"] == NOW - 5
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("?state=critical", ["critical"]),
+        ("?state=critical,expired", ["expired_long", "expired_recent", "critical"]),
+        ("?state=critical&state=expired", ["expired_long", "expired_recent", "critical"]),
+        ("?state=not_found&state=", ["gone"]),
+        ("?state=", []),
+        ("?state=ok&workspace=nope", []),
+        ("?state=ok&workspace=default", ["ok_near", "xss", "ok_far", "ok_forever"]),
+        ("?unrelated=1", [a for a, _ in ORDER]),
+    ],
+)
+def test_the_agents_can_be_filtered_by_state(query: str, expected: list[str]) -> None:
+    body = every_state().json("/api/v1/agents" + query)
+    assert [r["agent_id"] for r in body["agents"]] == expected
+
+
+def test_an_unknown_state_is_a_clear_error() -> None:
+    response = every_state().client.get("/api/v1/agents?state=critical,bogus")
+    assert response.status_code == 400
+    assert response.headers["cache-control"] == "no-store"
+    assert "unknown state 'bogus'" in response.json()["error"]
+
+
+def test_the_status_follows_the_schema() -> None:
+    body = every_state().json("/api/v1/status")
+    assert set(body) == set(STATUS_FIELDS)
+    for name, kind in STATUS_FIELDS.items():
+        assert isinstance(body[name], kind), (name, body[name])
+    assert body["schema_version"] == 1
+    assert body["version"] == __version__
+    assert body["agents"] == 12
+    assert body["ready"] is True
+    assert list(body["states"]) == [s.value for s in STATES]
+    assert body["states"] == {
+        "expired": 2,
+        "missing": 1,
+        "not_found": 1,
+        "critical": 1,
+        "warning": 2,
+        "unknown": 1,
+        "ok": 4,
+    }
+    assert body["alerting"] == 7
+    assert body["last_cycle_at"] == "2027-01-15T07:59:53Z"
+    assert body["last_cycle_age_seconds"] == 7
+    assert body["poll_interval_seconds"] == 300
+    assert body["stale_after_seconds"] == 2 * 300 + 10 + 30
+    assert body["stale"] is False
+    assert body["config_reload"] == {
+        "ok": True,
+        "last_success_at": "2027-01-15T07:59:00Z",
+        "last_success_age_seconds": 60,
+    }
+    assert body["thresholds"] == {"warning_seconds": 7 * DAY, "critical_seconds": DAY}
+    (workspace,) = body["workspaces"]
+    assert set(workspace) == WORKSPACE_FIELDS
+    # The 404 is an answer from the API; the 503 is not.
+    assert workspace == {
+        "name": "default",
+        "agents": 12,
+        "polled": 12,
+        "answered": 11,
+        "reachability": "degraded",
+        "last_errors": {"not_found": 1, "server_error": 1},
+    }
+
+
+def test_reachability_is_told_per_workspace() -> None:
+    s = Setup(
+        {
+            "workspaces": [
+                {"name": "prod", "agents": [{"id": "p1"}, {"id": "p2"}]},
+                {"name": "eu", "agents": [{"id": "e1"}]},
+                {"name": "new", "agents": [{"id": "n1"}]},
+            ]
+        }
+    )
+    s.watch(("prod", "p1", ""), ("prod", "p2", ""), ("eu", "e1", ""), ("new", "n1", ""))
+    s.poll("p1", answer(NOW + 30 * DAY), "prod")
+    s.poll("p2", PollFailure(Reason.NOT_FOUND, "HTTP 404"), "prod")
+    s.poll("e1", PollFailure(Reason.CONNECTION, "cannot connect"), "eu")
+    workspaces = {w["name"]: w for w in s.json("/api/v1/status")["workspaces"]}
+    assert {n: w["reachability"] for n, w in workspaces.items()} == {
+        "prod": "ok",
+        "eu": "unreachable",
+        "new": "pending",
+    }
+    assert workspaces["eu"]["last_errors"] == {"connection": 1}
+    assert s.json("/api/v1/status")["ready"] is False
+    page = s.client.get("/").text
+    assert "The API of workspace eu cannot be reached" in page
+    assert "(1 connection)" in page
+    assert "prod</span> 2/2 answering" in page
+
+
+def test_stale_knowledge_is_said_plainly() -> None:
+    s = every_state()
+    assert "stale" not in s.client.get("/").text
+    s.now = NOW - 7 + 641  # the last cycle is older than twice the interval + jitter + 30 s
+    assert s.json("/api/v1/status")["stale"] is True
+    page = s.client.get("/").text
+    assert (
+        "The monitor&#x27;s knowledge is stale: the last full poll cycle finished 10 m 41 s ago"
+        in (page)
+    )
+    assert "one is expected every 5 m" in page
+
+
+def test_no_cycle_at_all_is_stale_after_a_while() -> None:
+    s = Setup()
+    s.watch(("default", "x", ""))
+    assert s.json("/api/v1/status")["stale"] is False
+    assert "the first cycle is running" in s.client.get("/").text
+    s.now = NOW - 60 + 641
+    assert s.json("/api/v1/status")["stale"] is True
+    assert "no full poll cycle has finished yet" in s.client.get("/").text
+
+
+def test_a_failed_reload_is_shown() -> None:
+    s = every_state()
+    s.health.config_reload_ok = False
+    assert s.json("/api/v1/status")["config_reload"]["ok"] is False
+    page = s.client.get("/").text
+    assert '<span class="bad">Failed</span>' in page
+    assert "The last config reload failed" in page
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (3 * DAY + 4 * 3600 + 59, "in 3 d 4 h"),
+        (2 * 3600, "in 2 h"),
+        (4 * 60 + 10, "in 4 m 10 s"),
+        (12, "in 12 s"),
+        (0, "expired just now"),
+        (-2 * 3600 - 30, "expired 2 h ago"),
+        (-(DAY + 60), "expired 1 d ago"),
+    ],
+)
+def test_time_left_reads_naturally(seconds: float, text: str) -> None:
+    row = {"seconds_left": int(seconds), "answer": "link"}
+    assert time_left(row) == text
+
+
+def test_time_left_without_an_expiry() -> None:
+    assert time_left({"seconds_left": None, "answer": "link"}) == "never expires"
+    assert time_left({"seconds_left": None, "answer": "missing"}) == "no shareable link"
+    assert time_left({"seconds_left": None, "answer": "not_found"}) == "agent not found"
+    assert time_left({"seconds_left": None, "answer": None}) == "not known yet"
+    assert span(59) == "59 s"
+    assert span(3600 + 59) == "1 h"
+
+
+class Parsed(HTMLParser):
+    """The page's elements, attributes and text, as a browser would see them."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def rows(self) -> list[dict[str, str | None]]:
+        return [a for t, a in self.tags if t == "tr" and "data-state" in a]
+
+
+def test_the_page_renders_every_agent_in_order() -> None:
+    s = every_state()
+    response = s.client.get("/")
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    page = Parsed(response.text)
+    assert [r["data-state"] for r in page.rows()] == [state for _, state in ORDER]
+    assert all("hidden" not in r for r in page.rows())
+    for state in STATES:  # every state has its label next to its colour
+        assert f'<span class="badge s-{state.value}"' in response.text
+        assert LABELS[state] in page.text
+    assert "in 3 d 4 h" in page.text
+    assert "expired 2 h ago" in page.text
+    assert "expired 3 d ago" in page.text
+    assert "not_found: HTTP 404 agent_not_found" in page.text
+    assert "Showing 12 of 12 agents" in page.text
+    assert f"v{__version__}" in page.text
+
+
+def test_the_page_applies_the_filter_in_the_url() -> None:
+    s = every_state()
+    page = Parsed(s.client.get("/?state=warning&state=critical&q=W-").text)
+    shown = [r["data-state"] for r in page.rows() if "hidden" not in r]
+    assert shown == ["warning", "warning"]
+    assert "Showing 2 of 12 agents" in page.text
+    boxes = {a["value"]: "checked" in a for t, a in page.tags if a.get("type") == "checkbox"}
+    assert boxes == {s.value: s in (State.WARNING, State.CRITICAL) for s in STATES}
+    assert ("input", "W-") in [(t, a.get("value")) for t, a in page.tags if a.get("id") == "q"]
+    # Several words must all match; nothing matching says so.
+    page = Parsed(s.client.get("/?q=exp+long").text)
+    assert [r["data-state"] for r in page.rows() if "hidden" not in r] == ["expired"]
+    page = Parsed(s.client.get("/?q=nothing-like-this").text)
+    assert not [r for r in page.rows() if "hidden" not in r]
+    empty = next(a for t, a in page.tags if a.get("id") == "empty")
+    assert "hidden" not in empty
+    assert page_url("prod", ["critical"]) == "/?state=critical&q=prod"
+    assert page_url("", []) == "/?state="
+    assert page_url() == "/"
+
+
+def test_every_value_is_escaped() -> None:
+    s = every_state()
+    evil = '"><script>alert(1)</script>'
+    text = s.client.get("/", params={"q": evil, "state": evil}).text
+    assert "<img" not in text
+    assert "<script>alert" not in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text
+    page = Parsed(text)
+    assert XSS in "".join(page.text)  # shown as text, exactly as named
+    scripts = [a for t, a in page.tags if t == "script"]
+    assert scripts == [{"src": "/assets/app.js", "defer": None}]
+    for tag, attrs in page.tags:
+        assert "style" not in attrs, tag
+        assert not [a for a in attrs if a.startswith("on")], (tag, attrs)
+    # Nothing loads from anywhere else.
+    for _, attrs in page.tags:
+        for name in ("src", "href", "action"):
+            value = attrs.get(name)
+            assert value is None or value.startswith("/"), (name, value)
+
+
+def test_the_script_never_writes_html() -> None:
+    script = every_state().client.get("/assets/app.js").text
+    assert "innerHTML" not in script
+    assert "outerHTML" not in script
+    assert "insertAdjacentHTML" not in script
+    assert "document.write" not in script
+    assert "eval(" not in script
+
+
+@pytest.mark.parametrize(
+    ("path", "media_type"),
+    [
+        ("/", "text/html; charset=utf-8"),
+        ("/api/v1/agents", "application/json"),
+        ("/api/v1/status", "application/json"),
+        ("/assets/app.js", "text/javascript; charset=utf-8"),
+        ("/assets/app.css", "text/css; charset=utf-8"),
+        ("/assets/favicon.svg", "image/svg+xml"),
+    ],
+)
+def test_read_only_with_strict_headers(path: str, media_type: str) -> None:
+    s = every_state()
+    response = s.client.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == media_type
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["content-security-policy"] == CSP
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert "unsafe" not in CSP
+    assert "default-src 'none'" in CSP
+    assert "script-src 'self'" in CSP
+    assert "frame-ancestors 'none'" in CSP
+    head = s.client.head(path)
+    assert head.status_code == 200
+    assert head.content == b""
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        assert s.client.request(method, path).status_code == 405, method
+
+
+def test_the_documented_schema_matches_the_api() -> None:
+    """docs/status-api.md lists every field the API sends, and no other."""
+    doc = DOCS.read_text(encoding="utf-8")
+
+    def documented(heading: str) -> set[str]:
+        table = doc.split(f"| {heading} | type | meaning |", 1)[1].split("\n\n", 1)[0]
+        return set(re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.M))
+
+    s = every_state()
+    agents = s.json("/api/v1/agents")
+    status = s.json("/api/v1/status")
+    assert documented("top-level field") == set(agents)
+    assert documented("row field") == set(ROW_FIELDS)
+    assert documented("field") == set(status)
+    assert documented("workspace field") == WORKSPACE_FIELDS
+    assert "schema version 1" in doc
+
+
+# --- against the real daemon ------------------------------------------------------------------
+
+StartDaemon = Callable[..., Daemon]
+
+
+@pytest.mark.integration
+def test_the_daemon_serves_the_page_without_secrets(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
+) -> None:
+    now = time.time()
+    standin.set("ok", link(canary_token("ok"), now + 30 * DAY))
+    standin.set("soon", link(canary_token("soon"), now + 3600))
+    standin.set("missing", link(None))
+    daemon = start_daemon(write_config(["ok", "soon", "missing", "gone"]))
+    wait_until(lambda: daemon.get("/readyz")[0] == 200, what="readiness")
+    served = ""
+    for path in ("/", "/api/v1/agents", "/api/v1/status", "/assets/app.js"):
+        code, text = daemon.get(path)
+        assert code == 200, path
+        served += text
+    assert CANARY_KEY not in served
+    assert "tok_canary_" not in served
+    assert "conversation_token" not in served
+    code, text = daemon.get("/api/v1/agents?state=critical")
+    assert '"agent_id":"soon"' in text
+    assert '"agent_id":"ok"' not in text
+
+
+@pytest.mark.integration
+def test_status_page_false_removes_the_routes(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
+) -> None:
+    standin.set("ok", link(canary_token("ok"), None))
+    daemon = start_daemon(write_config(["ok"], server={"status_page": False}))
+    code, text = daemon.get("/")
+    assert code == 200
+    assert "<html" not in text
+    assert "see /metrics" in text
+    for path in ("/api/v1/agents", "/api/v1/status", "/assets/app.js"):
+        assert daemon.get(path)[0] == 404, path
+    assert daemon.get("/metrics")[0] == 200
