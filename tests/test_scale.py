@@ -6,8 +6,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import yaml
 
 from monitor.config import ConfigError, WorkspaceConfig, parse_config
 from monitor.poller import client_settings
@@ -151,22 +153,87 @@ def test_discovery_watches_every_listed_agent_and_follows_the_listing(
 
 
 @pytest.mark.integration
-def test_two_replicas_watch_every_agent_once(
+def test_three_replicas_watch_every_agent_exactly_once_at_the_server(
     standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
-    agents = [f"s{i}" for i in range(20)]
+    agents = [f"s{i}" for i in range(30)]
     for agent in agents:
         standin.set(agent, link(canary_token(agent), None))
     path = write_config(agents)
-    first = start_daemon(path, "--shard", "0/2")
-    second = start_daemon(path, env={"MONITOR_SHARD": "1/2"})
-    for daemon in (first, second):
+    replicas = [
+        start_daemon(path, "--shard", "0/3"),
+        start_daemon(path, env={"MONITOR_SHARD": "1/3"}),
+        start_daemon(path, "--shard", "2/3"),
+    ]
+    for daemon in replicas:
         wait_until(lambda d=daemon: d.get("/readyz")[0] == 200)  # type: ignore[misc]
+    polled = sorted(r.path.split("/")[4] for r in standin.requests)
+    assert polled == sorted(agents)  # each agent asked for once, by one replica
     watched = [
         {dict(k)["agent_id"] for k in d.samples("elevenlabs_agent_link_poll_success")}
-        for d in (first, second)
+        for d in replicas
     ]
-    assert watched[0].isdisjoint(watched[1])
-    assert watched[0] | watched[1] == set(agents)
-    assert first.events("monitor_started")[0]["shard"] == "0/2"
-    assert standin.count() == len(agents)
+    assert sum(len(w) for w in watched) == len(agents)
+    assert set().union(*watched) == set(agents)
+    assert [d.events("monitor_started")[0]["shard"] for d in replicas] == ["0/3", "1/3", "2/3"]
+
+
+def test_a_malformed_shard_exits_2_before_starting(write_config: ConfigWriter) -> None:
+    from tests.daemon import monitor_cmd
+
+    done = subprocess.run(
+        monitor_cmd("run", "--config", str(write_config(["a"])), "--shard", "3/3"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={"ELEVENLABS_API_KEY": "sk_x", "PATH": "/usr/bin"},
+    )
+    assert done.returncode == 2
+    assert done.stderr == "error: --shard: '3/3' is not a shard N/M with 0 <= N < M\n"
+
+
+@pytest.mark.integration
+def test_workspaces_have_their_own_keys_and_a_slow_one_delays_no_other(
+    standin: StandIn, tmp_path: Path, start_daemon: StartDaemon
+) -> None:
+    from tests.standin import hang
+
+    slow = StandIn("sk_other_workspace_key")
+    try:
+        standin.set("fast_bot", link(canary_token("fast"), None))
+        slow.set("slow_bot", hang(30, link(canary_token("slow"), None)))
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "workspaces": [
+                        {"name": "prod", "base_url": standin.url, "agents": [{"id": "fast_bot"}]},
+                        {
+                            "name": "eu",
+                            "base_url": slow.url,
+                            "api_key_env": "EU_KEY",
+                            "timeout": "30s",
+                            "agents": [{"id": "slow_bot"}],
+                        },
+                    ],
+                    "poll": {"interval": "1h", "jitter": 0},
+                    "server": {"host": "127.0.0.1", "port": 0},
+                }
+            )
+        )
+        daemon = start_daemon(config, env={"EU_KEY": "sk_other_workspace_key"})
+        wait_until(lambda: daemon.state_of("fast_bot") == "ok")
+        assert daemon.state_of("slow_bot") == "unknown"  # still waiting on the slow API
+        assert slow.requests[0].headers["xi-api-key"] == "sk_other_workspace_key"
+        assert standin.requests[0].headers["xi-api-key"] != "sk_other_workspace_key"
+        slow._server.release.set()  # type: ignore[attr-defined]
+        wait_until(lambda: daemon.state_of("slow_bot") == "ok")
+        assert (
+            daemon.value(
+                "elevenlabs_agent_link_state", workspace="eu", agent_id="slow_bot", state="ok"
+            )
+            == 1
+        )
+    finally:
+        slow.close()
