@@ -170,8 +170,7 @@ class AgentExposition:
             parts.append(EXPIRES_IN.header)
             # Changes on every scrape, so never cached (and off by default).
             parts.extend(
-                f"{EXPIRES_IN.name}{{{_labels(r)}}} "
-                f"{_number(r.observation.expires_at - now)}\n"
+                f"{EXPIRES_IN.name}{{{_labels(r)}}} {_number(r.observation.expires_at - now)}\n"
                 for r in records
                 if r.observation is not None and r.observation.expires_at is not None
             )

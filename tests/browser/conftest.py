@@ -25,7 +25,7 @@ LAUNCH_ARGS = [
 expect.set_options(timeout=10_000)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     chromium = require_tool("chromium")
     with sync_playwright() as playwright:
