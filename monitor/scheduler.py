@@ -28,7 +28,7 @@ from monitor.api import ElevenLabsClient, PollFailure
 from monitor.config import Config, ConfigError, WorkspaceConfig, load_config
 from monitor.evaluate import Thresholds, evaluate, next_change
 from monitor.metrics import Health, Metrics
-from monitor.poller import Poller, client_settings
+from monitor.poller import Poller, client_settings, paced
 from monitor.server import HttpServer, build_app
 from monitor.statuspage import status_routes
 from monitor.store import AgentKey, Store, Target
@@ -238,21 +238,42 @@ class Monitor:
     async def poll_cycle(self) -> None:
         """Poll every watched agent once, within a deadline shorter than the interval."""
         interval = self.config.poll.interval
+        deadline = interval * 0.9
         keys = self.store.agent_keys()
         started = self._clock()
         # The first cycle fires at once so the monitor is ready quickly; later ones are spread.
         spread = self.config.poll.spread and self.health.last_cycle is not None
-        window = interval * 0.8 if spread else 0.0
-        step = window / len(keys) if keys else 0.0
+        by_workspace: dict[str, list[AgentKey]] = {}
+        for key in keys:
+            by_workspace.setdefault(key.workspace, []).append(key)
+        done = 0
+
+        async def poll(key: AgentKey) -> None:
+            nonlocal done
+            await self.poll_agent(key)
+            done += 1
+
+        def workers(workspace: str) -> int:
+            client = self._clients.get(workspace)
+            return client.settings.max_concurrency if client else 1
+
         unfinished = 0
-        tasks = [asyncio.create_task(self._poll_after(i * step, key)) for i, key in enumerate(keys)]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=interval * 0.9)
-            unfinished = len(pending)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+        try:
+            async with asyncio.timeout(deadline):
+                # Each workspace has its own workers: a slow one never delays another.
+                await asyncio.gather(
+                    *(
+                        paced(
+                            batch,
+                            poll,
+                            workers=workers(workspace),
+                            step=interval * 0.8 / len(batch) if spread else 0.0,
+                        )
+                        for workspace, batch in by_workspace.items()
+                    )
+                )
+        except TimeoutError:
+            unfinished = len(keys) - done
         finished = self._clock()
         self.health.last_cycle = finished
         self.health.last_cycle_duration = finished - started
@@ -262,14 +283,9 @@ class Monitor:
                 "cycle_overrun",
                 unfinished=unfinished,
                 agents=len(keys),
-                deadline_seconds=round(interval * 0.9, 3),
+                deadline_seconds=round(deadline, 3),
             )
         log.debug("cycle_finished", agents=len(keys), seconds=round(finished - started, 3))
-
-    async def _poll_after(self, delay: float, key: AgentKey) -> None:
-        if delay > 0:
-            await asyncio.sleep(delay)
-        await self.poll_agent(key)
 
     async def poll_agent(self, key: AgentKey) -> None:
         try:
