@@ -274,7 +274,7 @@ class Config(_Model):
 # --- loading -------------------------------------------------------------------------------
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """SafeLoader that refuses duplicate keys: the second one would silently win."""
 
 
@@ -320,7 +320,6 @@ def load_config(path: Path) -> Config:
 def parse_config(text: str, source: str = "<config>") -> Config:
     """Validate YAML text; problems name the source, the line and the field."""
     try:
-        root = yaml.compose(text, Loader=_UniqueKeyLoader)
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -345,6 +344,9 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
+        # The node tree (for line numbers) is built only when there is something to locate:
+        # for 10,000 agents it costs tens of MB.
+        root = yaml.compose(text, Loader=_UniqueKeyLoader)
         raise ConfigError(_located(exc, root, source)) from None
 
 

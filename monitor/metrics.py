@@ -147,7 +147,8 @@ class AgentExposition:
         self._expose_relative = expose_relative
         self._cache: dict[AgentKey, tuple[AgentRecord, State, tuple[str, ...]]] = {}
 
-    def render(self) -> str:
+    def render(self) -> list[bytes]:
+        """The exposition as one chunk per family: the whole text is never held twice."""
         now = self._clock()
         thresholds = self._thresholds()
         records = self._store.snapshot()
@@ -162,19 +163,24 @@ class AgentExposition:
         # Swapped whole: an agent that left the store leaves the cache with it.
         self._cache = fresh
         chunks = [chunk for _, _, chunk in fresh.values()]
-        parts = []
-        for index, family in enumerate(AGENT_FAMILIES):
-            parts.append(family.header)
-            parts.extend(chunk[index] for chunk in chunks)
+        families = [
+            (family.header + "".join(chunk[index] for chunk in chunks)).encode()
+            for index, family in enumerate(AGENT_FAMILIES)
+        ]
         if self._expose_relative():
-            parts.append(EXPIRES_IN.header)
             # Changes on every scrape, so never cached (and off by default).
-            parts.extend(
-                f"{EXPIRES_IN.name}{{{_labels(r)}}} {_number(r.observation.expires_at - now)}\n"
-                for r in records
-                if r.observation is not None and r.observation.expires_at is not None
+            families.append(
+                (
+                    EXPIRES_IN.header
+                    + "".join(
+                        f"{EXPIRES_IN.name}{{{_labels(r)}}} "
+                        f"{_number(r.observation.expires_at - now)}\n"
+                        for r in records
+                        if r.observation is not None and r.observation.expires_at is not None
+                    )
+                ).encode()
             )
-        return "".join(parts)
+        return families
 
 
 @dataclass
@@ -288,5 +294,6 @@ class Metrics:
             registry=self.registry,
         )
 
-    def render(self) -> bytes:
-        return self.agents.render().encode() + generate_latest(self.registry)
+    def render(self) -> list[bytes]:
+        """The exposition, in chunks to be sent one after the other."""
+        return [*self.agents.render(), generate_latest(self.registry)]

@@ -28,6 +28,9 @@ class Behaviour(enum.Enum):
     MISSING = "missing"
     NOT_FOUND = "not_found"
     FLAPPING = "flapping"  # every other answer is a 503
+    RATE_LIMITED = "rate_limited"  # every third answer is a 429 with Retry-After: 1
+    GARBAGE = "garbage"  # every fifth answer is not JSON
+    SLOW = "slow"  # every tenth answer takes 30 s (a client's timeout should fire)
 
 
 @dataclass
@@ -62,6 +65,23 @@ def many_agents(count: int, expires_in: float = 30 * 86400.0) -> list[SimAgent]:
     return [
         SimAgent(f"agent_{i:06d}", f"bot-{i}", Behaviour.EXPIRES, expires_in) for i in range(count)
     ]
+
+
+def soak_agents(count: int) -> list[SimAgent]:
+    """Mostly healthy agents, with every kind of fault mixed in (for the soak benchmark)."""
+    faults = [
+        Behaviour.FLAPPING,
+        Behaviour.RATE_LIMITED,
+        Behaviour.GARBAGE,
+        Behaviour.SLOW,
+        Behaviour.NOT_FOUND,
+        Behaviour.MISSING,
+    ]
+    agents = many_agents(count)
+    for index, agent in enumerate(agents):
+        if index % 10 < len(faults) and index % 20 < 10:  # 30% of agents have a fault
+            agent.behaviour = faults[index % 10]
+    return agents
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -104,6 +124,14 @@ class SimulatedApi:
         agent.hits += 1
         if agent.behaviour is Behaviour.FLAPPING and agent.hits % 2 == 0:
             return _error(503, "system_busy", "Try again later")
+        if agent.behaviour is Behaviour.RATE_LIMITED and agent.hits % 3 == 0:
+            response = _error(429, "rate_limit_exceeded", "Too many requests")
+            response.headers["retry-after"] = "1"
+            return response
+        if agent.behaviour is Behaviour.GARBAGE and agent.hits % 5 == 0:
+            return Response(b"<html>upstream error</html>", media_type="text/html")
+        if agent.behaviour is Behaviour.SLOW and agent.hits % 10 == 0:
+            await asyncio.sleep(30)
         token = None
         if agent.behaviour is not Behaviour.MISSING:
             expiry = None
