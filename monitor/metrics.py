@@ -148,7 +148,7 @@ class AgentExposition:
         self._cache: dict[AgentKey, tuple[AgentRecord, State, tuple[str, ...]]] = {}
 
     def render(self) -> list[bytes]:
-        """The exposition as one chunk per family: the whole text is never held twice."""
+        """The exposition as one chunk per family."""
         now = self._clock()
         thresholds = self._thresholds()
         records = self._store.snapshot()
@@ -295,5 +295,5 @@ class Metrics:
         )
 
     def render(self) -> list[bytes]:
-        """The exposition, in chunks to be sent one after the other."""
+        """The exposition, in chunks (one per family)."""
         return [*self.agents.render(), generate_latest(self.registry)]
