@@ -4,7 +4,7 @@
 #   docker run --rm -p 9877:9877 -e ELEVENLABS_API_KEY \
 #     -v "$PWD/config.yaml:/etc/elevenlabs-link-monitor/config.yaml:ro" \
 #     --read-only elevenlabs-link-monitor:0.1.0
-#   docker run --rm -p 9877:9877 elevenlabs-link-monitor:0.1.0 demo   # no key, no network
+#   docker run --rm -p 9877:9877 elevenlabs-link-monitor:0.1.0 demo --host 0.0.0.0   # no key, no network
 
 # ---- builder: install the project and its dependencies into /opt/venv ----
 FROM python:3.11.11-slim-bookworm AS builder

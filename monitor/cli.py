@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run against a built-in simulated API")
     demo.add_argument("--port", type=int, default=9877, help="metrics port (default 9877)")
+    demo.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="listen address (default 127.0.0.1; 0.0.0.0 in a container)",
+    )
     return parser
 
 
@@ -128,7 +133,7 @@ def _demo(args: argparse.Namespace) -> int:
     from monitor.demo import run_demo
 
     logs.configure("info", "json")
-    return asyncio.run(run_demo(args.port))
+    return asyncio.run(run_demo(args.host, args.port))
 
 
 # --- check ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from monitor.simulator import SimulatedApi, demo_agents
 log = structlog.get_logger("monitor.demo")
 
 
-def demo_config(base_url: str, port: int) -> Config:
+def demo_config(base_url: str, host: str, port: int) -> Config:
     agents = [{"id": a.agent_id, "name": a.name} for a in demo_agents()]
     return Config.model_validate(
         {
@@ -22,21 +22,21 @@ def demo_config(base_url: str, port: int) -> Config:
             "agents": agents,
             "poll": {"interval": "15s", "jitter": "1s"},
             "alerts": {"repeat_interval": "5m"},
-            "server": {"host": "127.0.0.1", "port": port},
+            "server": {"host": host, "port": port},
         }
     )
 
 
-async def run_demo(port: int) -> int:
+async def run_demo(host: str, port: int) -> int:
     key = "demo_" + secrets.token_hex(8)  # a throwaway key, still treated as a secret
     api = SimulatedApi(demo_agents(), key)
     api_server = HttpServer(api.app, "127.0.0.1", 0)
-    host, api_port = await api_server.start()
+    api_host, api_port = await api_server.start()
     try:
-        monitor = Monitor(demo_config(f"http://{host}:{api_port}", port), lambda _: key)
+        monitor = Monitor(demo_config(f"http://{api_host}:{api_port}", host, port), lambda _: key)
         log.info(
             "demo_started",
-            simulated_api=f"http://{host}:{api_port}",
+            simulated_api=f"http://{api_host}:{api_port}",
             hint="agents in every state; agent_demo_crossing enters warning after 45s",
         )
         return await monitor.run()

@@ -61,7 +61,8 @@ def test_monitor_is_built_from_the_repository(compose: dict[str, Any]) -> None:
     context = build if isinstance(build, str) else build["context"]
     assert (DEPLOY / context).resolve() == ROOT
     assert (ROOT / "Dockerfile").is_file()
-    assert monitor["command"] in (["demo"], ["${MONITOR_COMMAND:-demo}"], "demo")
+    # In a container the demo must listen beyond loopback, or nothing can scrape it.
+    assert monitor["command"] == ["demo", "--host", "0.0.0.0"]
     assert any(str(port).endswith("9877") for port in monitor["ports"])
 
 
