@@ -99,8 +99,8 @@ def _labels(record: AgentRecord) -> str:
     )
 
 
-def render_agent(record: AgentRecord, state: State) -> tuple[str, ...]:
-    """One agent's lines for each of AGENT_FAMILIES, in order."""
+def render_agent(record: AgentRecord, state: State) -> tuple[bytes, ...]:
+    """One agent's lines for each of AGENT_FAMILIES, in order, encoded once."""
     labels = _labels(record)
     observation = record.observation
     expiry = ""
@@ -117,7 +117,7 @@ def render_agent(record: AgentRecord, state: State) -> tuple[str, ...]:
         for reason, count in record.errors.items()
         if count
     )
-    return (
+    parts = (
         expiry,
         f"{MISSING.name}{{{labels}}} {1.0 if missing else 0.0}\n",
         "".join(
@@ -129,6 +129,7 @@ def render_agent(record: AgentRecord, state: State) -> tuple[str, ...]:
         errors,
         f"{ROTATIONS.name}{{{labels}}} {record.rotations}.0\n",
     )
+    return tuple(part.encode() for part in parts)
 
 
 class AgentExposition:
@@ -145,7 +146,7 @@ class AgentExposition:
         self._thresholds = thresholds
         self._clock = clock
         self._expose_relative = expose_relative
-        self._cache: dict[AgentKey, tuple[AgentRecord, State, tuple[str, ...]]] = {}
+        self._cache: dict[AgentKey, tuple[AgentRecord, State, tuple[bytes, ...]]] = {}
 
     def render(self) -> list[bytes]:
         """The exposition as one chunk per family."""
@@ -153,7 +154,7 @@ class AgentExposition:
         thresholds = self._thresholds()
         records = self._store.snapshot()
         cache = self._cache
-        fresh: dict[AgentKey, tuple[AgentRecord, State, tuple[str, ...]]] = {}
+        fresh: dict[AgentKey, tuple[AgentRecord, State, tuple[bytes, ...]]] = {}
         for record in records:
             state = evaluate(record.observation, now, thresholds)
             cached = cache.get(record.key)
@@ -164,7 +165,7 @@ class AgentExposition:
         self._cache = fresh
         chunks = [chunk for _, _, chunk in fresh.values()]
         families = [
-            (family.header + "".join(chunk[index] for chunk in chunks)).encode()
+            family.header.encode() + b"".join(chunk[index] for chunk in chunks)
             for index, family in enumerate(AGENT_FAMILIES)
         ]
         if self._expose_relative():
