@@ -16,7 +16,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
 
 from monitor.config import TlsSettings
 from monitor.metrics import CONTENT_TYPE
@@ -26,7 +25,7 @@ GZIP_LIMIT = 1024 * 1024
 
 
 def build_app(
-    render_metrics: Callable[[], list[bytes]],
+    render_metrics: Callable[[], bytes],
     alive: Callable[[], bool],
     ready: Callable[[], bool],
     extra_routes: Sequence[BaseRoute] = (),
@@ -44,16 +43,14 @@ def build_app(
         )
 
     async def metrics(request: Request) -> Response:
-        chunks = render_metrics()
-        size = sum(len(c) for c in chunks)
+        body = render_metrics()
         headers = dict(_NO_STORE)
         # Compress small answers only: at 10,000 agents (~15 MB) gzip would cost more than
         # the whole render, and scrapes stay on the cluster network.
-        if size <= GZIP_LIMIT and "gzip" in request.headers.get("accept-encoding", ""):
+        if len(body) <= GZIP_LIMIT and "gzip" in request.headers.get("accept-encoding", ""):
             headers["content-encoding"] = "gzip"
-            body = gzip.compress(b"".join(chunks), compresslevel=1)
-            return Response(body, media_type=CONTENT_TYPE, headers=headers)
-        return _ChunkedResponse(chunks, size, headers)
+            body = gzip.compress(body, compresslevel=1)
+        return Response(body, media_type=CONTENT_TYPE, headers=headers)
 
     async def index(_: Request) -> Response:
         return PlainTextResponse(
@@ -71,30 +68,6 @@ def build_app(
             Route("/metrics", metrics, methods=["GET", "HEAD"]),
         ]
     )
-
-
-class _ChunkedResponse(Response):
-    """A large body sent in slices, never joined: at 10,000 agents a joined copy, h11's copy
-    and the transport's buffer would each hold the whole 15 MB at once."""
-
-    SLICE = 1024 * 1024
-
-    def __init__(self, chunks: list[bytes], size: int, headers: dict[str, str]) -> None:
-        super().__init__(None, media_type=CONTENT_TYPE, headers=headers)
-        self.headers["content-length"] = str(size)
-        self._chunks = chunks
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        if scope["method"] != "HEAD":
-            for chunk in self._chunks:
-                view = memoryview(chunk)
-                for start in range(0, len(view), self.SLICE):
-                    piece = bytes(view[start : start + self.SLICE])
-                    await send({"type": "http.response.body", "body": piece, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class _Server(uvicorn.Server):

@@ -31,7 +31,7 @@ class Clock:
 
 def families(metrics: Metrics) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
-    for family in text_string_to_metric_families(b"".join(metrics.render()).decode()):
+    for family in text_string_to_metric_families(metrics.render().decode()):
         for sample in family.samples:
             found.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
     return found
@@ -112,9 +112,9 @@ def test_state_follows_the_clock_between_polls(
 def test_an_agent_no_longer_watched_leaves_every_series(store: Store, metrics: Metrics) -> None:
     store.sync([agent("a"), agent("gone")])
     store.record(PollFailure(Reason.TIMEOUT, "t"), AgentKey("default", "gone"), NOW)
-    assert "gone" in b"".join(metrics.render()).decode()
+    assert "gone" in metrics.render().decode()
     store.sync([agent("a")])
-    assert '"gone"' not in b"".join(metrics.render()).decode()
+    assert '"gone"' not in metrics.render().decode()
 
 
 def test_hostile_names_are_escaped_and_read_back_intact(store: Store, metrics: Metrics) -> None:
@@ -135,14 +135,14 @@ def test_unchanged_agents_are_not_rendered_again(
     calls: list[str] = []
     original = module.render_agent
 
-    def counting(record: AgentRecord, state: State) -> tuple[str, ...]:
+    def counting(record: AgentRecord, state: State) -> tuple[bytes, ...]:
         calls.append(record.key.agent_id)
         return original(record, state)
 
     monkeypatch.setattr(module, "render_agent", counting)
-    first = b"".join(metrics.render())
+    first = metrics.render()
     store.record(LinkAnswer(AGENT_NOT_FOUND, None), AgentKey("default", "a3"), NOW)
-    second = b"".join(metrics.render())
+    second = metrics.render()
     assert calls == ["a3"]
     assert first != second
 
