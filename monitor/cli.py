@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import structlog
+
 from monitor import __version__, logs
 from monitor.alerts import iso
 from monitor.api import ElevenLabsClient
@@ -17,7 +19,7 @@ from monitor.config import Config, ConfigError, config_path, load_config, read_a
 from monitor.evaluate import State, Thresholds, evaluate, worst
 from monitor.poller import Poller, client_settings
 from monitor.store import AgentRecord, Store
-from monitor.targets import Shard, parse_shard, resolve_targets
+from monitor.targets import Shard, listed_targets, parse_shard, resolve_targets
 
 EXIT_OK = 0
 EXIT_WARNING = 1
@@ -182,14 +184,18 @@ async def _poll_once(
     try:
         discovered = {}
         for workspace in config.resolved_workspaces():
-            if workspace.discover:
-                from monitor.store import AgentKey, Target
-
-                listing = await clients[workspace.name].list_agents()
-                if isinstance(listing, list):
-                    discovered[workspace.name] = [
-                        Target(AgentKey(workspace.name, a.agent_id), a.name) for a in listing
-                    ]
+            if not workspace.discover:
+                continue
+            listing = await clients[workspace.name].list_agents()
+            if isinstance(listing, list):
+                discovered[workspace.name] = listed_targets(workspace.name, listing)
+            else:
+                structlog.get_logger("monitor").error(
+                    "discovery_failed",
+                    workspace=workspace.name,
+                    reason=listing.reason.value,
+                    detail=listing.detail,
+                )
         store.sync(resolve_targets(config, discovered, shard))
         poller = Poller(store, clients)
         await asyncio.gather(*(poller.poll(key) for key in store.agent_keys()))

@@ -32,7 +32,7 @@ from monitor.poller import Poller, client_settings, paced
 from monitor.server import HttpServer, build_app
 from monitor.statuspage import status_routes
 from monitor.store import AgentKey, Store, Target
-from monitor.targets import Shard, resolve_targets
+from monitor.targets import Shard, listed_targets, resolve_targets
 
 log = structlog.get_logger("monitor")
 
@@ -320,7 +320,7 @@ class Monitor:
                     detail=listing.detail,
                 )
                 continue
-            found = [Target(AgentKey(workspace.name, a.agent_id), a.name) for a in listing]
+            found = listed_targets(workspace.name, listing)
             self.health.discovered[workspace.name] = len(found)
             if found != self._discovered.get(workspace.name):
                 self._discovered[workspace.name] = found

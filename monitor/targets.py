@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from monitor.api import AgentSummary
 from monitor.config import Config, ConfigError
 from monitor.store import AgentKey, Target
 
@@ -39,6 +40,11 @@ def parse_shard(text: str | None, source: str = "--shard") -> Shard | None:
     if not match or not 0 <= int(match[1]) < int(match[2]):
         raise ConfigError([f"{source}: {text!r} is not a shard N/M with 0 <= N < M"])
     return Shard(int(match[1]), int(match[2]))
+
+
+def listed_targets(workspace: str, listing: Iterable[AgentSummary]) -> list[Target]:
+    """The agents of a discovery listing, named as the listing names them."""
+    return [Target(AgentKey(workspace, agent.agent_id), agent.name) for agent in listing]
 
 
 def resolve_targets(

@@ -237,3 +237,42 @@ def test_workspaces_have_their_own_keys_and_a_slow_one_delays_no_other(
         )
     finally:
         slow.close()
+
+
+@pytest.mark.integration
+def test_check_discovers_too_and_says_when_the_listing_fails(
+    standin: StandIn, write_config: ConfigWriter
+) -> None:
+    import json
+    import os
+
+    from tests.conftest import CANARY_KEY
+    from tests.daemon import monitor_cmd
+
+    standin.listing = [("listed", "from-listing", False)]
+    standin.set("listed", link(canary_token("l"), None))
+    standin.set("configured", link(canary_token("c"), None))
+    path = write_config(["configured"], discover=True)
+    env = {**os.environ, "ELEVENLABS_API_KEY": CANARY_KEY}
+
+    def check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            monitor_cmd("check", "--config", str(path), "--output", "json"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+
+    done = check()
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["agents"]
+    assert [(r["agent_id"], r["agent_name"]) for r in rows] == [
+        ("configured", "configured-name"),
+        ("listed", "from-listing"),
+    ]
+    standin.listing = status(500)
+    done = check()
+    assert [r["agent_id"] for r in json.loads(done.stdout)["agents"]] == ["configured"]
+    assert json.loads(done.stderr.splitlines()[0])["event"] == "discovery_failed"
