@@ -134,28 +134,25 @@ def test_config_defaults_to_monitor_config_then_cwd(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("agents:\n  - id: from_cwd\n")
     other = tmp_path / "other.yaml"
     other.write_text("agents:\n  - id: a\n  - id: b\n")
-    env = {**os.environ, "MONITOR_CONFIG": str(other)}
-    done = subprocess.run(
-        monitor_cmd("validate-config"),
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        check=False,
-        timeout=60,
+    env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"}
+
+    def validate(**extra: str) -> str:
+        return subprocess.run(
+            monitor_cmd("validate-config"),
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**env, **extra},
+            check=False,
+            timeout=60,
+        ).stdout
+
+    assert (
+        validate(MONITOR_CONFIG=str(other))
+        == f"{other}: valid (1 workspace(s), 2 configured agent(s))\n"
     )
-    assert "2 configured agent(s)" in done.stdout
-    env.pop("MONITOR_CONFIG")
-    done = subprocess.run(
-        monitor_cmd("validate-config"),
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        check=False,
-        timeout=60,
-    )
-    assert done.stdout == "config.yaml: valid (1 workspace(s), 1 configured agent(s))\n"
+    done_stdout = validate()
+    assert done_stdout == "config.yaml: valid (1 workspace(s), 1 configured agent(s))\n"
 
 
 def test_version_and_console_script() -> None:
