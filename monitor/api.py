@@ -342,8 +342,10 @@ class ElevenLabsClient:
     async def _get(
         self, path: str, params: dict[str, str], parse: Callable[[bytes], _T | PollFailure]
     ) -> _T | PollFailure:
-        await self._limiter.acquire()
         async with self._semaphore:
+            # The rate slot is taken last, right before the request: taken before waiting
+            # for a concurrency slot, queued requests would all start at once when freed.
+            await self._limiter.acquire()
             started = time.perf_counter()
             try:
                 # httpx's read timeout is per chunk; the deadline covers the whole exchange.
@@ -351,8 +353,9 @@ class ElevenLabsClient:
                     return await self._exchange(path, params, parse)
             except TimeoutError:
                 return PollFailure(Reason.TIMEOUT, f"no answer within {self.settings.timeout:g}s")
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, aiohttp.ClientError, OSError, RuntimeError) as exc:
                 # Never the exception text: httpx exceptions carry the request and its headers.
+                # Some aiohttp errors arrive unmapped, and a closed client raises RuntimeError.
                 reason, detail = _transport_failure(exc)
                 if reason is Reason.TIMEOUT:
                     detail = f"no answer within {self.settings.timeout:g}s"
@@ -368,6 +371,12 @@ class ElevenLabsClient:
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > MAX_BODY_BYTES:
+                    if response.status_code != 200:
+                        # A proxy's big error page: the status says what happened.
+                        retry_after = parse_retry_after(
+                            response.headers.get("retry-after"), time.time()
+                        )
+                        return classify_status(response.status_code, b"", retry_after)
                     return PollFailure(
                         Reason.INVALID_RESPONSE,
                         f"the answer is larger than {MAX_BODY_BYTES // 1024} KiB",
@@ -433,9 +442,9 @@ _HTTPX: tuple[tuple[type[BaseException], Reason, str], ...] = (
 )
 
 
-def _transport_failure(exc: httpx.HTTPError) -> tuple[Reason, str]:
+def _transport_failure(exc: BaseException) -> tuple[Reason, str]:
     cause = exc.__cause__
-    for table, error in ((_CAUSES, cause), (_HTTPX, exc)):
+    for table, error in ((_CAUSES, exc), (_CAUSES, cause), (_HTTPX, exc)):
         for kind, reason, detail in table:
             if error is not None and isinstance(error, kind):
                 return reason, detail

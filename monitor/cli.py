@@ -147,7 +147,7 @@ def _check(args: argparse.Namespace) -> int:
     keys = _keys(config, path.parent)
     # stdout carries the report; poll failures go to stderr as JSON lines.
     logs.configure("warning", config.logging.format, stream=sys.stderr)
-    records = asyncio.run(_poll_once(config, keys, shard))
+    records, listing_failed = asyncio.run(_poll_once(config, keys, shard))
     now = time.time()
     thresholds = Thresholds(config.thresholds.warning, config.thresholds.critical)
     rows = [_row(r, evaluate(r.observation, now, thresholds), now) for r in records]
@@ -156,7 +156,8 @@ def _check(args: argparse.Namespace) -> int:
         print(json.dumps({"version": 1, "agents": rows}, indent=2))
     else:
         print(_table(rows))
-    return exit_status([State(r["state"]) for r in rows])
+    # A failed listing means agents that could not be polled: at least `unknown`.
+    return exit_status([State(r["state"]) for r in rows] + [State.UNKNOWN] * listing_failed)
 
 
 def exit_status(states: list[State]) -> int:
@@ -173,7 +174,8 @@ def exit_status(states: list[State]) -> int:
 
 async def _poll_once(
     config: Config, keys: dict[str, str], shard: Shard | None
-) -> list[AgentRecord]:
+) -> tuple[list[AgentRecord], bool]:
+    """Every agent polled once; and whether a discovery listing failed."""
     store = Store()
     clients: dict[str, ElevenLabsClient] = {}
     share = shard.count if shard else 1
@@ -183,6 +185,7 @@ async def _poll_once(
         )
     try:
         discovered = {}
+        listing_failed = False
         for workspace in config.resolved_workspaces():
             if not workspace.discover:
                 continue
@@ -190,6 +193,7 @@ async def _poll_once(
             if isinstance(listing, list):
                 discovered[workspace.name] = listed_targets(workspace.name, listing)
             else:
+                listing_failed = True
                 structlog.get_logger("monitor").error(
                     "discovery_failed",
                     workspace=workspace.name,
@@ -199,7 +203,7 @@ async def _poll_once(
         store.sync(resolve_targets(config, discovered, shard))
         poller = Poller(store, clients)
         await asyncio.gather(*(poller.poll(key) for key in store.agent_keys()))
-        return store.snapshot()
+        return store.snapshot(), listing_failed
     finally:
         await asyncio.gather(*(c.aclose() for c in clients.values()))
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import heapq
+import math
 import os
 import signal
 import time
@@ -24,7 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import __version__, logs
 from monitor.alerts import AlertLog
-from monitor.api import ElevenLabsClient, PollFailure
+from monitor.api import MAX_RETRY_AFTER, ElevenLabsClient, PollFailure
 from monitor.config import Config, ConfigError, WorkspaceConfig, load_config
 from monitor.evaluate import Thresholds, evaluate, next_change
 from monitor.metrics import Health, Metrics
@@ -73,13 +75,16 @@ class Monitor:
             lambda: self.config.metrics.expose_relative,
         )
         self._clients: dict[str, ElevenLabsClient] = {}
+        self._retired: list[ElevenLabsClient] = []
         self._client_ids: dict[str, tuple[Any, ...]] = {}
         self._poller = Poller(self.store, self._clients, clock)
         self._discovered: dict[str, list[Target]] = {}
         self._scheduler = AsyncIOScheduler(timezone=datetime.UTC)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wakeup: float | None = None
-        self._cycle_running = False
+        self._due_at: dict[AgentKey, float] = {}
+        self._due_heap: list[tuple[float, AgentKey]] = []
+        self._cursor = 0
         self._config_stat: tuple[int, int, int] | None = None
         self._stopping = asyncio.Event()
         self._server: HttpServer | None = None
@@ -115,7 +120,7 @@ class Monitor:
             else []
         )
         self._server = HttpServer(
-            build_app(self.metrics.render, self._alive, lambda: self.store.ready, pages),
+            build_app(self.metrics.render, self._alive, self._ready, pages),
             self.config.server.host,
             self.config.server.port,
             self.config.server.tls,
@@ -148,9 +153,20 @@ class Monitor:
             await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE)
         if self._server is not None:
             await self._server.stop()
-        await asyncio.gather(*(c.aclose() for c in self._clients.values()))
+        await asyncio.gather(*(c.aclose() for c in [*self._clients.values(), *self._retired]))
         self._clients.clear()
+        self._retired.clear()
         log.info("monitor_stopped")
+
+    def _ready(self) -> bool:
+        """Every agent polled once, and every discovering workspace listed once: an empty
+        store because the listing failed is not ready."""
+        listed = all(
+            w.name in self.health.discovered
+            for w in self.config.resolved_workspaces()
+            if w.discover
+        )
+        return listed and self.store.ready
 
     def _alive(self) -> bool:
         return bool(self._scheduler.running) and not self._stopping.is_set()
@@ -213,6 +229,10 @@ class Monitor:
             self._tasks.add(task)
             try:
                 await job()
+            except asyncio.CancelledError:
+                if not self._stopping.is_set():
+                    raise
+                # Cancelled by a clean shutdown: not a job error for APScheduler to report.
             finally:
                 self._tasks.discard(task)
 
@@ -240,12 +260,12 @@ class Monitor:
         interval = self.config.poll.interval
         deadline = interval * 0.9
         keys = self.store.agent_keys()
+        # Start where the last cut-short cycle stopped, so no agent is always left out.
+        offset = self._cursor % len(keys) if keys else 0
+        keys = keys[offset:] + keys[:offset]
         started = self._clock()
         # The first cycle fires at once so the monitor is ready quickly; later ones are spread.
         spread = self.config.poll.spread and self.health.last_cycle is not None
-        by_workspace: dict[str, list[AgentKey]] = {}
-        for key in keys:
-            by_workspace.setdefault(key.workspace, []).append(key)
         done = 0
 
         async def poll(key: AgentKey) -> None:
@@ -253,29 +273,14 @@ class Monitor:
             await self.poll_agent(key)
             done += 1
 
-        def workers(workspace: str) -> int:
-            client = self._clients.get(workspace)
-            return client.settings.max_concurrency if client else 1
-
         unfinished = 0
         try:
             async with asyncio.timeout(deadline):
-                # Each workspace has its own workers: a slow one never delays another.
-                await asyncio.gather(
-                    *(
-                        paced(
-                            batch,
-                            poll,
-                            workers=workers(workspace),
-                            step=interval * 0.8 / len(batch) if spread else 0.0,
-                        )
-                        for workspace, batch in by_workspace.items()
-                    )
-                )
+                await self._poll_paced(keys, poll, interval * 0.8 if spread else 0.0)
         except TimeoutError:
             unfinished = len(keys) - done
+        self._cursor = offset + done
         finished = self._clock()
-        self.health.last_cycle = finished
         self.health.last_cycle_duration = finished - started
         if unfinished:
             self.health.cycles_overrun += 1
@@ -285,7 +290,30 @@ class Monitor:
                 agents=len(keys),
                 deadline_seconds=round(deadline, 3),
             )
+        else:
+            # Only a full cycle counts: a stale-data alert on this metric must be able to fire.
+            self.health.last_cycle = finished
         log.debug("cycle_finished", agents=len(keys), seconds=round(finished - started, 3))
+
+    async def _poll_paced(
+        self, keys: list[AgentKey], poll: Callable[[AgentKey], Awaitable[None]], window: float
+    ) -> None:
+        """Each workspace's agents through that workspace's own workers, so a slow workspace
+        never delays another; with a `window`, spread evenly over it."""
+        by_workspace: dict[str, list[AgentKey]] = {}
+        for key in keys:
+            by_workspace.setdefault(key.workspace, []).append(key)
+
+        def workers(workspace: str) -> int:
+            client = self._clients.get(workspace)
+            return client.settings.max_concurrency if client else 1
+
+        await asyncio.gather(
+            *(
+                paced(batch, poll, workers=workers(workspace), step=window / len(batch))
+                for workspace, batch in by_workspace.items()
+            )
+        )
 
     async def poll_agent(self, key: AgentKey) -> None:
         try:
@@ -309,6 +337,10 @@ class Monitor:
             if not workspace.discover or client is None:
                 continue
             listing = await client.list_agents()
+            if not any(
+                w.name == workspace.name and w.discover for w in self.config.resolved_workspaces()
+            ):
+                continue  # a reload switched it off meanwhile
             if isinstance(listing, PollFailure):
                 errors = self.health.discovery_errors
                 where = (workspace.name, listing.reason.value)
@@ -338,25 +370,22 @@ class Monitor:
             log.info(
                 "agents_changed", added=len(added), removed=len(removed), agents=len(self.store)
             )
-        for key in added:
-            self._spawn(self.poll_agent(key))
+        for key in removed:
+            self._due_at.pop(key, None)
+        if added:
+            # Through the workers, not a task per agent: discovery may add 10,000 at once.
+            self._spawn(self._poll_paced(added, self.poll_agent, 0.0))
 
     # --- evaluation on the clock ------------------------------------------------------------
 
     def _evaluate_one(self, key: AgentKey) -> None:
+        """Evaluate one agent now, log what it calls for, and remember when it is next due."""
         record = self.store.get(key)
         if record is None:
+            self._due_at.pop(key, None)
             return
         now = self._clock()
         self.alerts.observe(record, evaluate(record.observation, now, self._thresholds), now)
-        due = self._due(key, now)
-        if due is not None:
-            self._wake_at(due)
-
-    def _due(self, key: AgentKey, now: float) -> float | None:
-        record = self.store.get(key)
-        if record is None:
-            return None
         times = [
             t
             for t in (
@@ -365,39 +394,60 @@ class Monitor:
             )
             if t is not None
         ]
-        return min(times, default=None)
+        due = min(times, default=None)
+        if due is None:
+            self._due_at.pop(key, None)
+        elif self._due_at.get(key) != due:
+            # One live entry per agent: a stale one is skipped when it comes up.
+            self._due_at[key] = due
+            heapq.heappush(self._due_heap, (due, key))
+            self._arm(due)
 
     def evaluate_all(self) -> None:
-        """Re-evaluate every agent against the clock, log what changed, set the next wake-up."""
-        self._wakeup = None
-        now = self._clock()
-        soonest: float | None = None
-        for record in self.store.snapshot():
-            self.alerts.observe(record, evaluate(record.observation, now, self._thresholds), now)
-            due = self._due(record.key, now)
-            if due is not None and (soonest is None or due < soonest):
-                soonest = due
-        if soonest is not None:
-            self._wake_at(soonest)
+        """Re-evaluate every agent (after a reload: thresholds may have changed)."""
+        self._due_at.clear()
+        self._due_heap.clear()
+        for key in self.store.agent_keys():
+            self._evaluate_one(key)
 
-    def _wake_at(self, when: float) -> None:
-        """One date job at the soonest threshold crossing or alert repeat: on time, not at
-        the next poll, and cheap however many agents there are."""
-        if self._wakeup is not None and self._wakeup <= when:
+    def _arm(self, when: float) -> None:
+        """Keep one date job at the soonest due agent: a crossing is logged when it happens,
+        not at the next poll, at the cost of one job however many agents there are."""
+        # Wake-ups are batched into quarter seconds, and never set in the past.
+        when = math.ceil(max(when, self._clock()) * 4) / 4 + 0.001
+        if (
+            self._wakeup is not None
+            and self._wakeup <= when
+            and self._scheduler.get_job("evaluate") is not None
+        ):
             return
         self._wakeup = when
         if not self._scheduler.running:
             return
         self._scheduler.add_job(
             self._tracked(self._on_wakeup),
-            DateTrigger(run_date=_utc(when + 0.001)),
+            DateTrigger(run_date=_utc(when)),
             id="evaluate",
             replace_existing=True,
+            # Armed again from inside a run: a second instance must not be skipped.
+            max_instances=2,
             misfire_grace_time=None,
         )
 
     async def _on_wakeup(self) -> None:
-        self.evaluate_all()
+        """Evaluate the agents that are due, and only those."""
+        self._wakeup = None
+        now = self._clock()
+        due: list[AgentKey] = []
+        while self._due_heap and self._due_heap[0][0] <= now:
+            when, key = heapq.heappop(self._due_heap)
+            if self._due_at.get(key) == when:
+                del self._due_at[key]
+                due.append(key)
+        for key in due:
+            self._evaluate_one(key)
+        if self._due_heap:
+            self._arm(self._due_heap[0][0])
 
     # --- reload ----------------------------------------------------------------------------
 
@@ -477,9 +527,16 @@ class Monitor:
             self._client_ids[name] = identity
 
     def _retire(self, client: ElevenLabsClient) -> None:
+        self._retired.append(client)
+        settings = client.settings
+
         async def close_later() -> None:
-            # Let its in-flight requests finish before the pool goes.
-            await asyncio.sleep(client.settings.timeout * (client.settings.max_retries + 1))
+            # Long enough for its in-flight requests: every attempt, backoff and Retry-After.
+            await asyncio.sleep(
+                settings.timeout * (settings.max_retries + 1)
+                + MAX_RETRY_AFTER * settings.max_retries
+            )
+            self._retired.remove(client)
             await client.aclose()
 
         self._spawn(close_later())

@@ -326,3 +326,28 @@ def test_reload_applies_a_new_interval_and_new_thresholds(
     # And the poll job keeps running at the new interval.
     polls = standin.count("bot")
     wait_until(lambda: standin.count("bot") >= polls + 3, timeout=10)
+
+
+def test_alerts_repeat_on_time_for_many_agents_at_once(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
+) -> None:
+    agents = [f"m{i:03d}" for i in range(300)]
+    for agent in agents:
+        standin.set(agent, link(None))
+    daemon = start_daemon(
+        write_config(
+            agents,
+            alerts={"repeat_interval": "1s"},
+            elevenlabs={"max_requests_per_second": 1000, "max_concurrency": 32},
+        )
+    )
+    wait_until(lambda: daemon.get("/readyz")[0] == 200)
+    # Every agent's reminder keeps coming, from the one wake-up job, with no poll at all.
+    wait_until(
+        lambda: all(
+            len(daemon.events("link_alert", agent_id=a, repeated=True)) >= 3 for a in agents
+        ),
+        timeout=30,
+    )
+    assert standin.count() == len(agents)
+    assert not daemon.events("scheduler_problem")

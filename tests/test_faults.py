@@ -222,3 +222,27 @@ def test_a_missing_key_file_stops_start_up_naming_it(
         f"error: elevenlabs.api_key_file: cannot read the API key from {missing}: "
         "No such file or directory\n"
     )
+
+
+def test_check_keeps_the_rate_limit_too(standin: StandIn, write_config: ConfigWriter) -> None:
+    import os
+    import subprocess
+
+    from tests.daemon import monitor_cmd
+
+    agents = [f"c{i}" for i in range(12)]
+    for agent in agents:
+        standin.set(agent, link(canary_token(agent), None))
+    path = write_config(agents, elevenlabs={"max_requests_per_second": 4, "max_concurrency": 2})
+    done = subprocess.run(
+        monitor_cmd("check", "--config", str(path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "ELEVENLABS_API_KEY": CANARY_KEY},
+    )
+    assert done.returncode == 0, done.stderr
+    assert standin.count() == 12
+    assert standin.max_per_window(1.0) <= 4
+    assert standin.max_in_flight <= 2
