@@ -502,6 +502,9 @@ class Monitor:
         self._sync_targets()
         if config.poll != old.poll or _discovering(config) != _discovering(old):
             self._schedule_jobs(first_run=False)
+        if _discovering(config) - _discovering(old) and self._scheduler.get_job("discover"):
+            # A workspace that starts discovering is listed now, not a discovery_interval later.
+            self._scheduler.modify_job("discover", next_run_time=_utc(self._clock()))
         self.evaluate_all()
 
     def _open_clients(self, config: Config, keys: dict[str, str] | None = None) -> None:
@@ -542,8 +545,9 @@ class Monitor:
         self._spawn(close_later())
 
 
-def _discovering(config: Config) -> bool:
-    return any(w.discover for w in config.resolved_workspaces())
+def _discovering(config: Config) -> frozenset[str]:
+    """The workspaces that discover their agents."""
+    return frozenset(w.name for w in config.resolved_workspaces() if w.discover)
 
 
 def _thresholds(config: Config) -> Thresholds:
