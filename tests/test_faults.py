@@ -246,3 +246,24 @@ def test_check_keeps_the_rate_limit_too(standin: StandIn, write_config: ConfigWr
     assert standin.count() == 12
     assert standin.max_per_window(1.0) <= 4
     assert standin.max_in_flight <= 2
+
+
+def test_no_pile_up_after_the_process_is_paused(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
+) -> None:
+    import signal
+
+    standin.set("bot", link(canary_token("p"), None))
+    daemon = start_daemon(write_config(["bot"], poll={"interval": "1s", "jitter": 0}))
+    wait_until(lambda: standin.count("bot") >= 2)
+    daemon.signal(signal.SIGSTOP)  # a frozen host, a debugger, a stopped container
+    paused = standin.count("bot")
+    time.sleep(4)  # the pause itself is the fault under test, not a synchronisation
+    resumed = time.time()
+    daemon.signal(signal.SIGCONT)
+    wait_until(lambda: standin.count("bot") > paused)
+    first = min(r.at for r in standin.requests if r.at >= resumed)
+    wait_until(lambda: time.time() > first + 0.5)
+    # The four missed cycles are coalesced into one run, not fired back to back.
+    assert sum(1 for r in standin.requests if first <= r.at < first + 0.5) == 1
+    assert daemon.proc.poll() is None
