@@ -107,9 +107,6 @@ class Monitor:
                 loop.remove_signal_handler(sig)
         return 0
 
-    def request_stop(self) -> None:
-        self._stopping.set()
-
     async def start(self) -> None:
         self._open_clients(self.config)
         self.store.sync(self._targets(self.config))
@@ -144,6 +141,7 @@ class Monitor:
         )
 
     async def stop(self) -> None:
+        self._stopping.set()  # also when start() failed: cancelled jobs are not errors then
         log.info("monitor_stopping")
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
