@@ -32,9 +32,10 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import string
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from grafana_foundation_sdk.builders import alerting as alert_builders
@@ -166,43 +167,128 @@ def _last_value() -> common_builders.ReduceDataOptions:
     return common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
 
 
+def _legend_below() -> common_builders.VizLegendOptions:
+    return (
+        common_builders.VizLegendOptions()
+        .show_legend(True)
+        .display_mode(common.LegendDisplayMode.LIST)
+        .placement(common.LegendPlacement.BOTTOM)
+    )
+
+
+def _ascending(column: str) -> common_builders.TableSortByFieldState:
+    return common_builders.TableSortByFieldState().display_name(column).desc(False)
+
+
+def _color_background_cells() -> model.DynamicConfigValue:
+    return model.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"})
+
+
+_Panel = TypeVar("_Panel", stat.Panel, table.Panel, timeseries.Panel)
+
+
+def _panel(
+    panel: _Panel,
+    ids: _Ids,
+    title: str,
+    description: str,
+    *targets: prometheus.Dataquery,
+    span: int,
+    height: int,
+) -> _Panel:
+    panel.id(ids()).title(title).description(description).datasource(DS)
+    for target in targets:
+        panel.with_target(target)
+    return panel.span(span).height(height)
+
+
+def _stat(
+    ids: _Ids,
+    title: str,
+    description: str,
+    expr: str,
+    *,
+    legend: str | None = None,
+    span: int,
+    height: int = 5,
+) -> stat.Panel:
+    """A big number without a sparkline: the value now, not its history."""
+    query = _query(expr, legend=legend, instant=True)
+    panel = _panel(stat.Panel(), ids, title, description, query, span=span, height=height)
+    return panel.reduce_options(_last_value()).graph_mode(common.BigValueGraphMode.NONE)
+
+
+def _trouble_count_stat(
+    ids: _Ids, title: str, description: str, expr: str, *, color: str
+) -> stat.Panel:
+    """A count of agents that need attention: green at zero, ``color`` from the first one."""
+    return (
+        _stat(ids, title, description, expr, span=4)
+        .thresholds(_thresholds((None, "green"), (1, color)))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+    )
+
+
+def _red_green_stat(
+    ids: _Ids, title: str, description: str, expr: str, *, red: str, green: str
+) -> stat.Panel:
+    """An instance's 0/1 health series, one tile per instance, named rather than numbered."""
+    return (
+        _stat(ids, title, description, expr, legend="{{instance}}", span=6)
+        .mappings([_value_map({"0": (red, "red"), "1": (green, "green")})])
+        .thresholds(_thresholds((None, "red"), (1, "green")))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+    )
+
+
+def _table(
+    ids: _Ids, title: str, description: str, *exprs: str, span: int, height: int
+) -> table.Panel:
+    """A table of the current per-agent series; several queries get ref ids A, B, ..."""
+    queries = [
+        _query(expr, ref_id=ref_id, instant=True, table_format=True)
+        for ref_id, expr in zip(string.ascii_uppercase, exprs, strict=False)
+    ]
+    return _panel(table.Panel(), ids, title, description, *queries, span=span, height=height)
+
+
+def _timeseries(
+    ids: _Ids,
+    title: str,
+    description: str,
+    *targets: prometheus.Dataquery,
+    unit: str,
+    span: int,
+    legend: common_builders.VizLegendOptions | None = None,
+) -> timeseries.Panel:
+    panel = _panel(timeseries.Panel(), ids, title, description, *targets, span=span, height=8)
+    return panel.unit(unit).legend(_legend_below() if legend is None else legend)
+
+
 def _overview_panels(ids: _Ids) -> list[Any]:
     agents = (
-        stat.Panel()
-        .id(ids())
-        .title("Agents watched")
-        .description(
-            "elevenlabs_link_monitor_agents, summed over the monitor's instances (shards)."
+        _stat(
+            ids,
+            "Agents watched",
+            "elevenlabs_link_monitor_agents, summed over the monitor's instances (shards).",
+            "sum(elevenlabs_link_monitor_agents)",
+            span=4,
         )
-        .datasource(DS)
-        .with_target(_query("sum(elevenlabs_link_monitor_agents)", instant=True))
-        .reduce_options(_last_value())
         .thresholds(_thresholds((None, "blue")))
         .color_mode(common.BigValueColorMode.VALUE)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .span(4)
-        .height(5)
     )
     by_state = (
-        stat.Panel()
-        .id(ids())
-        .title("Agents by state")
-        .description("How many agents are in each link state (see the README's state table).")
-        .datasource(DS)
-        .with_target(
-            _query(
-                f"sum by (state) (elevenlabs_agent_link_state{{{AGENT_FILTER}}})",
-                legend="{{state}}",
-                instant=True,
-            )
+        _stat(
+            ids,
+            "Agents by state",
+            "How many agents are in each link state (see the README's state table).",
+            f"sum by (state) (elevenlabs_agent_link_state{{{AGENT_FILTER}}})",
+            legend="{{state}}",
+            span=12,
         )
-        .reduce_options(_last_value())
         .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
         .color_mode(common.BigValueColorMode.BACKGROUND)
-        .graph_mode(common.BigValueGraphMode.NONE)
         .thresholds(_thresholds((None, "text")))
-        .span(12)
-        .height(5)
     )
     for state in STATES:
         by_state = by_state.override_by_name(
@@ -213,71 +299,34 @@ def _overview_panels(ids: _Ids) -> list[Any]:
                 )
             ],
         )
-    missing = (
-        stat.Panel()
-        .id(ids())
-        .title("Missing links")
-        .description(
-            "Agents whose last successful poll said token: null: they have no shareable link."
-        )
-        .datasource(DS)
-        .with_target(
-            _query(f"sum(elevenlabs_agent_link_token_missing{{{AGENT_FILTER}}})", instant=True)
-        )
-        .reduce_options(_last_value())
-        .thresholds(_thresholds((None, "green"), (1, "red")))
-        .color_mode(common.BigValueColorMode.BACKGROUND)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .span(4)
-        .height(5)
+    missing = _trouble_count_stat(
+        ids,
+        "Missing links",
+        "Agents whose last successful poll said token: null: they have no shareable link.",
+        f"sum(elevenlabs_agent_link_token_missing{{{AGENT_FILTER}}})",
+        color="red",
     )
-    failing = (
-        stat.Panel()
-        .id(ids())
-        .title("Agents failing to poll")
-        .description("Agents whose last poll did not get a valid answer.")
-        .datasource(DS)
-        .with_target(
-            _query(
-                f"count(elevenlabs_agent_link_poll_success{{{AGENT_FILTER}}} == 0) or vector(0)",
-                instant=True,
-            )
-        )
-        .reduce_options(_last_value())
-        .thresholds(_thresholds((None, "green"), (1, "orange")))
-        .color_mode(common.BigValueColorMode.BACKGROUND)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .span(4)
-        .height(5)
+    failing = _trouble_count_stat(
+        ids,
+        "Agents failing to poll",
+        "Agents whose last poll did not get a valid answer.",
+        f"count(elevenlabs_agent_link_poll_success{{{AGENT_FILTER}}} == 0) or vector(0)",
+        color="orange",
     )
     return [agents, by_state, missing, failing]
 
 
 def _expiry_panels(ids: _Ids) -> list[Any]:
     time_left = (
-        table.Panel()
-        .id(ids())
-        .title("Time left per agent (soonest first)")
-        .description(
+        _table(
+            ids,
+            "Time left per agent (soonest first)",
             "Seconds until each agent's link token expires, soonest first; negative once expired. "
-            "Agents without an expiry (no token, or a token that never expires) are not listed."
-        )
-        .datasource(DS)
-        .with_target(
-            _query(
-                f"sort(elevenlabs_agent_link_expiry_timestamp_seconds{{{AGENT_FILTER}}} - time())",
-                ref_id="A",
-                instant=True,
-                table_format=True,
-            )
-        )
-        .with_target(
-            _query(
-                f"elevenlabs_agent_link_expiry_timestamp_seconds{{{AGENT_FILTER}}} * 1000",
-                ref_id="B",
-                instant=True,
-                table_format=True,
-            )
+            "Agents without an expiry (no token, or a token that never expires) are not listed.",
+            f"sort(elevenlabs_agent_link_expiry_timestamp_seconds{{{AGENT_FILTER}}} - time())",
+            f"elevenlabs_agent_link_expiry_timestamp_seconds{{{AGENT_FILTER}}} * 1000",
+            span=14,
+            height=10,
         )
         .with_transformation(model.DataTransformerConfig(id_val="merge", options={}))
         .with_transformation(
@@ -293,14 +342,12 @@ def _expiry_panels(ids: _Ids) -> list[Any]:
                 options={"fields": {}, "sort": [{"desc": False, "field": "Time left"}]},
             )
         )
-        .sort_by([common_builders.TableSortByFieldState().display_name("Time left").desc(False)])
+        .sort_by([_ascending("Time left")])
         .override_by_name(
             "Time left",
             [
                 model.DynamicConfigValue(id_val="unit", value="s"),
-                model.DynamicConfigValue(
-                    id_val="custom.cellOptions", value={"type": "color-background"}
-                ),
+                _color_background_cells(),
                 model.DynamicConfigValue(
                     id_val="thresholds",
                     value={
@@ -318,21 +365,15 @@ def _expiry_panels(ids: _Ids) -> list[Any]:
         .override_by_name(
             "Expires at", [model.DynamicConfigValue(id_val="unit", value="dateTimeAsIso")]
         )
-        .span(14)
-        .height(10)
     )
     state_rows = (
-        table.Panel()
-        .id(ids())
-        .title("State per agent")
-        .description("Each agent's current link state.")
-        .datasource(DS)
-        .with_target(
-            _query(
-                f"elevenlabs_agent_link_state{{{AGENT_FILTER}}} == 1",
-                instant=True,
-                table_format=True,
-            )
+        _table(
+            ids,
+            "State per agent",
+            "Each agent's current link state.",
+            f"elevenlabs_agent_link_state{{{AGENT_FILTER}}} == 1",
+            span=10,
+            height=10,
         )
         .with_transformation(
             _organize(
@@ -341,37 +382,27 @@ def _expiry_panels(ids: _Ids) -> list[Any]:
                 exclude={**HIDDEN_COLUMNS, "Value": True},
             )
         )
-        .sort_by([common_builders.TableSortByFieldState().display_name("State").desc(False)])
+        .sort_by([_ascending("State")])
         .override_by_name(
             "State",
             [
-                model.DynamicConfigValue(
-                    id_val="custom.cellOptions", value={"type": "color-background"}
-                ),
+                _color_background_cells(),
                 model.DynamicConfigValue(
                     id_val="mappings",
                     value=[_value_map({state: (state, STATE_COLORS[state]) for state in STATES})],
                 ),
             ],
         )
-        .span(10)
-        .height(10)
     )
     missing_rows = (
-        table.Panel()
-        .id(ids())
-        .title("Agents without a shareable link (missing)")
-        .description(
+        _table(
+            ids,
+            "Agents without a shareable link (missing)",
             "The API answered token: null for these agents. "
-            "Create a link in the ElevenLabs dashboard."
-        )
-        .datasource(DS)
-        .with_target(
-            _query(
-                f"elevenlabs_agent_link_token_missing{{{AGENT_FILTER}}} == 1",
-                instant=True,
-                table_format=True,
-            )
+            "Create a link in the ElevenLabs dashboard.",
+            f"elevenlabs_agent_link_token_missing{{{AGENT_FILTER}}} == 1",
+            span=10,
+            height=8,
         )
         .with_transformation(
             _organize(
@@ -381,22 +412,19 @@ def _expiry_panels(ids: _Ids) -> list[Any]:
             )
         )
         .no_value("No agent is missing its link")
-        .span(10)
-        .height(8)
     )
     time_left_graph = (
-        timeseries.Panel()
-        .id(ids())
-        .title("Time left over time")
-        .description("Seconds until each link expires; a jump up is a rotated or renewed token.")
-        .datasource(DS)
-        .with_target(
+        _timeseries(
+            ids,
+            "Time left over time",
+            "Seconds until each link expires; a jump up is a rotated or renewed token.",
             _query(
                 f"elevenlabs_agent_link_expiry_timestamp_seconds{{{AGENT_FILTER}}} - time()",
                 legend=AGENT_LEGEND,
-            )
+            ),
+            unit="s",
+            span=14,
         )
-        .unit("s")
         .thresholds(
             _thresholds(
                 (None, "red"),
@@ -410,225 +438,147 @@ def _expiry_panels(ids: _Ids) -> list[Any]:
                 common.GraphThresholdsStyleMode.DASHED
             )
         )
-        .legend(
-            common_builders.VizLegendOptions()
-            .show_legend(True)
-            .display_mode(common.LegendDisplayMode.LIST)
-            .placement(common.LegendPlacement.BOTTOM)
-        )
-        .span(14)
-        .height(8)
     )
     return [time_left, state_rows, missing_rows, time_left_graph]
 
 
 def _polling_panels(ids: _Ids) -> list[Any]:
     success = (
-        timeseries.Panel()
-        .id(ids())
-        .title("Poll success")
-        .description("Share of the selected agents whose last poll got a valid answer.")
-        .datasource(DS)
-        .with_target(
+        _timeseries(
+            ids,
+            "Poll success",
+            "Share of the selected agents whose last poll got a valid answer.",
             _query(
                 f"avg(elevenlabs_agent_link_poll_success{{{AGENT_FILTER}}})", legend="succeeding"
-            )
+            ),
+            unit="percentunit",
+            span=8,
+            legend=common_builders.VizLegendOptions().show_legend(False),
         )
-        .unit("percentunit")
         .min(0)
         .max(1)
-        .legend(common_builders.VizLegendOptions().show_legend(False))
-        .span(8)
-        .height(8)
     )
-    errors = (
-        timeseries.Panel()
-        .id(ids())
-        .title("Poll errors by reason")
-        .description("Failed polls per second, by reason: " + ", ".join(POLL_ERROR_REASONS) + ".")
-        .datasource(DS)
-        .with_target(
+    errors = _timeseries(
+        ids,
+        "Poll errors by reason",
+        "Failed polls per second, by reason: " + ", ".join(POLL_ERROR_REASONS) + ".",
+        _query(
+            "sum by (reason) (rate(elevenlabs_agent_link_poll_errors_total"
+            f"{{{AGENT_FILTER}}}[$__rate_interval]))",
+            legend="{{reason}}",
+        ),
+        unit="reqps",
+        span=8,
+    ).min(0)
+    latency = _timeseries(
+        ids,
+        "Poll latency",
+        "Quantiles of one API request's duration (all agents, all instances).",
+        *(
             _query(
-                "sum by (reason) (rate(elevenlabs_agent_link_poll_errors_total"
-                f"{{{AGENT_FILTER}}}[$__rate_interval]))",
-                legend="{{reason}}",
+                f"histogram_quantile({q}, sum by (le) "
+                "(rate(elevenlabs_link_monitor_poll_duration_seconds_bucket[$__rate_interval])))",
+                ref_id=ref_id,
+                legend=f"p{int(q * 100)}",
             )
-        )
-        .unit("reqps")
-        .min(0)
-        .legend(
-            common_builders.VizLegendOptions()
-            .show_legend(True)
-            .display_mode(common.LegendDisplayMode.LIST)
-            .placement(common.LegendPlacement.BOTTOM)
-        )
-        .span(8)
-        .height(8)
-    )
-    latency = (
-        timeseries.Panel()
-        .id(ids())
-        .title("Poll latency")
-        .description("Quantiles of one API request's duration (all agents, all instances).")
-        .datasource(DS)
-        .targets(
-            [
-                _query(
-                    f"histogram_quantile({q}, sum by (le) "
-                    "(rate(elevenlabs_link_monitor_poll_duration_seconds_bucket[$__rate_interval])))",
-                    ref_id=ref_id,
-                    legend=f"p{int(q * 100)}",
-                )
-                for ref_id, q in (("A", 0.5), ("B", 0.9), ("C", 0.99))
-            ]
-        )
-        .unit("s")
-        .min(0)
-        .legend(
-            common_builders.VizLegendOptions()
-            .show_legend(True)
-            .display_mode(common.LegendDisplayMode.LIST)
-            .placement(common.LegendPlacement.BOTTOM)
-        )
-        .span(8)
-        .height(8)
-    )
-    last_success = (
-        timeseries.Panel()
-        .id(ids())
-        .title("Time since last successful poll")
-        .description("Age of each agent's last valid answer from the API.")
-        .datasource(DS)
-        .with_target(
-            _query(
-                f"time() - elevenlabs_agent_link_last_success_timestamp_seconds{{{AGENT_FILTER}}}",
-                legend=AGENT_LEGEND,
-            )
-        )
-        .unit("s")
-        .min(0)
-        .legend(
-            common_builders.VizLegendOptions()
-            .show_legend(True)
-            .display_mode(common.LegendDisplayMode.LIST)
-            .placement(common.LegendPlacement.BOTTOM)
-        )
-        .span(16)
-        .height(8)
-    )
+            for ref_id, q in (("A", 0.5), ("B", 0.9), ("C", 0.99))
+        ),
+        unit="s",
+        span=8,
+    ).min(0)
+    last_success = _timeseries(
+        ids,
+        "Time since last successful poll",
+        "Age of each agent's last valid answer from the API.",
+        _query(
+            f"time() - elevenlabs_agent_link_last_success_timestamp_seconds{{{AGENT_FILTER}}}",
+            legend=AGENT_LEGEND,
+        ),
+        unit="s",
+        span=16,
+    ).min(0)
     rotations = (
-        stat.Panel()
-        .id(ids())
-        .title("Token rotations in range")
-        .description(
+        _stat(
+            ids,
+            "Token rotations in range",
             "Times a token or its expiry changed between successful polls, "
-            "over the dashboard's range."
+            "over the dashboard's range.",
+            f"sum(increase(elevenlabs_agent_link_token_rotations_total{{{AGENT_FILTER}}}[$__range]))",
+            span=8,
+            height=8,
         )
-        .datasource(DS)
-        .with_target(
-            _query(
-                f"sum(increase(elevenlabs_agent_link_token_rotations_total{{{AGENT_FILTER}}}[$__range]))",
-                instant=True,
-            )
-        )
-        .reduce_options(_last_value())
         .decimals(0)
         .thresholds(_thresholds((None, "blue")))
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .span(8)
-        .height(8)
     )
     return [success, errors, latency, last_success, rotations]
 
 
 def _health_panels(ids: _Ids) -> list[Any]:
-    up = (
-        stat.Panel()
-        .id(ids())
-        .title("Monitor up")
-        .description('Prometheus\'s scrape of each monitor instance (up{job="$job"}).')
-        .datasource(DS)
-        .with_target(_query('up{job="$job"}', legend="{{instance}}", instant=True))
-        .reduce_options(_last_value())
-        .mappings([_value_map({"0": ("DOWN", "red"), "1": ("UP", "green")})])
-        .thresholds(_thresholds((None, "red"), (1, "green")))
-        .color_mode(common.BigValueColorMode.BACKGROUND)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .no_value("not scraped")
-        .span(6)
-        .height(5)
-    )
+    up = _red_green_stat(
+        ids,
+        "Monitor up",
+        'Prometheus\'s scrape of each monitor instance (up{job="$job"}).',
+        'up{job="$job"}',
+        red="DOWN",
+        green="UP",
+    ).no_value("not scraped")
     version = (
-        stat.Panel()
-        .id(ids())
-        .title("Version")
-        .description(
-            "elevenlabs_link_monitor_build_info: the version each running instance reports."
+        _stat(
+            ids,
+            "Version",
+            "elevenlabs_link_monitor_build_info: the version each running instance reports.",
+            "count by (version) (elevenlabs_link_monitor_build_info)",
+            legend="{{version}}",
+            span=6,
         )
-        .datasource(DS)
-        .with_target(
-            _query(
-                "count by (version) (elevenlabs_link_monitor_build_info)",
-                legend="{{version}}",
-                instant=True,
-            )
-        )
-        .reduce_options(_last_value())
         .text_mode(common.BigValueTextMode.NAME)
         .color_mode(common.BigValueColorMode.NONE)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .span(6)
-        .height(5)
     )
     cycle_age = (
-        stat.Panel()
-        .id(ids())
-        .title("Last poll cycle age")
-        .description(
+        _stat(
+            ids,
+            "Last poll cycle age",
             "Time since each instance last finished a full poll cycle; "
-            "it should stay under the poll interval."
+            "it should stay under the poll interval.",
+            "time() - elevenlabs_link_monitor_last_cycle_timestamp_seconds",
+            legend="{{instance}}",
+            span=6,
         )
-        .datasource(DS)
-        .with_target(
-            _query(
-                "time() - elevenlabs_link_monitor_last_cycle_timestamp_seconds",
-                legend="{{instance}}",
-                instant=True,
-            )
-        )
-        .reduce_options(_last_value())
         .unit("s")
         .thresholds(_thresholds((None, "green"), (900, "orange"), (1800, "red")))
         .color_mode(common.BigValueColorMode.BACKGROUND)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .span(6)
-        .height(5)
     )
-    reload = (
-        stat.Panel()
-        .id(ids())
-        .title("Config reload")
-        .description(
-            "Whether each instance's last config (re)load worked; "
-            "on a failure it keeps the previous config."
-        )
-        .datasource(DS)
-        .with_target(
-            _query(
-                "elevenlabs_link_monitor_config_last_reload_successful",
-                legend="{{instance}}",
-                instant=True,
-            )
-        )
-        .reduce_options(_last_value())
-        .mappings([_value_map({"0": ("FAILED", "red"), "1": ("OK", "green")})])
-        .thresholds(_thresholds((None, "red"), (1, "green")))
-        .color_mode(common.BigValueColorMode.BACKGROUND)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .span(6)
-        .height(5)
+    reload = _red_green_stat(
+        ids,
+        "Config reload",
+        "Whether each instance's last config (re)load worked; "
+        "on a failure it keeps the previous config.",
+        "elevenlabs_link_monitor_config_last_reload_successful",
+        red="FAILED",
+        green="OK",
     )
     return [up, version, cycle_age, reload]
+
+
+def _label_values_variable(name: str, label: str, query: str) -> dash.QueryVariable:
+    return (
+        dash.QueryVariable(name)
+        .label(label)
+        .datasource(DS)
+        .query(query)
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+    )
+
+
+def _agent_filter_variable(name: str, label: str, query: str) -> dash.QueryVariable:
+    # AGENT_FILTER matches these with =~, so "All" has to be a regex that matches every value.
+    return (
+        _label_values_variable(name, label, query)
+        .sort(model.VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+    )
 
 
 def build_dashboard() -> dict[str, Any]:
@@ -650,35 +600,22 @@ def build_dashboard() -> dict[str, Any]:
             dash.DatasourceVariable("datasource").label("Data source").type("prometheus")
         )
         .with_variable(
-            dash.QueryVariable("workspace")
-            .label("Workspace")
-            .datasource(DS)
-            .query("label_values(elevenlabs_agent_link_state, workspace)")
-            .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
-            .sort(model.VariableSort.ALPHABETICAL_ASC)
-            .multi(True)
-            .include_all(True)
-            .all_value(".*")
+            _agent_filter_variable(
+                "workspace", "Workspace", "label_values(elevenlabs_agent_link_state, workspace)"
+            )
         )
         .with_variable(
-            dash.QueryVariable("agent")
-            .label("Agent")
-            .description("Agent ids in the selected workspaces.")
-            .datasource(DS)
-            .query('label_values(elevenlabs_agent_link_state{workspace=~"$workspace"}, agent_id)')
-            .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
-            .sort(model.VariableSort.ALPHABETICAL_ASC)
-            .multi(True)
-            .include_all(True)
-            .all_value(".*")
+            _agent_filter_variable(
+                "agent",
+                "Agent",
+                'label_values(elevenlabs_agent_link_state{workspace=~"$workspace"}, agent_id)',
+            ).description("Agent ids in the selected workspaces.")
         )
         .with_variable(
-            dash.QueryVariable("job")
-            .label("Job")
+            _label_values_variable(
+                "job", "Job", "label_values(elevenlabs_link_monitor_build_info, job)"
+            )
             .description("The Prometheus job that scrapes the monitor (for the up series).")
-            .datasource(DS)
-            .query("label_values(elevenlabs_link_monitor_build_info, job)")
-            .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
             .current(model.VariableOption(selected=True, text=JOB, value=JOB))
             .hide(model.VariableHide.HIDE_VARIABLE)
         )
@@ -881,6 +818,17 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
 _EXPR_DS = model.DataSourceRef(type_val="__expr__", uid="__expr__")
 
 
+def _expression_query(
+    ref_id: str, expression: expr_builders.TypeReduce | expr_builders.TypeThreshold
+) -> alert_builders.Query:
+    """A server-side expression step of a rule, run by Grafana rather than by Prometheus."""
+    return (
+        alert_builders.Query(ref_id)
+        .datasource_uid("__expr__")
+        .model(expression.ref_id(ref_id).datasource(_EXPR_DS))
+    )
+
+
 def _alert_rule(spec: dict[str, Any]) -> alert_builders.Rule:
     evaluator, params = spec["evaluator"]
     query = (
@@ -896,35 +844,20 @@ def _alert_rule(spec: dict[str, Any]) -> alert_builders.Rule:
             .datasource(model.DataSourceRef(type_val="prometheus", uid=ALERT_DATASOURCE_UID))
         )
     )
-    reduce = (
-        alert_builders.Query("B")
-        .datasource_uid("__expr__")
-        .model(
-            expr_builders.TypeReduce()
-            .ref_id("B")
-            .expression("A")
-            .reducer("last")
-            .datasource(_EXPR_DS)
-        )
-    )
-    threshold = (
-        alert_builders.Query("C")
-        .datasource_uid("__expr__")
-        .model(
-            expr_builders.TypeThreshold()
-            .ref_id("C")
-            .expression("B")
-            .datasource(_EXPR_DS)
-            .conditions(
-                [
-                    expr_builders.ExprTypeThresholdConditions().evaluator(
-                        expr_builders.ExprTypeThresholdConditionsEvaluator()
-                        .type(evaluator)
-                        .params([float(p) for p in params])
-                    )
-                ]
-            )
-        )
+    reduce = _expression_query("B", expr_builders.TypeReduce().expression("A").reducer("last"))
+    threshold = _expression_query(
+        "C",
+        expr_builders.TypeThreshold()
+        .expression("B")
+        .conditions(
+            [
+                expr_builders.ExprTypeThresholdConditions().evaluator(
+                    expr_builders.ExprTypeThresholdConditionsEvaluator()
+                    .type(evaluator)
+                    .params([float(p) for p in params])
+                )
+            ]
+        ),
     )
     return (
         alert_builders.Rule(spec["title"])
