@@ -294,9 +294,17 @@ class ElevenLabsClient:
         self._on_request = on_request
         self._sleep = sleep
         self._rng = rng
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def aclose_when_idle(self) -> None:
+        """Close once no call is in flight (a client replaced by a reload)."""
+        await self._idle.wait()
+        await self.aclose()
 
     async def get_link(self, agent_id: str) -> PollOutcome:
         """The agent's link, retried as configured; failures are returned, not raised."""
@@ -322,6 +330,18 @@ class ElevenLabsClient:
         return PollFailure(Reason.INVALID_RESPONSE, "the agent listing never ends")
 
     async def _with_retries(
+        self, attempt: Callable[[], Awaitable[_T | PollFailure]]
+    ) -> _T | PollFailure:
+        self._busy += 1
+        self._idle.clear()
+        try:
+            return await self._attempts(attempt)
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
+
+    async def _attempts(
         self, attempt: Callable[[], Awaitable[_T | PollFailure]]
     ) -> _T | PollFailure:
         outcome = await attempt()

@@ -26,7 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import __version__, logs
 from monitor.alerts import AlertLog
-from monitor.api import MAX_RETRY_AFTER, ElevenLabsClient, PollFailure
+from monitor.api import ElevenLabsClient, PollFailure
 from monitor.config import Config, ConfigError, WorkspaceConfig, load_config
 from monitor.evaluate import Thresholds, evaluate, next_change
 from monitor.metrics import Health, Metrics
@@ -528,19 +528,14 @@ class Monitor:
             self._client_ids[name] = identity
 
     def _retire(self, client: ElevenLabsClient) -> None:
+        """Close a replaced client once its in-flight requests are done."""
         self._retired.append(client)
-        settings = client.settings
 
-        async def close_later() -> None:
-            # Long enough for its in-flight requests: every attempt, backoff and Retry-After.
-            await asyncio.sleep(
-                settings.timeout * (settings.max_retries + 1)
-                + MAX_RETRY_AFTER * settings.max_retries
-            )
+        async def close_when_idle() -> None:
+            await client.aclose_when_idle()
             self._retired.remove(client)
-            await client.aclose()
 
-        self._spawn(close_later())
+        self._spawn(close_when_idle())
 
 
 def _discovering(config: Config) -> frozenset[str]:

@@ -837,3 +837,27 @@ def test_any_bytes_give_an_answer_or_a_failure(body: bytes) -> None:
 )
 def test_any_json_value_gives_an_answer_or_a_failure(value: object) -> None:
     assert_answers(parse_link_body(json.dumps(value).encode()))
+
+
+def test_a_replaced_client_closes_only_once_its_requests_are_done() -> None:
+    async def scenario() -> tuple[PollOutcome, bool]:
+        release = asyncio.Event()
+
+        async def handler(request: httpx.Request) -> httpx.Response:
+            await release.wait()
+            return httpx.Response(200, json={"agent_id": "agent_1", "token": None})
+
+        client = make_client(handler, Recorder())
+        poll = asyncio.create_task(client.get_link("agent_1"))
+        await asyncio.sleep(0)  # let the poll start
+        closing = asyncio.create_task(client.aclose_when_idle())
+        await asyncio.sleep(0.01)
+        closed_early = closing.done()
+        release.set()
+        outcome = await poll
+        await closing
+        return outcome, closed_early
+
+    outcome, closed_early = asyncio.run(scenario())
+    assert not closed_early
+    assert isinstance(outcome, LinkAnswer)
