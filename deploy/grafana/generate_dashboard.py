@@ -813,6 +813,29 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
             "Run `elevenlabs-link-monitor validate-config` and fix the reported lines."
         ),
     },
+    {
+        "uid": "ellm-cycles-incomplete",
+        "title": "ElevenLabsLinkMonitorCyclesIncomplete",
+        # Poll cycles cut short at their deadline in the past hour; increase()
+        # ignores the counter's reset to 0 on a restart.
+        "expr": f'increase(elevenlabs_link_monitor_cycles_overrun_total{{job="{JOB}"}}[1h])',
+        "evaluator": ("gt", [0]),
+        "for": "30m",
+        "no_data": "OK",
+        "severity": "warning",
+        "summary": (
+            "elevenlabs-link-monitor {{ $labels.instance }} cannot poll every agent "
+            "within its poll interval"
+        ),
+        "description": (
+            "elevenlabs-link-monitor at {{ $labels.instance }} (job {{ $labels.job }}) keeps "
+            "cutting poll cycles short at their deadline (90% of poll.interval): it cannot poll "
+            "every agent in time, so agents are polled less often than configured. "
+            "Raise elevenlabs.max_requests_per_second or elevenlabs.max_concurrency within the "
+            "API's limits, or lengthen poll.interval (shards share the rate limit, so they help "
+            "only when concurrency or CPU is short); see Failure behaviour in the README."
+        ),
+    },
 )
 
 _EXPR_DS = model.DataSourceRef(type_val="__expr__", uid="__expr__")

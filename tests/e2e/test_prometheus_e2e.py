@@ -92,6 +92,7 @@ MONITOR_ALERTS = {
     MONITOR_DOWN,
     "ElevenLabsLinkMonitorAbsent",
     "ElevenLabsLinkMonitorConfigReloadFailed",
+    "ElevenLabsLinkMonitorCyclesIncomplete",
 }
 
 # Non-empty only when the counter increased: the setup makes each of them move.

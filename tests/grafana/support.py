@@ -46,6 +46,8 @@ CONTRACT_METRICS = frozenset(
 )
 # Prometheus's own series for a scrape target.
 ALLOWED_METRICS = CONTRACT_METRICS | {"up"}
+# The daemon's own series beyond the contract (README "Metrics") that an alert rule reads.
+ALERT_ONLY_METRICS = frozenset({"elevenlabs_link_monitor_cycles_overrun_total"})
 
 
 def load_module(name: str, path: Path) -> ModuleType:

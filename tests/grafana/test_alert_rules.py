@@ -19,6 +19,7 @@ EXPECTED_ALERTS = {
     "ElevenLabsLinkMonitorDown": "critical",
     "ElevenLabsLinkMonitorAbsent": "critical",
     "ElevenLabsLinkMonitorConfigReloadFailed": "warning",
+    "ElevenLabsLinkMonitorCyclesIncomplete": "warning",  # overruns in the past hour, for 30m
 }
 THRESHOLD_TYPES = {"gt", "lt", "within_range", "outside_range"}
 
