@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -20,3 +21,35 @@ def run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess
 
 def output(result: subprocess.CompletedProcess[str]) -> str:
     return f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+
+
+def dockerfile_lines(text: str) -> list[str]:
+    """Dockerfile instructions with continuation lines joined and comments dropped."""
+    lines: list[str] = []
+    buffer = ""
+    for line in text.splitlines():
+        if not buffer and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.rstrip().endswith("\\"):
+            buffer += line.rstrip()[:-1] + " "
+            continue
+        lines.append((buffer + line).strip())
+        buffer = ""
+    return lines
+
+
+def assert_restricted(pod: dict[str, Any], container: dict[str, Any]) -> None:
+    """The restricted Pod Security Standard, as both the Deployment and the StatefulSet keep it."""
+    assert pod["automountServiceAccountToken"] is False
+    pod_context = pod["securityContext"]
+    assert pod_context["runAsNonRoot"] is True
+    assert pod_context["runAsUser"] == 65532
+    assert pod_context["seccompProfile"] == {"type": "RuntimeDefault"}
+    context = container["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["runAsUser"] == 65532
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert context.get("privileged", False) is False

@@ -11,28 +11,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.deploy._helpers import KUBERNETES_DIR, REPO, output, run
+from tests.deploy._helpers import KUBERNETES_DIR, REPO, dockerfile_lines, output, run
 from tests.tooling import require_tool
 
 DOCKERFILE = REPO / "Dockerfile"
 
 
 def _instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    text = DOCKERFILE.read_text(encoding="utf-8")
-    logical: list[str] = []
-    buffer = ""
-    for line in text.splitlines():
-        if not buffer and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if line.rstrip().endswith("\\"):
-            buffer += line.rstrip()[:-1] + " "
-            continue
-        logical.append(buffer + line)
-        buffer = ""
+    """(INSTRUCTION, arguments) pairs."""
     pairs = []
-    for line in logical:
-        keyword, _, rest = line.strip().partition(" ")
+    for line in dockerfile_lines(DOCKERFILE.read_text(encoding="utf-8")):
+        keyword, _, rest = line.partition(" ")
         pairs.append((keyword.upper(), rest.strip()))
     return pairs
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy._helpers import KUBERNETES_DIR, REPO, output, run
+from tests.deploy._helpers import KUBERNETES_DIR, REPO, dockerfile_lines, output, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -46,24 +46,9 @@ class BuilderStage:
     runs: list[str]
 
 
-def _logical_lines(text: str) -> list[str]:
-    """Dockerfile instructions with continuation lines joined and comments dropped."""
-    lines: list[str] = []
-    buffer = ""
-    for line in text.splitlines():
-        if not buffer and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if line.rstrip().endswith("\\"):
-            buffer += line.rstrip()[:-1] + " "
-            continue
-        lines.append((buffer + line).strip())
-        buffer = ""
-    return lines
-
-
 def _builder_stage() -> BuilderStage:
     stage: BuilderStage | None = None
-    for line in _logical_lines(DOCKERFILE.read_text(encoding="utf-8")):
+    for line in dockerfile_lines(DOCKERFILE.read_text(encoding="utf-8")):
         keyword, _, rest = line.partition(" ")
         keyword, rest = keyword.upper(), rest.strip()
         if keyword == "FROM":

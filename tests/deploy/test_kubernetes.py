@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy._helpers import JOB, KUBERNETES_DIR, PROMETHEUS_DIR, output, run
+from tests.deploy._helpers import (
+    JOB,
+    KUBERNETES_DIR,
+    PROMETHEUS_DIR,
+    assert_restricted,
+    output,
+    run,
+)
 from tests.tooling import require_tool
 
 CONFIG_DIR = "/etc/elevenlabs-link-monitor"
@@ -71,19 +78,7 @@ def test_deployment_runs_one_pinned_image(rendered: list[Manifest]) -> None:
 
 def test_restricted_security_context(rendered: list[Manifest]) -> None:
     pod = _one(rendered, "Deployment")["spec"]["template"]["spec"]
-    assert pod["automountServiceAccountToken"] is False
-    pod_context = pod["securityContext"]
-    assert pod_context["runAsNonRoot"] is True
-    assert pod_context["runAsUser"] == 65532
-    assert pod_context["seccompProfile"] == {"type": "RuntimeDefault"}
-    context = _container(rendered)["securityContext"]
-    assert context["runAsNonRoot"] is True
-    assert context["runAsUser"] == 65532
-    assert context["allowPrivilegeEscalation"] is False
-    assert context["readOnlyRootFilesystem"] is True
-    assert context["capabilities"] == {"drop": ["ALL"]}
-    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert context.get("privileged", False) is False
+    assert_restricted(pod, _container(rendered))
 
 
 def test_probes_and_resources(rendered: list[Manifest]) -> None:

@@ -12,7 +12,7 @@ import yaml
 
 from monitor.config import ConfigError, parse_config
 from monitor.targets import Shard, parse_shard
-from tests.deploy._helpers import JOB, KUBERNETES_DIR, output, run
+from tests.deploy._helpers import JOB, KUBERNETES_DIR, assert_restricted, output, run
 from tests.tooling import require_tool
 
 SHARDED_DIR = KUBERNETES_DIR / "sharded"
@@ -149,19 +149,7 @@ def test_every_ordinal_maps_to_a_valid_shard(rendered: list[Manifest]) -> None:
 
 def test_restricted_security_context(rendered: list[Manifest]) -> None:
     pod = _pod(rendered)
-    assert pod["automountServiceAccountToken"] is False
-    pod_context = pod["securityContext"]
-    assert pod_context["runAsNonRoot"] is True
-    assert pod_context["runAsUser"] == 65532
-    assert pod_context["seccompProfile"] == {"type": "RuntimeDefault"}
-    context = _container(rendered)["securityContext"]
-    assert context["runAsNonRoot"] is True
-    assert context["runAsUser"] == 65532
-    assert context["allowPrivilegeEscalation"] is False
-    assert context["readOnlyRootFilesystem"] is True
-    assert context["capabilities"] == {"drop": ["ALL"]}
-    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert context.get("privileged", False) is False
+    assert_restricted(pod, _container(rendered))
     # Anything writable is an explicit volume; the root filesystem stays read-only.
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
     mounts = {mount["mountPath"]: mount for mount in _container(rendered)["volumeMounts"]}
