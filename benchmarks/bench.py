@@ -800,7 +800,7 @@ SELECTED = (
     "Monitor._evaluate_one",
     "RateLimiter.acquire",
     "Histogram.observe",
-    "LinkCollector.collect",
+    "AgentExposition.render",
     "generate_latest",
     "H11Protocol.data_received",
     "BoundLoggerLazyProxy.warning",

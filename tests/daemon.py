@@ -37,6 +37,26 @@ def monitor_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "monitor", *args]
 
 
+def run_monitor(
+    *args: str, key: str | None = None, cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """One command of the real CLI, to its end. The API key only when given: never one
+    inherited from the caller, nor its MONITOR_CONFIG or MONITOR_SHARD."""
+    inherited = {"ELEVENLABS_API_KEY", "MONITOR_CONFIG", "MONITOR_SHARD"}
+    environ = {k: v for k, v in os.environ.items() if k not in inherited}
+    if key is not None:
+        environ["ELEVENLABS_API_KEY"] = key
+    return subprocess.run(
+        monitor_cmd(*args),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env={**environ, **env},
+        check=False,
+    )
+
+
 class Daemon:
     def __init__(self, config: Path, env: dict[str, str], *args: str) -> None:
         self.config = config

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -14,19 +13,14 @@ import pytest
 from monitor.cli import exit_status
 from monitor.evaluate import State
 from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
-from tests.daemon import monitor_cmd
+from tests.daemon import run_monitor
 from tests.standin import StandIn, link, status
 
 DAY = 86400
 
 
 def run(*args: str, key: str | None = CANARY_KEY) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ELEVENLABS_API_KEY"}
-    if key is not None:
-        env["ELEVENLABS_API_KEY"] = key
-    return subprocess.run(
-        monitor_cmd(*args), capture_output=True, text=True, timeout=60, env=env, check=False
-    )
+    return run_monitor(*args, key=key)
 
 
 @pytest.mark.parametrize(
@@ -134,18 +128,9 @@ def test_config_defaults_to_monitor_config_then_cwd(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("agents:\n  - id: from_cwd\n")
     other = tmp_path / "other.yaml"
     other.write_text("agents:\n  - id: a\n  - id: b\n")
-    env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"}
 
-    def validate(**extra: str) -> str:
-        return subprocess.run(
-            monitor_cmd("validate-config"),
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            env={**env, **extra},
-            check=False,
-            timeout=60,
-        ).stdout
+    def validate(**env: str) -> str:
+        return run_monitor("validate-config", cwd=tmp_path, **env).stdout
 
     assert (
         validate(MONITOR_CONFIG=str(other))

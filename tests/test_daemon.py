@@ -287,21 +287,13 @@ def _epoch(timestamp: str) -> float:
 
 
 def test_bad_config_stops_run_before_anything_starts(tmp_path: object) -> None:
-    import subprocess
     from pathlib import Path
 
-    from tests.daemon import monitor_cmd
+    from tests.daemon import run_monitor
 
     config = Path(str(tmp_path)) / "bad.yaml"
     config.write_text("agents:\n  - id: a\nthresholds:\n  warning: 1h\n  critical: 2h\n")
-    done = subprocess.run(
-        monitor_cmd("run", "--config", str(config)),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={"ELEVENLABS_API_KEY": CANARY_KEY, "PATH": "/usr/bin"},
-        check=False,
-    )
+    done = run_monitor("run", "--config", str(config), key=CANARY_KEY)
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr == (

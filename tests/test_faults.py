@@ -204,19 +204,12 @@ def test_a_rotated_key_file_is_read_again_on_reload(
 def test_a_missing_key_file_stops_start_up_naming_it(
     tmp_path: Path, write_config: ConfigWriter
 ) -> None:
-    import subprocess
 
-    from tests.daemon import monitor_cmd
+    from tests.daemon import run_monitor
 
     missing = tmp_path / "nope"
     path = write_config(["bot"], elevenlabs={"api_key_file": str(missing)})
-    done = subprocess.run(
-        monitor_cmd("run", "--config", str(path)),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_monitor("run", "--config", str(path))
     assert done.returncode == 2
     assert done.stderr == (
         f"error: elevenlabs.api_key_file: cannot read the API key from {missing}: "
@@ -225,23 +218,14 @@ def test_a_missing_key_file_stops_start_up_naming_it(
 
 
 def test_check_keeps_the_rate_limit_too(standin: StandIn, write_config: ConfigWriter) -> None:
-    import os
-    import subprocess
 
-    from tests.daemon import monitor_cmd
+    from tests.daemon import run_monitor
 
     agents = [f"c{i}" for i in range(12)]
     for agent in agents:
         standin.set(agent, link(canary_token(agent), None))
     path = write_config(agents, elevenlabs={"max_requests_per_second": 4, "max_concurrency": 2})
-    done = subprocess.run(
-        monitor_cmd("check", "--config", str(path)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "ELEVENLABS_API_KEY": CANARY_KEY},
-    )
+    done = run_monitor("check", "--config", str(path), key=CANARY_KEY)
     assert done.returncode == 0, done.stderr
     assert standin.count() == 12
     assert standin.max_per_window(1.0) <= 4

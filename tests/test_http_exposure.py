@@ -207,7 +207,7 @@ def test_tls_with_client_certificates(
 def test_bad_tls_files_stop_start_up_with_one_line(
     write_config: ConfigWriter, tmp_path: Path
 ) -> None:
-    from tests.daemon import monitor_cmd
+    from tests.daemon import run_monitor
 
     path = write_config(
         ["bot"],
@@ -215,13 +215,6 @@ def test_bad_tls_files_stop_start_up_with_one_line(
             "tls": {"cert_file": str(tmp_path / "nope.crt"), "key_file": str(tmp_path / "nope.key")}
         },
     )
-    done = subprocess.run(
-        monitor_cmd("run", "--config", str(path)),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={"ELEVENLABS_API_KEY": "sk_x", "PATH": "/usr/bin"},
-        check=False,
-    )
+    done = run_monitor("run", "--config", str(path), key="sk_x")
     assert done.returncode == 1
     assert done.stderr == "error: cannot load the TLS files: No such file or directory\n"

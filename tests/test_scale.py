@@ -180,16 +180,9 @@ def test_three_replicas_watch_every_agent_exactly_once_at_the_server(
 
 
 def test_a_malformed_shard_exits_2_before_starting(write_config: ConfigWriter) -> None:
-    from tests.daemon import monitor_cmd
+    from tests.daemon import run_monitor
 
-    done = subprocess.run(
-        monitor_cmd("run", "--config", str(write_config(["a"])), "--shard", "3/3"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        env={"ELEVENLABS_API_KEY": "sk_x", "PATH": "/usr/bin"},
-    )
+    done = run_monitor("run", "--config", str(write_config(["a"])), "--shard", "3/3", key="sk_x")
     assert done.returncode == 2
     assert done.stderr == "error: --shard: '3/3' is not a shard N/M with 0 <= N < M\n"
 
@@ -245,26 +238,17 @@ def test_check_discovers_too_and_says_when_the_listing_fails(
     standin: StandIn, write_config: ConfigWriter
 ) -> None:
     import json
-    import os
 
     from tests.conftest import CANARY_KEY
-    from tests.daemon import monitor_cmd
+    from tests.daemon import run_monitor
 
     standin.listing = [("listed", "from-listing", False)]
     standin.set("listed", link(canary_token("l"), None))
     standin.set("configured", link(canary_token("c"), None))
     path = write_config(["configured"], discover=True)
-    env = {**os.environ, "ELEVENLABS_API_KEY": CANARY_KEY}
 
     def check() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            monitor_cmd("check", "--config", str(path), "--output", "json"),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env=env,
-        )
+        return run_monitor("check", "--config", str(path), "--output", "json", key=CANARY_KEY)
 
     done = check()
     assert done.returncode == 0, done.stderr
