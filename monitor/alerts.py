@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from monitor.api import PollFailure
 from monitor.evaluate import ALERTING, State
-from monitor.store import AgentKey, AgentRecord
+from monitor.model import AgentKey, PollFailure, iso
+from monitor.store import AgentRecord
 
 log = structlog.get_logger("monitor.alerts")
 
@@ -20,14 +19,6 @@ log = structlog.get_logger("monitor.alerts")
 class AlertMemory:
     state: State  # the last evaluated state
     alerted_at: float | None = None  # when the current bad state was last logged
-
-
-def iso(timestamp: float) -> str:
-    return (
-        datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
-        .isoformat(timespec="seconds")
-        .replace("+00:00", "Z")
-    )
 
 
 class AlertLog:

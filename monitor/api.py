@@ -1,4 +1,4 @@
-"""The ElevenLabs API client: answer models, limits, retries, failure reasons.
+"""The ElevenLabs API client: limits, retries, failure reasons.
 
 The only module that imports httpx, so that a change of HTTP library stays here.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import email.utils
-import enum
 import functools
 import hashlib
 import json
@@ -23,14 +22,19 @@ from typing import Any, TypeVar
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import ValidationError
 
 from monitor import __version__
-from monitor.evaluate import (
-    AGENT_NOT_FOUND,
-    TOKEN_MISSING,
-    Kind,
-    Observation,
+from monitor.evaluate import TOKEN_MISSING, Kind, Observation
+from monitor.model import (
+    RETRYABLE,
+    AgentLinkResponse,
+    AgentListResponse,
+    AgentSummary,
+    LinkAnswer,
+    PollFailure,
+    PollOutcome,
+    Reason,
 )
 
 USER_AGENT = f"elevenlabs-link-monitor/{__version__} (+https://github.com/elevenlabs-link-monitor)"
@@ -41,90 +45,6 @@ MAX_BODY_BYTES = (
 MAX_RETRY_AFTER = 60.0  # the official SDK's cap; longer waits belong to the next cycle
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
-
-
-# --- answer models (shared with the simulated API) --------------------------------------------
-
-
-class ConversationToken(BaseModel):
-    """`ConversationTokenDBModel` of the spec; unknown fields are allowed."""
-
-    model_config = ConfigDict(extra="allow")
-
-    agent_id: str | None = None
-    conversation_token: SecretStr
-    expiration_time_unix_secs: int | None = None
-    conversation_id: str | None = None
-    purpose: str | None = None  # signed_url, shareable_link, and whatever comes next
-    token_requester_user_id: str | None = None
-
-
-class AgentLinkResponse(BaseModel):
-    """`GetAgentLinkResponseModel` of the spec."""
-
-    model_config = ConfigDict(extra="allow")
-
-    agent_id: str
-    token: ConversationToken | None = None
-
-
-class AgentSummary(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    agent_id: str
-    name: str = ""
-    archived: bool = False
-
-
-class AgentListResponse(BaseModel):
-    """`GET /v1/convai/agents`: one page of the listing."""
-
-    model_config = ConfigDict(extra="allow")
-
-    agents: list[AgentSummary]
-    next_cursor: str | None = None
-    has_more: bool = False
-
-
-# --- outcomes ---------------------------------------------------------------------------------
-
-
-class Reason(enum.StrEnum):
-    TIMEOUT = "timeout"
-    CONNECTION = "connection"
-    UNAUTHORIZED = "unauthorized"
-    NOT_FOUND = "not_found"
-    RATE_LIMITED = "rate_limited"
-    SERVER_ERROR = "server_error"
-    CLIENT_ERROR = "client_error"
-    INVALID_RESPONSE = "invalid_response"
-
-
-RETRYABLE = frozenset({Reason.TIMEOUT, Reason.CONNECTION, Reason.RATE_LIMITED, Reason.SERVER_ERROR})
-
-
-@dataclass(frozen=True, slots=True)
-class LinkAnswer:
-    """A valid 200 answer, reduced to what evaluation needs: never the token itself."""
-
-    observation: Observation
-    fingerprint: str | None  # a digest of token and expiry, to count rotations
-
-
-@dataclass(frozen=True, slots=True)
-class PollFailure:
-    reason: Reason
-    detail: str  # safe to log: a status and an error code, never a header or a token
-    status: int | None = None
-    retry_after: float | None = None
-
-    @property
-    def observation(self) -> Observation | None:
-        """A 404 is a definitive answer about the agent; other failures say nothing."""
-        return AGENT_NOT_FOUND if self.reason is Reason.NOT_FOUND else None
-
-
-PollOutcome = LinkAnswer | PollFailure
 
 
 def reduce_answer(answer: AgentLinkResponse) -> LinkAnswer:

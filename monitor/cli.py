@@ -13,10 +13,10 @@ from typing import Any
 import structlog
 
 from monitor import __version__, logs
-from monitor.alerts import iso
 from monitor.api import ElevenLabsClient
 from monitor.config import Config, ConfigError, config_path, load_config, read_api_key
 from monitor.evaluate import State, Thresholds, evaluate, worst
+from monitor.model import iso
 from monitor.poller import Poller, client_settings
 from monitor.store import AgentRecord, Store
 from monitor.targets import Shard, listed_targets, parse_shard, resolve_targets

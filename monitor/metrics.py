@@ -9,7 +9,7 @@ The monitor's own series go through an ordinary prometheus-client registry.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prometheus_client import (
     CollectorRegistry,
@@ -24,7 +24,8 @@ from prometheus_client.utils import floatToGoString
 
 from monitor import __version__
 from monitor.evaluate import STATES, Kind, State, Thresholds, evaluate
-from monitor.store import AgentKey, AgentRecord, Store
+from monitor.model import AgentKey, Health
+from monitor.store import AgentRecord, Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -178,20 +179,6 @@ class AgentExposition:
                 if r.observation is not None and r.observation.expires_at is not None
             )
         return pieces
-
-
-@dataclass
-class Health:
-    """The monitor's own figures, written by the scheduler, read at scrape time."""
-
-    last_cycle: float | None = None
-    last_cycle_duration: float | None = None
-    config_reload_ok: bool = True
-    config_reload_at: float | None = None
-    cycles_overrun: int = 0
-    scheduler_events: dict[str, int] = field(default_factory=dict)
-    discovered: dict[str, int] = field(default_factory=dict)
-    discovery_errors: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class MonitorCollector(Collector):

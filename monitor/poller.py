@@ -8,9 +8,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 from monitor.alerts import log_poll_failed
-from monitor.api import ClientSettings, ElevenLabsClient, PollFailure
+from monitor.api import ClientSettings, ElevenLabsClient
 from monitor.config import WorkspaceConfig
-from monitor.store import AgentKey, AgentRecord, Store
+from monitor.model import AgentKey, PollFailure
+from monitor.store import AgentRecord, Store
 
 
 def client_settings(workspace: WorkspaceConfig, share: int = 1) -> ClientSettings:

@@ -26,14 +26,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import __version__, logs
 from monitor.alerts import AlertLog
-from monitor.api import ElevenLabsClient, PollFailure
+from monitor.api import ElevenLabsClient
 from monitor.config import Config, ConfigError, WorkspaceConfig, load_config
 from monitor.evaluate import Thresholds, evaluate, next_change
-from monitor.metrics import Health, Metrics
+from monitor.metrics import Metrics
+from monitor.model import AgentKey, Health, PollFailure, Target
 from monitor.poller import Poller, client_settings, paced
 from monitor.server import HttpServer, build_app
 from monitor.statuspage import status_routes
-from monitor.store import AgentKey, Store, Target
+from monitor.store import Store
 from monitor.targets import Shard, listed_targets, resolve_targets
 
 log = structlog.get_logger("monitor")

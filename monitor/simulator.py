@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from monitor.api import AgentLinkResponse, ConversationToken
+from monitor.model import AgentLinkResponse, ConversationToken
 
 
 class Behaviour(enum.Enum):

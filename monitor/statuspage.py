@@ -20,11 +20,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from monitor import __version__
-from monitor.alerts import iso
-from monitor.api import Reason
 from monitor.config import Config
 from monitor.evaluate import ALERTING, STATES, Kind, State, Thresholds, evaluate
-from monitor.metrics import Health
+from monitor.model import Health, Reason, iso
 from monitor.statuspage_assets import APP_CSS, APP_JS, FAVICON_SVG
 from monitor.store import AgentRecord, Store
 

@@ -5,24 +5,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
-from monitor.api import LinkAnswer, PollFailure, PollOutcome, Reason
 from monitor.evaluate import Observation
-
-
-class AgentKey(NamedTuple):
-    workspace: str
-    agent_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """An agent to watch, wherever the list came from (config, discovery)."""
-
-    key: AgentKey
-    name: str = ""
-
+from monitor.model import AgentKey, LinkAnswer, PollFailure, PollOutcome, Reason, Target
 
 _NO_ERRORS: Mapping[Reason, int] = dict.fromkeys(Reason, 0)
 

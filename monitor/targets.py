@@ -8,9 +8,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from monitor.api import AgentSummary
 from monitor.config import Config, ConfigError
-from monitor.store import AgentKey, Target
+from monitor.model import AgentKey, AgentSummary, Target
 
 SHARD_ENV = "MONITOR_SHARD"
 

@@ -9,7 +9,8 @@ from structlog.testing import capture_logs
 
 from monitor.alerts import AlertLog
 from monitor.evaluate import Kind, Observation, State
-from monitor.store import AgentKey, AgentRecord
+from monitor.model import AgentKey
+from monitor.store import AgentRecord
 
 KEY = AgentKey("prod", "agent_1")
 NOW = 1_800_000_000.0

@@ -22,19 +22,15 @@ from hypothesis import strategies as st
 from monitor.api import (
     MAX_BODY_BYTES,
     MAX_RETRY_AFTER,
-    AgentSummary,
     ClientSettings,
     ElevenLabsClient,
-    LinkAnswer,
-    PollFailure,
-    PollOutcome,
     RateLimiter,
-    Reason,
     classify_status,
     parse_link_body,
     parse_retry_after,
 )
 from monitor.evaluate import AGENT_NOT_FOUND, LINK_WITHOUT_EXPIRY, TOKEN_MISSING, Kind, Observation
+from monitor.model import AgentSummary, LinkAnswer, PollFailure, PollOutcome, Reason
 
 API_KEY = "sk_0123456789abcdef0123456789abcdef0123456789abcdef"
 TOKEN = "cvtkn_SECRET_3f9a8b7c6d5e4f3a2b1c"

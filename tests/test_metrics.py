@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.api import LinkAnswer, PollFailure, Reason
 from monitor.evaluate import (
     AGENT_NOT_FOUND,
     TOKEN_MISSING,
@@ -14,8 +13,9 @@ from monitor.evaluate import (
     State,
     Thresholds,
 )
-from monitor.metrics import Health, Metrics
-from monitor.store import AgentKey, AgentRecord, Store, Target
+from monitor.metrics import Metrics
+from monitor.model import AgentKey, Health, LinkAnswer, PollFailure, Reason, Target
+from monitor.store import AgentRecord, Store
 
 NOW = 1_800_000_000.0
 DAY = 86400.0

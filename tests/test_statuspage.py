@@ -15,7 +15,6 @@ import pytest
 from starlette.applications import Starlette
 
 from monitor import __version__
-from monitor.api import LinkAnswer, PollFailure, Reason
 from monitor.config import Config
 from monitor.evaluate import (
     LINK_WITHOUT_EXPIRY,
@@ -25,9 +24,9 @@ from monitor.evaluate import (
     Observation,
     State,
 )
-from monitor.metrics import Health
+from monitor.model import AgentKey, Health, LinkAnswer, PollFailure, Reason, Target
 from monitor.statuspage import CSP, LABELS, page_url, span, status_routes, time_left
-from monitor.store import AgentKey, Store, Target
+from monitor.store import Store
 from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
 from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, link
