@@ -28,14 +28,16 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Real tools for real tests, from Debian: Prometheus and promtool, Chromium for the browser
-# tests (libatomic1 is needed by Playwright's driver on a minimal Debian).
+# Real tools for real tests, from Debian: Prometheus and promtool, amtool for the Alertmanager
+# config, Chromium for the browser tests (libatomic1 is needed by Playwright's driver on a
+# minimal Debian).
 tools:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null \
+	  && command -v amtool >/dev/null \
 	  && command -v chromium >/dev/null && ldconfig -p | grep -q libatomic.so.1 || { \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    prometheus chromium libatomic1 >/dev/null; }
+	    prometheus prometheus-alertmanager chromium libatomic1 >/dev/null; }
 
 bench: venv  ## figures of docs' Performance section (about 3 minutes; --quick: under 1)
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import posixpath
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -153,9 +152,7 @@ def test_promtool_accepts_the_compose_prometheus_config() -> None:
 
 
 def test_amtool_accepts_the_alertmanager_config() -> None:
-    amtool = shutil.which("amtool")
-    if amtool is None:
-        pytest.skip("amtool is not installed (Debian package prometheus-alertmanager)")
+    amtool = require_tool("amtool")
     result = subprocess.run(
         [amtool, "check-config", str(COMPOSE_ALERTMANAGER)],
         capture_output=True,
