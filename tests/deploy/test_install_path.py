@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy._helpers import KUBERNETES_DIR, REPO, dockerfile_lines, output, run
+from tests.deploy._helpers import REPO, SYSTEMD_DIR, dockerfile_lines, output, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -33,8 +33,7 @@ IMAGE_VENV = "/opt/venv"
 SCRIPT = "elevenlabs-link-monitor"
 CONFIGS = [
     REPO / "config.yaml",
-    KUBERNETES_DIR / "config.yaml",
-    KUBERNETES_DIR / "sharded" / "config.yaml",
+    SYSTEMD_DIR / "config.yaml",
 ]
 
 
