@@ -409,7 +409,7 @@ def test_shards_are_a_statefulset_taking_the_shard_from_the_ordinal(
     args = container["args"]
     assert args[:2] == ["run", "--shard"]
 
-    def shard_of(ordinal: str) -> Shard:
+    def shard_of(ordinal: str) -> Shard | None:
         return parse_shard(args[2].replace("$(POD_INDEX)", ordinal))
 
     # Kubernetes expands $(POD_INDEX); every ordinal gets its own shard of the same count.
