@@ -43,3 +43,13 @@ def test_licence_and_package_metadata() -> None:
     assert "Programming Language :: Python :: 3.11" in classifiers
     assert "Topic :: System :: Monitoring" in classifiers
     assert {"Homepage", "Source", "Issues", "Changelog"} <= project["urls"].keys()
+
+
+def test_readme_deploy_section_leads_with_the_chart() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    deploy = readme[readme.index("\n## Deploy\n") :]
+    first = re.search(r"^### (.+)$", deploy, re.M)
+    assert first is not None
+    assert "Helm chart" in first[1]
+    assert "helm install" in deploy[: deploy.index("### Container")]
+    assert "kubectl apply -k" not in readme, "the kustomize base is gone"
