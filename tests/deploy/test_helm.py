@@ -14,6 +14,8 @@ import json
 import re
 import shutil
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,6 +26,8 @@ import yaml
 
 from monitor.config import ConfigError, parse_config
 from monitor.targets import Shard, parse_shard
+from tests.conftest import CANARY_KEY, canary_token
+from tests.daemon import Daemon, wait_until
 from tests.deploy._helpers import (
     CHART_DIR,
     DEPLOY,
@@ -35,6 +39,7 @@ from tests.deploy._helpers import (
     output,
     run,
 )
+from tests.standin import StandIn, link
 from tests.tooling import require_tool
 
 Manifest = dict[str, Any]
@@ -644,3 +649,108 @@ def test_render_script_without_a_helm_binary(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1, output(result)
     assert "/shards" in result.stderr
+
+
+# --- the rendered config and rules at work -------------------------------------------------------
+
+
+def _expiry_series(agent: str, expires_at: int) -> dict[str, str]:
+    labels = f'job="{JOB}",workspace="default",agent_id="{agent}"'
+    return {
+        "series": f"elevenlabs_agent_link_expiry_timestamp_seconds{{{labels}}}",
+        "values": f"{expires_at}x40",
+    }
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "soon", "critical"),
+    [
+        # Links expiring 5 days, 2 days and 6 hours after the test's time 0.
+        ({"warning": "3d", "critical": "12h"}, ["in_2d"], ["in_6h"]),
+        ({"warning": "7d", "critical": "1d"}, ["in_2d", "in_5d"], ["in_6h"]),
+        ({"warning": "1w", "critical": "3d"}, ["in_5d"], ["in_2d", "in_6h"]),
+    ],
+)
+def test_rendered_thresholds_fire_in_prometheus(
+    tmp_path: Path, thresholds: dict[str, str], soon: list[str], critical: list[str]
+) -> None:
+    """promtool evaluates the rendered expiry alerts: the chart's numbers decide who fires."""
+    promtool = require_tool("promtool")
+    groups = _one(render({"thresholds": thresholds}), "PrometheusRule")["spec"]["groups"]
+    for rule in (r for g in groups for r in g["rules"]):
+        rule.pop("annotations", None)  # what fires is the point here, not the text
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": groups}), encoding="utf-8")
+
+    def expected(alert: str, agents: list[str]) -> Manifest:
+        severity = "critical" if alert.endswith("Critical") else "warning"
+        return {
+            "eval_time": "20m",
+            "alertname": alert,
+            "exp_alerts": [
+                {
+                    "exp_labels": {
+                        "severity": severity,
+                        "job": JOB,
+                        "workspace": "default",
+                        "agent_id": agent,
+                    }
+                }
+                for agent in agents
+            ],
+        }
+
+    unit_test = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    _expiry_series("in_5d", 5 * DAY),
+                    _expiry_series("in_2d", 2 * DAY),
+                    _expiry_series("in_6h", 6 * 3600),
+                ],
+                "alert_rule_test": [
+                    expected("ElevenLabsAgentLinkExpiringSoon", soon),
+                    expected("ElevenLabsAgentLinkExpiryCritical", critical),
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(unit_test), encoding="utf-8")
+    result = run([promtool, "test", "rules", "test.yml"], cwd=tmp_path)
+    assert result.returncode == 0, output(result)
+
+
+@pytest.mark.integration
+def test_the_daemon_runs_the_rendered_config(
+    standin: StandIn, start_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    """The real daemon on the chart's config: its thresholds decide the states it exports."""
+    now = time.time()
+    standin.set("in_5d", link(canary_token("in_5d"), now + 5 * DAY))
+    standin.set("in_2d", link(canary_token("in_2d"), now + 2 * DAY))
+    standin.set("in_6h", link(canary_token("in_6h"), now + 6 * 3600))
+    rendered = render(
+        {
+            "elevenlabs": {"base_url": standin.url, "max_retries": 0},
+            "discover": False,
+            "agents": [{"id": agent} for agent in ("in_5d", "in_2d", "in_6h")],
+            "thresholds": {"warning": "3d", "critical": "12h"},
+        }
+    )
+    config = yaml.safe_load(_config_text(rendered))
+    key_file = tmp_path / "api-key"
+    key_file.write_text(CANARY_KEY + "\n", encoding="utf-8")
+    # Only what a cluster provides differs: the mounted key's path and a free loopback port.
+    assert config["elevenlabs"]["api_key_file"] == f"{KEY_DIR}/api-key"
+    config["elevenlabs"]["api_key_file"] = str(key_file)
+    config["server"].update(host="127.0.0.1", port=0)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    daemon = start_daemon(path, env={"ELEVENLABS_API_KEY": ""})
+    wait_until(lambda: daemon.get("/readyz")[0] == 200, what="readiness")
+    states = {agent: daemon.state_of(agent) for agent in ("in_5d", "in_2d", "in_6h")}
+    assert states == {"in_5d": "ok", "in_2d": "warning", "in_6h": "critical"}
+    assert CANARY_KEY not in daemon.metrics_text()
