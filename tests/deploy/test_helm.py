@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any
 
 import helm_python
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -234,6 +235,30 @@ def test_kubectl_reads_every_object(case: tuple[str, list[Manifest]], tmp_path: 
         # Namespace-agnostic: `helm install -n` (or kubectl -n) decides.
         assert "namespace" not in doc["metadata"], doc["kind"]
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == JOB
+
+
+# The chart needs 1.28 (the pod-index label); the schemas of the newest release are checked too.
+KUBERNETES_VERSIONS = ["1.28.0", kubernetes_validate.latest_version()]
+CUSTOM_RESOURCES = {"ServiceMonitor", "PrometheusRule"}  # their CRDs' schemas are not bundled
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_objects_match_the_kubernetes_schemas(
+    case: tuple[str, list[Manifest]], version: str
+) -> None:
+    _, rendered = case
+    for doc in rendered:
+        if doc["kind"] in CUSTOM_RESOURCES:
+            continue
+        # strict: an unknown field (a typo in a template) is an error, as `kubectl --validate`.
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_schema_check_catches_a_misspelt_field(default: list[Manifest]) -> None:
+    service = copy.deepcopy(_one(default, "Service"))
+    service["spec"]["publishNotReadyAddress"] = service["spec"].pop("publishNotReadyAddresses")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(service, KUBERNETES_VERSIONS[0], strict=True)
 
 
 def test_pods_meet_the_restricted_standard(case: tuple[str, list[Manifest]]) -> None:
