@@ -160,9 +160,9 @@ def render_rules(rules_path: Path = RULES_PATH) -> str:
     return HEADER + indented + FOOTER
 
 
-def outputs() -> dict[Path, str]:
+def outputs(rules_path: Path = RULES_PATH) -> dict[Path, str]:
     return {
-        RULE_TEMPLATE_PATH: render_rules(),
+        RULE_TEMPLATE_PATH: render_rules(rules_path),
         DASHBOARD_COPY_PATH: DASHBOARD_PATH.read_text(encoding="utf-8"),
     }
 
@@ -170,11 +170,13 @@ def outputs() -> dict[Path, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if a chart file is stale")
+    parser.add_argument("--rules", type=Path, default=RULES_PATH, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
-        wanted = outputs()
-    except ValueError as error:
-        print(f"generate_chart_files: {error}", file=sys.stderr)
+        wanted = outputs(args.rules)
+    except (ValueError, OSError, yaml.YAMLError) as error:
+        message = " ".join(str(error).split())
+        print(f"generate_chart_files: {message}", file=sys.stderr)
         return 2
     stale = [
         path

@@ -779,3 +779,38 @@ def test_the_daemon_runs_the_rendered_config(
     states = {agent: daemon.state_of(agent) for agent in ("in_5d", "in_2d", "in_6h")}
     assert states == {"in_5d": "ok", "in_2d": "warning", "in_6h": "critical"}
     assert CANARY_KEY not in daemon.metrics_text()
+
+
+def test_prometheus_templates_reach_the_rule_verbatim(tmp_path: Path) -> None:
+    """Annotations that query the info series (quotes, braces, pipes) pass through Helm untouched."""
+    generator = _generator()
+    rules = yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text(encoding="utf-8"))
+    name = (
+        "{{ with query (printf \"elevenlabs_agent_info{agent_id='%s'}\" $labels.agent_id) }}"
+        '{{ . | first | label "agent_name" }}{{ end }} {a="b"}}}'
+    )
+    alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
+    for rule in alerts:
+        rule["annotations"]["summary"] = name
+    changed = tmp_path / "rules.yml"
+    changed.write_text(yaml.safe_dump(rules), encoding="utf-8")
+    copy_of_chart = tmp_path / "chart"
+    shutil.copytree(CHART_DIR, copy_of_chart)
+    template = copy_of_chart / "templates" / "prometheusrule.yaml"
+    template.write_text(generator.render_rules(changed), encoding="utf-8")
+    files = helm_python.Chart.load(copy_of_chart).render({}, name=RELEASE, namespace=NAMESPACE)
+    (text,) = [t for path, t in files.items() if path.endswith("prometheusrule.yaml")]
+    groups = yaml.safe_load(text)["spec"]["groups"]
+    summaries = [r["annotations"]["summary"] for g in groups for r in g["rules"] if "alert" in r]
+    assert summaries == [name] * len(alerts)
+
+
+def test_generator_reports_a_broken_rules_file_in_one_line(tmp_path: Path) -> None:
+    broken = tmp_path / "rules.yml"
+    broken.write_text("groups:\n  - name: x\n    rules: [\n", encoding="utf-8")
+    script = str(HELM_DIR / "generate_chart_files.py")
+    result = run([sys.executable, script, "--check", "--rules", str(broken)])
+    assert result.returncode == 2, output(result)
+    assert len(result.stderr.splitlines()) == 1, output(result)
+    assert "Traceback" not in result.stderr
+    assert run([sys.executable, script, "--check"]).returncode == 0
