@@ -45,8 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.values:
         try:
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as error:
-            print(f"render.py: {path}: {error}".replace("\n", " "), file=sys.stderr)
+        except OSError as error:
+            print(f"render.py: {path}: {error.strerror}", file=sys.stderr)
+            return 2
+        except yaml.YAMLError as error:
+            # PyYAML's own message quotes the line, which may hold apiKey.value: leave it out.
+            mark = getattr(error, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or "not valid YAML"
+            print(f"render.py: {path}{line}: invalid YAML: {problem}", file=sys.stderr)
             return 2
         if not isinstance(loaded, dict):
             print(f"render.py: {path}: not a mapping of values", file=sys.stderr)

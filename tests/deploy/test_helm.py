@@ -198,11 +198,18 @@ def test_schema_refuses_bad_values(values: dict[str, Any], where: str) -> None:
         chart().render(values, name=RELEASE, namespace=NAMESPACE)
 
 
-def test_schema_refusal_never_echoes_a_key() -> None:
-    canary = "sk_canary_0123456789abcdef"
+@pytest.mark.parametrize(
+    "api_key",
+    [
+        {"value": "sk_canary_0123456789abcdef"},  # a key given without create: true
+        {"create": True, "value": "sk_canary_0123456789abcdef", "secretKey": "bad key"},
+        {"create": True, "value": "sk_canary_0123456789abcdef", "existingSecret": 5},
+    ],
+)
+def test_schema_refusal_never_echoes_a_key(api_key: dict[str, Any]) -> None:
     with pytest.raises(helm_python.HelmValuesError) as refused:
-        chart().validate_schema({"apiKey": {"value": canary}})
-    assert canary not in str(refused.value)
+        chart().validate_schema({"apiKey": api_key})
+    assert "sk_canary" not in str(refused.value)
 
 
 def test_warning_must_be_above_critical() -> None:
@@ -674,6 +681,13 @@ def test_render_script_without_a_helm_binary(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1, output(result)
     assert "/shards" in result.stderr
+
+    # A broken values file holding a key: the error names the line, never its text.
+    values.write_text('apiKey:\n  create: true\n  value: "sk_canary_0123\n', encoding="utf-8")
+    result = run([sys.executable, script, "--values", str(values)])
+    assert result.returncode == 2, output(result)
+    assert result.stderr.startswith(f"render.py: {values}:"), output(result)
+    assert "sk_canary" not in result.stderr + result.stdout
 
 
 # --- the rendered config and rules at work -------------------------------------------------------
