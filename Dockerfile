@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # elevenlabs-link-monitor container image.
-#   docker build -t elevenlabs-link-monitor:0.1.0 .
+#   docker build -t elevenlabs-link-monitor:0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" .
 #   docker run --rm -p 9877:9877 -e ELEVENLABS_API_KEY \
 #     -v "$PWD/config.yaml:/etc/elevenlabs-link-monitor/config.yaml:ro" \
 #     --read-only elevenlabs-link-monitor:0.1.0
@@ -16,7 +16,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY monitor ./monitor
 
 # Build a wheel from the project's own pyproject and install it with its
@@ -27,8 +27,12 @@ RUN /opt/venv/bin/pip install --no-cache-dir . \
 # ---- runtime ----
 FROM python:3.11.11-slim-bookworm
 
+# VERSION must equal monitor/__init__.py's __version__ (a test checks it); REVISION is the
+# git commit, exported as build_info's `revision` label.
 ARG VERSION=0.1.0
+ARG REVISION=unknown
 LABEL org.opencontainers.image.title="elevenlabs-link-monitor" \
+      org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.description="Prometheus exporter for the expiry of ElevenLabs agents' shareable links" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
@@ -44,17 +48,18 @@ COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    MONITOR_CONFIG=/etc/elevenlabs-link-monitor/config.yaml
+    MONITOR_CONFIG=/etc/elevenlabs-link-monitor/config.yaml \
+    MONITOR_REVISION=${REVISION}
 
 # Numeric, so Kubernetes can verify runAsNonRoot without a passwd entry.
 USER 65532:65532
 
 EXPOSE 9877
 
-# Kubernetes ignores HEALTHCHECK and uses its probes; docker and compose use this.
-# Assumes the default server.port (9877).
+# Kubernetes ignores HEALTHCHECK and uses its probes; docker and compose use this. It reads
+# the config at $MONITOR_CONFIG: its port, and HTTPS when server.tls is set (no curl needed).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9877/healthz', timeout=4).status == 200 else 1)"]
+  CMD ["python", "-m", "monitor.healthcheck"]
 
 ENTRYPOINT ["elevenlabs-link-monitor"]
 CMD ["run"]

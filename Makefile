@@ -3,12 +3,20 @@
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do   $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
+# `make demo` runs from a virtualenv of its own holding only the runtime dependencies
+# (about 60 MB); the development tools (Playwright, kubectl, hadolint...) go into .venv.
+DEMO_VENV := .venv-demo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint typecheck unit tools venv bench clean
 
-demo: venv  ## run the daemon against the built-in simulated API
-	$(BIN)/elevenlabs-link-monitor demo
+demo: $(DEMO_VENV)/.installed  ## run the daemon against the built-in simulated API
+	$(DEMO_VENV)/bin/elevenlabs-link-monitor demo
+
+$(DEMO_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/pip install --quiet --no-cache-dir -e .
+	touch $@
 
 test: venv tools lint typecheck  ## every linter and test (what CI runs)
 	$(BIN)/pytest
@@ -44,4 +52,4 @@ bench: venv  ## figures of docs' Performance section (about 3 minutes; --quick: 
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -1,8 +1,5 @@
 """elevenlabs-link-monitor: a Prometheus exporter for ElevenLabs agents' shareable links."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("elevenlabs-link-monitor")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0+unknown"
+# The one place the version is written: pyproject.toml reads it (hatch's dynamic version),
+# and a test keeps the Helm chart, the Dockerfile and CHANGELOG.md in step with it.
+__version__ = "0.1.0"

@@ -25,6 +25,7 @@ from prometheus_client.utils import floatToGoString
 from monitor import __version__
 from monitor.evaluate import STATES, Kind, State, Thresholds, evaluate
 from monitor.model import AgentKey, Health
+from monitor.revision import revision
 from monitor.store import AgentRecord, Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -187,6 +188,8 @@ class MonitorCollector(Collector):
     def __init__(self, store: Store, health: Health) -> None:
         self._store = store
         self._health = health
+        # Looked up once, at start-up, never during a scrape.
+        self._revision = revision()
 
     def collect(self) -> Iterator[Metric]:
         health = self._health
@@ -247,10 +250,10 @@ class MonitorCollector(Collector):
             )
         info = GaugeMetricFamily(
             "elevenlabs_link_monitor_build_info",
-            "Always 1; the version is a label.",
-            labels=["version"],
+            "Always 1; the version and the source revision are labels.",
+            labels=["version", "revision"],
         )
-        info.add_metric([__version__], 1.0)
+        info.add_metric([__version__, self._revision], 1.0)
         yield info
 
 

@@ -15,6 +15,7 @@ from monitor.evaluate import (
 )
 from monitor.metrics import Metrics
 from monitor.model import AgentKey, Health, LinkAnswer, PollFailure, Reason, Target
+from monitor.revision import revision
 from monitor.store import AgentRecord, Store
 
 NOW = 1_800_000_000.0
@@ -89,7 +90,9 @@ def test_every_contract_metric_with_its_labels(store: Store, metrics: Metrics) -
     assert found["elevenlabs_agent_link_token_rotations_total"][labels("a", "support")] == 0
     assert found["elevenlabs_link_monitor_agents"] == {(): 4}
     assert found["elevenlabs_link_monitor_config_last_reload_successful"] == {(): 1}
-    assert (("version", "0.1.0"),) in found["elevenlabs_link_monitor_build_info"]
+    ((build, one),) = found["elevenlabs_link_monitor_build_info"].items()
+    assert one == 1
+    assert dict(build) == {"version": "0.1.0", "revision": revision()}
     assert "elevenlabs_link_monitor_poll_duration_seconds_bucket" in found
     assert "elevenlabs_agent_link_expires_in_seconds" not in found
     assert not any(name.endswith("_created") for name in found)

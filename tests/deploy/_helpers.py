@@ -9,7 +9,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 PROMETHEUS_DIR = DEPLOY / "prometheus"
-KUBERNETES_DIR = DEPLOY / "kubernetes"
+HELM_DIR = DEPLOY / "helm"
+CHART_DIR = HELM_DIR / "elevenlabs-link-monitor"
 SYSTEMD_DIR = DEPLOY / "systemd"
 JOB = "elevenlabs-link-monitor"
 

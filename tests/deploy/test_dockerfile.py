@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import ssl
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
-from tests.deploy._helpers import KUBERNETES_DIR, REPO, dockerfile_lines, output, run
+from tests.deploy._helpers import CHART_DIR, REPO, dockerfile_lines, output, run
 from tests.tooling import require_tool
 
 DOCKERFILE = REPO / "Dockerfile"
@@ -67,9 +71,9 @@ def test_runtime_settings() -> None:
     labels = " ".join(_args("LABEL"))
     for label in ("title", "description", "version", "licenses", "source"):
         assert f"org.opencontainers.image.{label}=" in labels
-    # The same config path as the Kubernetes Deployment.
-    deployment = (KUBERNETES_DIR / "deployment.yaml").read_text(encoding="utf-8")
-    assert "value: /etc/elevenlabs-link-monitor/config.yaml" in deployment
+    # The same config directory as the Helm chart's pods.
+    helpers = (CHART_DIR / "templates" / "_helpers.tpl").read_text(encoding="utf-8")
+    assert '{{- define "elm.configDir" -}}/etc/elevenlabs-link-monitor{{- end -}}' in helpers
 
 
 def test_dockerignore_keeps_the_build_inputs() -> None:
@@ -85,13 +89,10 @@ def test_dockerignore_keeps_the_build_inputs() -> None:
         assert needed in copied
 
 
-def _healthcheck_command() -> list[str]:
+def test_healthcheck_runs_the_packaged_check() -> None:
     (healthcheck,) = _args("HEALTHCHECK")
     command = json.loads(healthcheck[healthcheck.index("CMD ") + 4 :])
-    assert isinstance(command, list)
-    assert command[:2] == ["python", "-c"]
-    assert "http://127.0.0.1:9877/healthz" in command[2]
-    return [str(part) for part in command]
+    assert command == ["python", "-m", "monitor.healthcheck"]
 
 
 class _Health(BaseHTTPRequestHandler):
@@ -107,9 +108,7 @@ class _Health(BaseHTTPRequestHandler):
         return
 
 
-@pytest.fixture
-def health_server() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+def _serve(server: ThreadingHTTPServer) -> Iterator[ThreadingHTTPServer]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -119,21 +118,67 @@ def health_server() -> Iterator[ThreadingHTTPServer]:
         server.server_close()
 
 
+@pytest.fixture
+def health_server() -> Iterator[ThreadingHTTPServer]:
+    yield from _serve(ThreadingHTTPServer(("127.0.0.1", 0), _Health))
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    openssl = require_tool("openssl")
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    result = run(
+        [
+            openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=elevenlabs-link-monitor.monitoring.svc",
+            "-keyout", str(key), "-out", str(cert),
+        ]
+    )  # fmt: skip
+    assert result.returncode == 0, output(result)
+    return cert, key
+
+
+def _healthcheck(tmp_path: Path, port: int, tls: dict[str, str] | None = None) -> int:
+    """Run the image's HEALTHCHECK command with a config naming the port (and TLS)."""
+    server: dict[str, object] = {"host": "0.0.0.0", "port": port}
+    if tls:
+        server["tls"] = tls
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"agents": [{"id": "a"}], "server": server}), encoding="utf-8")
+    env = {**os.environ, "MONITOR_CONFIG": str(config)}
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor.healthcheck"],
+        capture_output=True, text=True, timeout=60, check=False, env=env, cwd=REPO,
+    )  # fmt: skip
+    assert result.stdout == "", output(result)
+    return result.returncode
+
+
 @pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
-def test_healthcheck_command(
-    health_server: ThreadingHTTPServer, status: int, healthy: bool
+def test_healthcheck_follows_the_configured_port(
+    health_server: ThreadingHTTPServer, tmp_path: Path, status: int, healthy: bool
 ) -> None:
     _Health.status = status
-    port = health_server.server_address[1]
-    code = _healthcheck_command()[2].replace("127.0.0.1:9877", f"127.0.0.1:{port}")
-    result = run([sys.executable, "-c", code])
-    assert (result.returncode == 0) is healthy, output(result)
+    code = _healthcheck(tmp_path, health_server.server_address[1])
+    assert (code == 0) is healthy
 
 
-def test_healthcheck_fails_when_nothing_listens() -> None:
+def test_healthcheck_fails_when_nothing_listens(tmp_path: Path) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
     port = server.server_address[1]
     server.server_close()
-    code = _healthcheck_command()[2].replace("127.0.0.1:9877", f"127.0.0.1:{port}")
-    result = run([sys.executable, "-c", code])
-    assert result.returncode != 0, output(result)
+    assert _healthcheck(tmp_path, port) == 1
+
+
+def test_healthcheck_speaks_https_when_tls_is_on(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    _Health.status = 200
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    tls = {"cert_file": str(cert), "key_file": str(key)}
+    for running in _serve(server):
+        port = running.server_address[1]
+        assert _healthcheck(tmp_path, port, tls) == 0
+        # Plain HTTP against the TLS port (the old command) does not pass.
+        assert _healthcheck(tmp_path, port) == 1

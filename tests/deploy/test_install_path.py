@@ -11,20 +11,20 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
-import tomllib
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.deploy._helpers import KUBERNETES_DIR, REPO, dockerfile_lines, output, run
+from tests.deploy._helpers import REPO, SYSTEMD_DIR, dockerfile_lines, output, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -33,8 +33,7 @@ IMAGE_VENV = "/opt/venv"
 SCRIPT = "elevenlabs-link-monitor"
 CONFIGS = [
     REPO / "config.yaml",
-    KUBERNETES_DIR / "config.yaml",
-    KUBERNETES_DIR / "sharded" / "config.yaml",
+    SYSTEMD_DIR / "config.yaml",
 ]
 
 
@@ -83,9 +82,11 @@ def _require_venv_support() -> None:
 
 
 def _project_version() -> str:
-    with (REPO / "pyproject.toml").open("rb") as file:
-        version: str = tomllib.load(file)["project"]["version"]
-    return version
+    """The one place the version is written (pyproject.toml reads it through hatch)."""
+    text = (REPO / "monitor" / "__init__.py").read_text(encoding="utf-8")
+    match = re.search(r'^__version__ = "([^"]+)"$', text, re.MULTILINE)
+    assert match is not None
+    return match[1]
 
 
 def _files(root: Path) -> set[Path]:
@@ -166,6 +167,10 @@ def test_version(venv: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, output(result)
     assert result.stdout.strip() == f"{SCRIPT} {_project_version()}"
     assert result.stdout.strip() == "elevenlabs-link-monitor 0.1.0"
+    # The wheel's metadata carries the same version, read from monitor/__init__.py.
+    code = "import importlib.metadata as m; print(m.version('elevenlabs-link-monitor'))"
+    result = run([str(venv / "bin" / "python"), "-c", code], cwd=tmp_path)
+    assert result.stdout.strip() == _project_version(), output(result)
 
 
 def test_runs_the_installed_package_not_the_checkout(venv: Path, tmp_path: Path) -> None:
