@@ -84,7 +84,9 @@ def photograph(page: Page, url: str, target: Path) -> None:
     """The demo's page once the script has refreshed it, as a PNG at `target`."""
     page.goto(url)
     expect(page.locator("#agents tbody tr")).to_have_count(DEMO_AGENTS)
-    page.wait_for_function("() => Number(document.body.dataset.refreshes || 0) >= 1", timeout=20_000)
+    page.wait_for_function(
+        "() => Number(document.body.dataset.refreshes || 0) >= 1", timeout=20_000
+    )
     expect(page.locator("#live")).to_contain_text("Live · Updated")
     expect(page.locator("#agents tbody tr .badge").first).to_have_text("Expired")
     target.parent.mkdir(parents=True, exist_ok=True)
