@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +87,7 @@ _ANSWERS: Mapping[Kind, str] = {
     Kind.NOT_FOUND: "not_found",
 }
 _RANK: Mapping[State, int] = {state: rank for rank, state in enumerate(STATES)}
+_STATE_WORDS: Mapping[State, str] = {state: f"{state.value} {LABELS[state]}" for state in STATES}
 # Refresh the page every few seconds, but not much faster than the data can change.
 REFRESH_MIN = 2.0
 REFRESH_MAX = 5.0
@@ -167,7 +169,7 @@ class _Reach:
     agents: int = 0
     polled: int = 0
     answered: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
+    errors: dict[Reason, int] = field(default_factory=dict)
 
 
 def status_figures(
@@ -175,25 +177,27 @@ def status_figures(
 ) -> dict[str, Any]:
     """The header: the monitor's own health and a count per state, in one pass over the
     agents (no row is built, nothing is sorted)."""
-    counts = dict.fromkeys((s.value for s in STATES), 0)
+    by_state = Counter(state for _, state in items)
+    counts = {s.value: by_state[s] for s in STATES}
     reach: dict[str, _Reach] = {w.name: _Reach() for w in config.resolved_workspaces()}
     configured = len(reach)
-    for record, state in items:
-        counts[state.value] += 1
-        tally = reach.get(record.key.workspace)
+    not_found = Reason.NOT_FOUND
+    for record, _ in items:
+        workspace = record.key.workspace
+        tally = reach.get(workspace)
         if tally is None:
-            tally = reach[record.key.workspace] = _Reach()
+            tally = reach[workspace] = _Reach()
         tally.agents += 1
         if not record.polled:
             continue
         tally.polled += 1
         # A 404 for an agent is an answer (the API is up, the agent is gone); a timeout, a
         # 5xx, a 401 or a 429 is not.
-        if record.poll_success or record.last_error is Reason.NOT_FOUND:
+        error = record.last_error
+        if record.poll_success or error is not_found:
             tally.answered += 1
-        if record.last_error is not None and not record.poll_success:
-            reason = record.last_error.value
-            tally.errors[reason] = tally.errors.get(reason, 0) + 1
+        if error is not None and not record.poll_success:
+            tally.errors[error] = tally.errors.get(error, 0) + 1
     names = list(reach)
     names = names[:configured] + sorted(names[configured:])
     last_cycle = _finite(health.last_cycle)
@@ -246,7 +250,7 @@ def _reachability(name: str, tally: _Reach) -> dict[str, Any]:
         "polled": tally.polled,
         "answered": tally.answered,
         "reachability": reachability,
-        "last_errors": dict(sorted(tally.errors.items())),
+        "last_errors": {str(k): v for k, v in sorted(tally.errors.items())},
     }
 
 
@@ -288,9 +292,8 @@ def search_text(record: AgentRecord, state: State) -> str:
         record.key.workspace,
         record.name,
         record.key.agent_id,
-        state.value,
-        LABELS[state],
-        record.last_error.value if record.last_error is not None else "",
+        _STATE_WORDS[state],
+        record.last_error or "",
         record.last_error_detail,
     )
     return " ".join(parts).lower()
