@@ -23,6 +23,7 @@
   let sequence = 0; // only the newest answer is shown
   let timer = null;
   let typing = null;
+  let pagerFocus = null; // the pager link to focus again once its page has come
 
   // The filter, as the server reads it: every state checked means no `state` at all.
   const writeUrl = () => {
@@ -87,6 +88,13 @@
       const text = await response.text();
       if (mine !== sequence) return;
       swap(text);
+      if (pagerFocus !== null) {
+        // The pager was swapped out from under the keyboard: give the focus back.
+        const again =
+          d.querySelector(`#pager a[rel="${pagerFocus}"]`) || d.querySelector("#pager a");
+        if (again) again.focus();
+        pagerFocus = null;
+      }
       lastOk = Date.now();
       failure = null;
       d.body.dataset.refreshes = String(Number(d.body.dataset.refreshes || 0) + 1);
@@ -124,6 +132,7 @@
     const link = event.target instanceof Element ? event.target.closest("#pager a[href]") : null;
     if (!link || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
     event.preventDefault();
+    pagerFocus = link.rel;
     const url = new URL(link.href);
     history.replaceState(null, "", url.pathname + url.search);
     refresh();

@@ -412,6 +412,15 @@ def test_ten_thousand_agents_page_and_filter(many_agents: str, open_tab: OpenTab
     expect(page.locator("#pager")).to_contain_text("Page 2 of 100")
     expect(page).to_have_url(re.compile(r"/\?page=2$"))
     expect(page.locator(f"{ROWS} td.c-id").first).to_have_text("agent_00099")
+    # From the keyboard too, and the focus stays on the pager.
+    page.locator("#pager a[rel=next]").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#pager")).to_contain_text("Page 3 of 100")
+    assert page.evaluate("document.activeElement.rel") == "next"
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("#pager")).to_contain_text("Page 2 of 100")
+    assert page.evaluate("document.activeElement.rel") == "prev"
 
     # The filter finds any agent, however far down, and starts again from page 1.
     page.locator("#q").fill("agent_09876")
