@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 DEMO_VENV := .venv-demo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck unit tools venv bench clean
+.PHONY: demo test lint typecheck unit tools node venv bench screenshot clean
 
 demo: $(DEMO_VENV)/.installed  ## run the daemon against the built-in simulated API
 	$(DEMO_VENV)/bin/elevenlabs-link-monitor demo
@@ -18,12 +18,24 @@ $(DEMO_VENV)/.installed: pyproject.toml
 	$(DEMO_VENV)/bin/pip install --quiet --no-cache-dir -e .
 	touch $@
 
-test: venv tools lint typecheck  ## every linter and test (what CI runs)
+test: venv tools node lint typecheck  ## every linter and test (what CI runs)
 	$(BIN)/pytest
 
-lint: venv
+lint: venv node
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	node_modules/.bin/biome ci monitor/static
+
+# The status page's JavaScript tools, pinned by package-lock.json: Biome lints and formats the
+# script and the stylesheet; axe-core checks the page's accessibility in the browser tests.
+node: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+screenshot: venv tools  ## refresh docs/status-page.png from `make demo` in Chromium
+	$(BIN)/python -m tests.browser.screenshot docs/status-page.png
 
 typecheck: venv
 	$(BIN)/mypy
@@ -52,4 +64,4 @@ bench: venv  ## figures of docs' Performance section (about 3 minutes; --quick: 
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DEMO_VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_VENV) node_modules .mypy_cache .pytest_cache .ruff_cache .hypothesis

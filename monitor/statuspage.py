@@ -1,32 +1,47 @@
-"""The status page (`/`) and its JSON API (`/api/v1/...`), read from the state store.
+"""The status page (`/`), its partial (`/partial`) and its JSON API (`/api/v1/...`), read from
+the state store.
 
-Everything here is read-only: GET and HEAD only, `Cache-Control: no-store`, and a strict
-Content-Security-Policy (the script and the stylesheet are served from `/assets/`, never
-inline). Every value that reaches the HTML is escaped: an agent's name is whatever
-somebody typed in the ElevenLabs console. The schema of the JSON API is documented in
+Everything here is read-only: GET and HEAD only, and a strict Content-Security-Policy (the
+script and the stylesheet are files under `/static/`, never inline). The HTML comes from
+autoescaped Jinja2 templates (`monitor/templates/`): an agent's name is whatever somebody
+typed in the ElevenLabs console. The server renders every row and figure; the script only
+fetches the partial and swaps it in. The schema of the JSON API is documented in
 `docs/status-api.md`; fields are only ever added to version 1.
 """
 
 from __future__ import annotations
 
-import html
+import hashlib
+import importlib.resources
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+import jinja2
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import Scope
 
 from monitor import __version__
 from monitor.config import Config
 from monitor.evaluate import ALERTING, STATES, Kind, State, Thresholds, evaluate
 from monitor.model import Health, Reason, iso
-from monitor.statuspage_assets import APP_CSS, APP_JS, FAVICON_SVG
 from monitor.store import AgentRecord, Store
 
 SCHEMA_VERSION = 1
+PARTIAL_PATH = "/partial"
+# What the page's script fetches on every refresh: one request.
+REFRESH_PATHS = (PARTIAL_PATH,)
+STATIC_PATH = "/static"
+STATIC_FILES = ("app.js", "app.css", "favicon.svg")
+PAGE_SIZE = 100  # rows per page: the page stays light at 10,000 agents
+QUERY_LIMIT = 200  # characters of `q` that count
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -40,6 +55,11 @@ HEADERS: Mapping[str, str] = {
     "x-frame-options": "DENY",
     "cross-origin-opener-policy": "same-origin",
     "cross-origin-resource-policy": "same-origin",
+}
+# A fingerprinted file never changes under its name: caches may keep it for a year.
+STATIC_HEADERS: Mapping[str, str] = {
+    **HEADERS,
+    "cache-control": "public, max-age=31536000, immutable",
 }
 
 # The text beside every state's colour: colour alone is never the only signal.
@@ -66,23 +86,45 @@ _ANSWERS: Mapping[Kind, str] = {
     Kind.MISSING: "missing",
     Kind.NOT_FOUND: "not_found",
 }
+_RANK: Mapping[State, int] = {state: rank for rank, state in enumerate(STATES)}
+_STATE_WORDS: Mapping[State, str] = {state: f"{state.value} {LABELS[state]}" for state in STATES}
 # Refresh the page every few seconds, but not much faster than the data can change.
 REFRESH_MIN = 2.0
 REFRESH_MAX = 5.0
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
 Row = dict[str, Any]
+Evaluated = tuple[AgentRecord, State]
 
 
 # --- the figures, shared by the page and the API ----------------------------------------------
 
 
-def agent_row(record: AgentRecord, now: float, thresholds: Thresholds) -> Row:
+def evaluated(
+    records: Iterable[AgentRecord], now: float, thresholds: Thresholds
+) -> list[Evaluated]:
+    """Every record with its state at `now`, evaluated once per request."""
+    return [(r, evaluate(r.observation, now, thresholds)) for r in records]
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity, and no calendar shows them: such a time is unknown."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _whole(value: float | None) -> int | None:
+    return math.floor(value) if value is not None and math.isfinite(value) else None
+
+
+def _age(value: float | None, now: float) -> int | None:
+    return None if value is None else _whole(max(0.0, now - value))
+
+
+def agent_row(record: AgentRecord, state: State, now: float) -> Row:
     """One agent as the API shows it: what is known, never a token."""
     observation = record.observation
-    state = evaluate(observation, now, thresholds)
-    expires = observation.expires_at if observation is not None else None
-    last_success = record.last_success
+    expires = _finite(observation.expires_at if observation is not None else None)
+    last_success = _finite(record.last_success)
     return {
         "workspace": record.key.workspace,
         "agent_id": record.key.agent_id,
@@ -92,33 +134,29 @@ def agent_row(record: AgentRecord, now: float, thresholds: Thresholds) -> Row:
         "answer": _ANSWERS[observation.kind] if observation is not None else None,
         "expires_at": iso(expires) if expires is not None else None,
         "expires_at_unix": expires,
-        "seconds_left": math.floor(expires - now) if expires is not None else None,
+        "seconds_left": _whole(expires - now) if expires is not None else None,
         "polled": record.polled,
         "last_poll_ok": record.poll_success,
         "last_success_at": iso(last_success) if last_success is not None else None,
         "last_success_unix": last_success,
-        "last_success_age_seconds": (
-            max(0, math.floor(now - last_success)) if last_success is not None else None
-        ),
+        "last_success_age_seconds": _age(last_success, now),
         "last_error": record.last_error.value if record.last_error is not None else None,
         "last_error_detail": record.last_error_detail or None,
     }
 
 
-def sort_key(row: Row) -> tuple[int, float, str, str, str]:
+def sort_key(item: Evaluated) -> tuple[int, float, str, str, str]:
     """Soonest to die first: by state (most urgent first), then by expiry."""
-    expires = row["expires_at_unix"]
+    record, state = item
+    observation = record.observation
+    expires = _finite(observation.expires_at if observation is not None else None)
     return (
-        STATES.index(State(row["state"])),
+        _RANK[state],
         expires if expires is not None else math.inf,
-        row["workspace"],
-        row["agent_name"].casefold(),
-        row["agent_id"],
+        record.key.workspace,
+        record.name.casefold(),
+        record.key.agent_id,
     )
-
-
-def agent_rows(records: Iterable[AgentRecord], now: float, thresholds: Thresholds) -> list[Row]:
-    return sorted((agent_row(r, now, thresholds) for r in records), key=sort_key)
 
 
 def stale_after(config: Config) -> float:
@@ -126,96 +164,101 @@ def stale_after(config: Config) -> float:
     return 2 * config.poll.interval + config.poll.jitter + 30
 
 
+@dataclass
+class _Reach:
+    agents: int = 0
+    polled: int = 0
+    answered: int = 0
+    errors: dict[Reason, int] = field(default_factory=dict)
+
+
 def status_figures(
-    records: Sequence[AgentRecord], rows: Sequence[Row], health: Health, config: Config, now: float
+    items: Sequence[Evaluated], health: Health, config: Config, now: float, ready: bool
 ) -> dict[str, Any]:
-    """The header: the monitor's own health and a count per state."""
-    counts = dict.fromkeys((s.value for s in STATES), 0)
-    for row in rows:
-        counts[row["state"]] += 1
-    last_cycle = health.last_cycle
+    """The header: the monitor's own health and a count per state, in one pass over the
+    agents (no row is built, nothing is sorted)."""
+    by_state = Counter(state for _, state in items)
+    counts = {s.value: by_state[s] for s in STATES}
+    reach: dict[str, _Reach] = {w.name: _Reach() for w in config.resolved_workspaces()}
+    configured = len(reach)
+    not_found = Reason.NOT_FOUND
+    for record, _ in items:
+        workspace = record.key.workspace
+        tally = reach.get(workspace)
+        if tally is None:
+            tally = reach[workspace] = _Reach()
+        tally.agents += 1
+        if not record.polled:
+            continue
+        tally.polled += 1
+        # A 404 for an agent is an answer (the API is up, the agent is gone); a timeout, a
+        # 5xx, a 401 or a 429 is not.
+        error = record.last_error
+        if record.poll_success or error is not_found:
+            tally.answered += 1
+        if error is not None and not record.poll_success:
+            tally.errors[error] = tally.errors.get(error, 0) + 1
+    names = list(reach)
+    names = names[:configured] + sorted(names[configured:])
+    last_cycle = _finite(health.last_cycle)
+    reload_at = _finite(health.config_reload_at)
     limit = stale_after(config)
     if last_cycle is not None:
         stale = now - last_cycle > limit
     else:  # no cycle has finished since start (the reload time is set at start, too)
-        started = health.config_reload_at
-        stale = started is not None and now - started > limit
-    reload_at = health.config_reload_at
+        stale = reload_at is not None and now - reload_at > limit
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_at": iso(now),
         "generated_at_unix": now,
         "version": __version__,
-        "agents": len(records),
-        "ready": all(r.polled for r in records),
+        "agents": len(items),
+        "ready": ready,
         "states": counts,
         "alerting": sum(counts[s.value] for s in ALERTING),
         "last_cycle_at": iso(last_cycle) if last_cycle is not None else None,
         "last_cycle_unix": last_cycle,
-        "last_cycle_age_seconds": (
-            max(0, math.floor(now - last_cycle)) if last_cycle is not None else None
-        ),
+        "last_cycle_age_seconds": _age(last_cycle, now),
         "poll_interval_seconds": config.poll.interval,
         "stale_after_seconds": limit,
         "stale": stale,
         "config_reload": {
             "ok": health.config_reload_ok,
             "last_success_at": iso(reload_at) if reload_at is not None else None,
-            "last_success_age_seconds": (
-                max(0, math.floor(now - reload_at)) if reload_at is not None else None
-            ),
+            "last_success_age_seconds": _age(reload_at, now),
         },
         "thresholds": {
             "warning_seconds": config.thresholds.warning,
             "critical_seconds": config.thresholds.critical,
         },
-        "workspaces": _reachability(records, config),
+        "workspaces": [_reachability(name, reach[name]) for name in names],
     }
 
 
-def _reachability(records: Sequence[AgentRecord], config: Config) -> list[dict[str, Any]]:
-    """Per workspace: of the agents polled, how many got an answer from the API at all.
-
-    A 404 for an agent is an answer (the API is up, the agent is gone); a timeout, a 5xx,
-    a 401 or a 429 is not.
-    """
-    names = [w.name for w in config.resolved_workspaces()]
-    names += sorted({r.key.workspace for r in records} - set(names))
-    found = []
-    for name in names:
-        mine = [r for r in records if r.key.workspace == name]
-        polled = [r for r in mine if r.polled]
-        answered = [r for r in polled if r.poll_success or r.last_error is Reason.NOT_FOUND]
-        errors: dict[str, int] = {}
-        for record in polled:
-            if record.last_error is not None and not record.poll_success:
-                errors[record.last_error.value] = errors.get(record.last_error.value, 0) + 1
-        if not polled:
-            reachability = "pending"
-        elif len(answered) == len(polled):
-            reachability = "ok"
-        elif not answered:
-            reachability = "unreachable"
-        else:
-            reachability = "degraded"
-        found.append(
-            {
-                "name": name,
-                "agents": len(mine),
-                "polled": len(polled),
-                "answered": len(answered),
-                "reachability": reachability,
-                "last_errors": dict(sorted(errors.items())),
-            }
-        )
-    return found
+def _reachability(name: str, tally: _Reach) -> dict[str, Any]:
+    if not tally.polled:
+        reachability = "pending"
+    elif tally.answered == tally.polled:
+        reachability = "ok"
+    elif not tally.answered:
+        reachability = "unreachable"
+    else:
+        reachability = "degraded"
+    return {
+        "name": name,
+        "agents": tally.agents,
+        "polled": tally.polled,
+        "answered": tally.answered,
+        "reachability": reachability,
+        "last_errors": {str(k): v for k, v in sorted(tally.errors.items())},
+    }
 
 
 def refresh_seconds(config: Config) -> float:
     return min(REFRESH_MAX, max(REFRESH_MIN, config.poll.interval))
 
 
-# --- filters ----------------------------------------------------------------------------------
+# --- filters and pages ------------------------------------------------------------------------
 
 
 class BadQuery(ValueError):
@@ -243,36 +286,96 @@ def requested_states(values: Iterable[str], *, strict: bool) -> set[State] | Non
     return chosen
 
 
-def search_text(row: Row) -> str:
-    """What the filter box matches (the script builds the very same string)."""
+def search_text(record: AgentRecord, state: State) -> str:
+    """What the filter box matches: workspace, name, id, state and the last error."""
     parts = (
-        row["workspace"],
-        row["agent_name"],
-        row["agent_id"],
-        row["state"],
-        row["state_label"],
-        row["last_error"] or "",
-        row["last_error_detail"] or "",
+        record.key.workspace,
+        record.name,
+        record.key.agent_id,
+        _STATE_WORDS[state],
+        record.last_error or "",
+        record.last_error_detail,
     )
     return " ".join(parts).lower()
-
-
-def matches(row: Row, terms: Sequence[str], states: set[State] | None) -> bool:
-    if states is not None and State(row["state"]) not in states:
-        return False
-    text = search_text(row)
-    return all(term in text for term in terms)
 
 
 def search_terms(query: str) -> list[str]:
     return query.lower().split()
 
 
-# --- words for people -------------------------------------------------------------------------
+def page_url(query: str = "", states: Iterable[str] | None = None, page: int = 1) -> str:
+    """The page's URL for a filter and a page number, as the script writes it."""
+    params: list[tuple[str, str]] = []
+    if states is not None:
+        chosen = list(states)
+        params += [("state", s) for s in chosen] if chosen else [("state", "")]
+    if query:
+        params.append(("q", query))
+    if page > 1:
+        params.append(("page", str(page)))
+    return "/?" + urlencode(params) if params else "/"
+
+
+@dataclass(frozen=True)
+class View:
+    """One page of the agents that match a filter, in order, as rows."""
+
+    rows: list[Row]
+    total: int  # agents watched
+    matching: int  # agents the filter lets through
+    page: int
+    pages: int
+    first: int  # the position of the first row shown, from 1
+    previous_url: str | None
+    next_url: str | None
+
+
+def select(
+    items: Sequence[Evaluated],
+    now: float,
+    *,
+    query: str = "",
+    states: set[State] | None = None,
+    page: int = 1,
+    page_size: int = PAGE_SIZE,
+) -> View:
+    """Filter, sort, then build rows for one page only: 10,000 agents cost a sort of keys."""
+    terms = search_terms(query)
+    chosen = [
+        item
+        for item in items
+        if (states is None or item[1] in states)
+        and (not terms or all(t in search_text(*item) for t in terms))
+    ]
+    chosen.sort(key=sort_key)
+    pages = max(1, -(-len(chosen) // page_size))
+    page = min(max(1, page), pages)
+    start = (page - 1) * page_size
+    in_url = None if states is None else [s.value for s in STATES if s in states]
+    return View(
+        rows=[agent_row(r, s, now) for r, s in chosen[start : start + page_size]],
+        total=len(items),
+        matching=len(chosen),
+        page=page,
+        pages=pages,
+        first=start + 1,
+        previous_url=page_url(query, in_url, page - 1) if page > 1 else None,
+        next_url=page_url(query, in_url, page + 1) if page < pages else None,
+    )
+
+
+# --- words for people (the only place they are written: the templates use them) --------------
 
 
 def span(seconds: float) -> str:
-    """`3 d 4 h`, `2 h`, `4 m 10 s`, `12 s`: the two largest units, the second left out at 0."""
+    """`3 d 4 h`, `2 h`, `4 m 10 s`, `12 s`: the two largest units, the second left out at 0.
+
+    Total: any float gives words, never an error.
+    """
+    if math.isnan(seconds):
+        return "an unknown time"
+    if math.isinf(seconds):
+        return "an unbounded time"
     left = int(abs(seconds))
     for index, (unit, size) in enumerate(_UNITS):
         if left >= size or unit == "s":
@@ -303,57 +406,31 @@ def time_left(row: Row) -> str:
     return f"in {span(left)}"
 
 
-def when(timestamp_iso: str) -> str:
-    """`2025-06-01T14:03:05Z` -> `2025-06-01 14:03 UTC`."""
-    return f"{timestamp_iso[:10]} {timestamp_iso[11:16]} UTC"
+def when(timestamp: float) -> str:
+    """`2025-06-01 14:03 UTC`; a time no calendar shows is written as its number."""
+    text = iso(timestamp)
+    return f"{text[:10]} {text[11:16]} UTC" if _calendar(text) else text
+
+
+def time_of_day(timestamp: float) -> str:
+    """`14:03:05 UTC`; a time no calendar shows is written as its number."""
+    text = iso(timestamp)
+    return f"{text[11:19]} UTC" if _calendar(text) else text
+
+
+def _calendar(text: str) -> bool:
+    return len(text) == 20 and text[10] == "T" and text.endswith("Z")
 
 
 def error_text(row: Row) -> str:
     if row["last_error"] is None:
         return ""
     detail = row["last_error_detail"]
-    return f"{row['last_error']}: {detail}" if detail else row["last_error"]
+    return f"{row['last_error']}: {detail}" if detail else str(row["last_error"])
 
 
-# --- HTML -------------------------------------------------------------------------------------
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def render_row(row: Row, hidden: bool) -> str:
-    state = row["state"]
-    expires = (
-        f'<time datetime="{_e(row["expires_at"])}">{_e(when(row["expires_at"]))}</time>'
-        if row["expires_at"]
-        else ""
-    )
-    success = (
-        f'<time datetime="{_e(row["last_success_at"])}">{_e(when(row["last_success_at"]))}</time>'
-        f'<span class="sub">{_e(ago(row["last_success_age_seconds"]))}</span>'
-        if row["last_success_at"]
-        else '<span class="sub">never</span>'
-    )
-    error = error_text(row)
-    return (
-        f'<tr class="s-{_e(state)}" data-state="{_e(state)}" data-search="{_e(search_text(row))}"'
-        f"{' hidden' if hidden else ''}>"
-        f'<td class="c-state" data-label="State"><span class="badge s-{_e(state)}"'
-        f' title="{_e(DESCRIPTIONS[State(state)])}">{_e(row["state_label"])}</span></td>'
-        f'<td class="c-ws" data-label="Workspace">{_e(row["workspace"])}</td>'
-        f'<td class="c-name" data-label="Name">{_e(row["agent_name"])}</td>'
-        f'<td class="c-id" data-label="Agent ID"><code>{_e(row["agent_id"])}</code></td>'
-        f'<td class="c-exp" data-label="Expires">{expires}'
-        f'<span class="sub">{_e(time_left(row))}</span></td>'
-        f'<td class="c-poll" data-label="Last successful poll">{success}</td>'
-        f'<td class="c-err" data-label="Last error">{_e(error)}</td>'
-        "</tr>"
-    )
-
-
-def _banners(status: Mapping[str, Any]) -> list[str]:
-    """Plain sentences about what is wrong with the monitor itself (the script repeats them)."""
+def banners(status: Mapping[str, Any]) -> list[str]:
+    """Plain sentences about what is wrong with the monitor itself."""
     found = []
     if status["stale"]:
         age = status["last_cycle_age_seconds"]
@@ -381,107 +458,74 @@ def _banners(status: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def _reachability_text(workspace: Mapping[str, Any]) -> str:
+def reachability_text(workspace: Mapping[str, Any]) -> str:
     if workspace["reachability"] == "pending":
         return "not polled yet"
     return f"{workspace['answered']}/{workspace['polled']} answering"
 
 
-def render_page(
-    rows: Sequence[Row],
-    status: Mapping[str, Any],
-    *,
-    query: str,
-    states: set[State] | None,
-    refresh: float,
-) -> str:
-    terms = search_terms(query)
-    shown = [matches(r, terms, states) for r in rows]
-    counts = status["states"]
-    tiles = "".join(
-        f'<label class="tile s-{_e(s.value)}" title="{_e(DESCRIPTIONS[s])}">'
-        f'<input type="checkbox" name="state" value="{_e(s.value)}"'
-        f"{' checked' if states is None or s in states else ''}>"
-        f'<span class="dot"></span><span class="name">{_e(LABELS[s])}</span>'
-        f'<span class="count" data-count="{_e(s.value)}">{_e(counts[s.value])}</span></label>'
-        for s in STATES
+def shown_text(view: View) -> str:
+    if view.matching <= len(view.rows):
+        return f"Showing {view.matching:,} of {view.total:,} agents"
+    last = view.first + len(view.rows) - 1
+    if view.matching == view.total:
+        return f"Showing {view.first:,} to {last:,} of {view.total:,} agents"
+    return f"Showing {view.first:,} to {last:,} of {view.matching:,} matching, of {view.total:,} agents"
+
+
+# --- templates and static files ---------------------------------------------------------------
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("monitor", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
-    cycle = status["last_cycle_at"]
-    cycle_html = (
-        f'<time datetime="{_e(cycle)}">{_e(when(cycle))}</time>'
-        f'<span class="sub">{_e(ago(status["last_cycle_age_seconds"]))}</span>'
-        if cycle
-        else '<span>not yet</span><span class="sub">the first cycle is running</span>'
+    env.filters.update(
+        ago=ago,
+        banners=banners,
+        clock=time_of_day,
+        error_text=error_text,
+        reachability=reachability_text,
+        shown=shown_text,
+        time_left=time_left,
+        when=when,
     )
-    reload = status["config_reload"]
-    reload_html = (
-        '<span class="good">OK</span>' if reload["ok"] else '<span class="bad">Failed</span>'
-    ) + (
-        f'<span class="sub">loaded {_e(ago(reload["last_success_age_seconds"]))}</span>'
-        if reload["last_success_at"]
-        else ""
-    )
-    api_html = "".join(
-        f'<li class="r-{_e(w["reachability"])}"><span class="ws">{_e(w["name"])}</span> '
-        f"{_e(_reachability_text(w))}</li>"
-        for w in status["workspaces"]
-    )
-    banners = "".join(f'<p class="banner">{_e(b)}</p>' for b in _banners(status))
-    body = "".join(render_row(r, not s) for r, s in zip(rows, shown, strict=True))
-    visible = sum(shown)
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<title>ElevenLabs link monitor</title>
-<link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
-<link rel="stylesheet" href="/assets/app.css">
-<script src="/assets/app.js" defer></script>
-</head>
-<body data-refresh-ms="{int(refresh * 1000)}">
-<header class="top">
-<div class="brand"><h1>ElevenLabs link monitor</h1>
-<span class="version" id="f-version">v{_e(status["version"])}</span></div>
-<p class="live" id="live" role="status">Rendered at {_e(when(status["generated_at"]))} \
-· reload the page to refresh</p>
-</header>
-<main>
-<div id="offline" class="banner offline" role="alert" hidden></div>
-<div id="banners" aria-live="polite">{banners}</div>
-<section class="health" aria-label="Monitor health">
-<div class="fig"><h2>Agents watched</h2><p id="f-agents"><span class="big">{_e(status["agents"])}</span>\
-<span class="sub">{_e(status["alerting"])} alerting</span></p></div>
-<div class="fig"><h2>Last full cycle</h2><p id="f-cycle">{cycle_html}</p></div>
-<div class="fig"><h2>Config reload</h2><p id="f-config">{reload_html}</p></div>
-<div class="fig"><h2>API reachability</h2><ul id="f-api" class="api">{api_html}</ul></div>
-</section>
-<form id="filters" class="filters" method="get" action="/" role="search">
-<fieldset class="tiles"><legend>States</legend>\
-<input type="hidden" name="state" value="">{tiles}</fieldset>
-<div class="search"><label for="q">Filter</label>
-<input type="search" id="q" name="q" value="{_e(query)}" placeholder="name, agent id, workspace, error…" autocomplete="off" spellcheck="false">
-<button type="submit" class="apply">Apply</button>
-<a class="clear" href="/">Clear</a></div>
-</form>
-<p class="shown" id="shown">Showing {visible} of {len(rows)} agents</p>
-<div class="table-wrap">
-<table id="agents">
-<thead><tr><th scope="col">State</th><th scope="col">Workspace</th><th scope="col">Name</th>\
-<th scope="col">Agent ID</th><th scope="col">Expires</th><th scope="col">Last successful poll</th>\
-<th scope="col">Last error</th></tr></thead>
-<tbody>{body}</tbody>
-</table>
-<p class="empty" id="empty"{"" if rows and visible == 0 else " hidden"}>No agent matches the filter.</p>
-<p class="empty" id="none"{"" if not rows else " hidden"}>No agents are watched yet.</p>
-</div>
-</main>
-<footer class="foot">JSON: <a href="/api/v1/agents">/api/v1/agents</a> ·
-<a href="/api/v1/status">/api/v1/status</a> · <a href="/metrics">/metrics</a></footer>
-</body>
-</html>
-"""
+    env.globals.update(labels=LABELS, descriptions=DESCRIPTIONS, states=STATES)
+    return env
+
+
+def fingerprinted(name: str, body: bytes) -> str:
+    """`app.js` -> `app.3f2a9c1b0d4e.js`: a new name whenever the content changes."""
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}.{hashlib.sha256(body).hexdigest()[:12]}{dot}{suffix}"
+
+
+class FingerprintedFiles(StaticFiles):
+    """The package's static files, served only under their content-hashed names."""
+
+    def __init__(self) -> None:
+        super().__init__(packages=[("monitor", "static")])
+        folder = importlib.resources.files("monitor").joinpath("static")
+        self.urls: dict[str, str] = {}  # real name -> URL
+        self._names: dict[str, str] = {}  # fingerprinted name -> real name
+        for name in STATIC_FILES:
+            hashed = fingerprinted(name, folder.joinpath(name).read_bytes())
+            self.urls[name] = f"{STATIC_PATH}/{hashed}"
+            self._names[hashed] = name
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if scope["method"] not in ("GET", "HEAD"):
+            return Response("method not allowed\n", 405, headers={**HEADERS, "allow": "GET, HEAD"})
+        name = self._names.get(path)
+        if name is None:
+            return Response("not found\n", 404, headers=dict(HEADERS))
+        response = await super().get_response(name, scope)
+        response.headers.update(STATIC_HEADERS)
+        return response
 
 
 # --- routes -----------------------------------------------------------------------------------
@@ -492,78 +536,84 @@ def status_routes(
     health: Health,
     config: Callable[[], Config],
     clock: Callable[[], float],
+    ready: Callable[[], bool] | None = None,
 ) -> list[BaseRoute]:
-    """Routes of the status page, its assets and the JSON API."""
+    """Routes of the status page, its partial, its static files and the JSON API.
 
-    def gather() -> tuple[list[Row], dict[str, Any], Config]:
+    `ready` is what `/readyz` answers by; by default, the store's own readiness.
+    """
+    is_ready = ready if ready is not None else (lambda: store.ready)
+    templates = Jinja2Templates(env=_environment())
+    files = FingerprintedFiles()
+
+    def current() -> tuple[float, Config, list[Evaluated]]:
         now = clock()
-        current = config()
-        thresholds = Thresholds(current.thresholds.warning, current.thresholds.critical)
-        records = store.snapshot()
-        rows = agent_rows(records, now, thresholds)
-        return rows, status_figures(records, rows, health, current, now), current
+        settings = config()
+        thresholds = Thresholds(settings.thresholds.warning, settings.thresholds.critical)
+        return now, settings, evaluated(store.snapshot(), now, thresholds)
+
+    def render(request: Request, template: str) -> Response:
+        now, settings, items = current()
+        params = request.query_params
+        states = requested_states(params.getlist("state"), strict=False)
+        query = params.get("q", "")[:QUERY_LIMIT]
+        try:
+            page = int(params.get("page", "1"))
+        except ValueError:
+            page = 1
+        context = {
+            "status": status_figures(items, health, settings, now, is_ready()),
+            "view": select(items, now, query=query, states=states, page=page),
+            "query": query,
+            "chosen": states,
+            "refresh_ms": int(refresh_seconds(settings) * 1000),
+            "partial_path": PARTIAL_PATH,
+            "static": files.urls,
+        }
+        return templates.TemplateResponse(request, template, context, headers=dict(HEADERS))
 
     async def page(request: Request) -> Response:
-        rows, status, current = gather()
-        states = requested_states(request.query_params.getlist("state"), strict=False)
-        query = request.query_params.get("q", "")[:200]
-        text = render_page(
-            rows, status, query=query, states=states, refresh=refresh_seconds(current)
-        )
-        return Response(text, media_type="text/html; charset=utf-8", headers=dict(HEADERS))
+        return render(request, "page.html")
+
+    async def partial(request: Request) -> Response:
+        return render(request, "partial.html")
 
     async def agents(request: Request) -> Response:
-        rows, status, _ = gather()
         try:
             states = requested_states(request.query_params.getlist("state"), strict=True)
         except BadQuery as exc:
             return _json({"error": str(exc)}, 400)
+        now, _, items = current()
         workspaces = {w for w in request.query_params.getlist("workspace") if w}
         chosen = [
-            r
-            for r in rows
-            if (states is None or State(r["state"]) in states)
-            and (not workspaces or r["workspace"] in workspaces)
+            item
+            for item in items
+            if (states is None or item[1] in states)
+            and (not workspaces or item[0].key.workspace in workspaces)
         ]
+        chosen.sort(key=sort_key)
         return _json(
             {
                 "schema_version": SCHEMA_VERSION,
-                "generated_at": status["generated_at"],
-                "generated_at_unix": status["generated_at_unix"],
-                "agents": chosen,
+                "generated_at": iso(now),
+                "generated_at_unix": now,
+                "agents": [agent_row(r, s, now) for r, s in chosen],
             }
         )
 
     async def status_endpoint(_: Request) -> Response:
-        return _json(gather()[1])
-
-    def asset(body: str, media_type: str) -> Callable[[Request], Any]:
-        async def endpoint(_: Request) -> Response:
-            return Response(body, media_type=media_type, headers=dict(HEADERS))
-
-        return endpoint
+        now, settings, items = current()
+        return _json(status_figures(items, health, settings, now, is_ready()))
 
     read_only = ["GET", "HEAD"]
     return [
         Route("/", page, methods=read_only),
+        Route(PARTIAL_PATH, partial, methods=read_only),
         Route("/api/v1/agents", agents, methods=read_only),
         Route("/api/v1/status", status_endpoint, methods=read_only),
-        Route("/assets/app.css", asset(APP_CSS, "text/css; charset=utf-8"), methods=read_only),
-        Route("/assets/app.js", asset(APP_JS, "text/javascript; charset=utf-8"), methods=read_only),
-        Route("/assets/favicon.svg", asset(FAVICON_SVG, "image/svg+xml"), methods=read_only),
+        Mount(STATIC_PATH, app=files),
     ]
 
 
 def _json(data: Mapping[str, Any], status_code: int = 200) -> Response:
     return JSONResponse(data, status_code=status_code, headers=dict(HEADERS))
-
-
-def page_url(query: str = "", states: Iterable[str] | None = None) -> str:
-    """The page's URL for a filter, as the script writes it (for links and tests)."""
-    params: list[tuple[str, str]] = []
-    if states is not None:
-        chosen = list(states)
-        params += [("state", s) for s in chosen] if chosen else [("state", "")]
-    if query:
-        params.append(("q", query))
-    return "/?" + urlencode(params) if params else "/"

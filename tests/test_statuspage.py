@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
+import subprocess
+import sys
 import time
+import zipfile
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,9 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 
-from monitor import __version__
+from monitor import __version__, statuspage
 from monitor.config import Config
 from monitor.evaluate import (
     LINK_WITHOUT_EXPIRY,
@@ -25,7 +31,22 @@ from monitor.evaluate import (
     State,
 )
 from monitor.model import AgentKey, Health, LinkAnswer, PollFailure, Reason, Target
-from monitor.statuspage import CSP, LABELS, page_url, span, status_routes, time_left
+from monitor.statuspage import (
+    CSP,
+    LABELS,
+    PAGE_SIZE,
+    PARTIAL_PATH,
+    STATIC_FILES,
+    agent_row,
+    ago,
+    fingerprinted,
+    page_url,
+    span,
+    status_routes,
+    time_left,
+    time_of_day,
+    when,
+)
 from monitor.store import Store
 from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
 from tests.daemon import Daemon, wait_until
@@ -351,10 +372,9 @@ def test_stale_knowledge_is_said_plainly() -> None:
     assert "stale" not in s.client.get("/").text
     s.now = NOW - 7 + 641  # the last cycle is older than twice the interval + jitter + 30 s
     assert s.json("/api/v1/status")["stale"] is True
-    page = s.client.get("/").text
+    page = "".join(Parsed(s.client.get("/").text).text)
     assert (
-        "The monitor&#x27;s knowledge is stale: the last full poll cycle finished 10 m 41 s ago"
-        in (page)
+        "The monitor's knowledge is stale: the last full poll cycle finished 10 m 41 s ago" in page
     )
     assert "one is expected every 5 m" in page
 
@@ -444,20 +464,26 @@ def test_the_page_renders_every_agent_in_order() -> None:
 def test_the_page_applies_the_filter_in_the_url() -> None:
     s = every_state()
     page = Parsed(s.client.get("/?state=warning&state=critical&q=W-").text)
-    shown = [r["data-state"] for r in page.rows() if "hidden" not in r]
-    assert shown == ["warning", "warning"]
+    # The server filters: rows that do not match are not sent at all.
+    assert [r["data-state"] for r in page.rows()] == ["warning", "warning"]
     assert "Showing 2 of 12 agents" in page.text
     boxes = {a["value"]: "checked" in a for t, a in page.tags if a.get("type") == "checkbox"}
     assert boxes == {s.value: s in (State.WARNING, State.CRITICAL) for s in STATES}
     assert ("input", "W-") in [(t, a.get("value")) for t, a in page.tags if a.get("id") == "q"]
     # Several words must all match; nothing matching says so.
     page = Parsed(s.client.get("/?q=exp+long").text)
-    assert [r["data-state"] for r in page.rows() if "hidden" not in r] == ["expired"]
+    assert [r["data-state"] for r in page.rows()] == ["expired"]
     page = Parsed(s.client.get("/?q=nothing-like-this").text)
-    assert not [r for r in page.rows() if "hidden" not in r]
+    assert page.rows() == []
     empty = next(a for t, a in page.tags if a.get("id") == "empty")
     assert "hidden" not in empty
+    # The last error and the state label are searched too.
+    page = Parsed(s.client.get("/?q=HTTP+503").text)
+    assert [r["data-state"] for r in page.rows()] == ["unknown"]
+    page = Parsed(s.client.get("/?q=not+found").text)
+    assert [r["data-state"] for r in page.rows()] == ["not_found"]
     assert page_url("prod", ["critical"]) == "/?state=critical&q=prod"
+    assert page_url("prod", ["critical"], 3) == "/?state=critical&q=prod&page=3"
     assert page_url("", []) == "/?state="
     assert page_url() == "/"
 
@@ -465,14 +491,20 @@ def test_the_page_applies_the_filter_in_the_url() -> None:
 def test_every_value_is_escaped() -> None:
     s = every_state()
     evil = '"><script>alert(1)</script>'
-    text = s.client.get("/", params={"q": evil, "state": evil}).text
-    assert "<img" not in text
-    assert "<script>alert" not in text
-    assert "&lt;img src=x onerror=alert(1)&gt;" in text
+    reflected = s.client.get("/", params={"q": evil, "state": evil}).text
+    assert "<script>alert" not in reflected
+    assert ("input", evil) in [(t, a.get("value")) for t, a in Parsed(reflected).tags]
+    for path in ("/", PARTIAL_PATH):
+        text = s.client.get(path).text
+        assert "<img" not in text
+        assert "&lt;img src=x onerror=alert(1)&gt;" in text
+        assert XSS in "".join(Parsed(text).text)  # shown as text, exactly as named
+    text = s.client.get("/").text
     page = Parsed(text)
-    assert XSS in "".join(page.text)  # shown as text, exactly as named
     scripts = [a for t, a in page.tags if t == "script"]
-    assert scripts == [{"src": "/assets/app.js", "defer": None}]
+    assert len(scripts) == 1
+    assert re.fullmatch(r"/static/app\.[0-9a-f]{12}\.js", scripts[0]["src"] or "")
+    assert scripts[0] == {"src": scripts[0]["src"], "defer": None}
     for tag, attrs in page.tags:
         assert "style" not in attrs, tag
         assert not [a for a in attrs if a.startswith("on")], (tag, attrs)
@@ -483,24 +515,47 @@ def test_every_value_is_escaped() -> None:
             assert value is None or value.startswith("/"), (name, value)
 
 
-def test_the_script_never_writes_html() -> None:
-    script = every_state().client.get("/assets/app.js").text
+def static_urls(s: Setup) -> dict[str, str]:
+    """The fingerprinted URLs the page links to, by file name."""
+    text = s.client.get("/").text
+    found = re.findall(r'"(/static/(\w+)\.[0-9a-f]{12}\.(\w+))"', text)
+    return {f"{stem}.{suffix}": url for url, stem, suffix in found}
+
+
+def test_the_script_never_writes_html_nor_formats_anything() -> None:
+    s = every_state()
+    script = s.client.get(static_urls(s)["app.js"]).text
     assert "innerHTML" not in script
     assert "outerHTML" not in script
     assert "insertAdjacentHTML" not in script
     assert "document.write" not in script
     assert "eval(" not in script
+    # One renderer: the server's. No time, duration or row is formatted in the browser.
+    for formatter in ("86400", "3600", "toISOString", "toLocale", "createElement", "UTC"):
+        assert formatter not in script, formatter
+    # One request per refresh: the partial, nothing else.
+    assert re.findall(r"fetch\(", script) == ["fetch("]
+    assert "/api/v1/" not in script
+
+
+def test_no_javascript_or_css_lives_in_python() -> None:
+    package = Path(statuspage.__file__).parent
+    assert not (package / "statuspage_assets.py").exists()
+    for path in package.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for marker in ("addEventListener", "querySelector", "font-family", "border-radius"):
+            assert marker not in text, (path.name, marker)
+    for name in STATIC_FILES:
+        assert (package / "static" / name).is_file(), name
 
 
 @pytest.mark.parametrize(
     ("path", "media_type"),
     [
         ("/", "text/html; charset=utf-8"),
+        (PARTIAL_PATH, "text/html; charset=utf-8"),
         ("/api/v1/agents", "application/json"),
         ("/api/v1/status", "application/json"),
-        ("/assets/app.js", "text/javascript; charset=utf-8"),
-        ("/assets/app.css", "text/css; charset=utf-8"),
-        ("/assets/favicon.svg", "image/svg+xml"),
     ],
 )
 def test_read_only_with_strict_headers(path: str, media_type: str) -> None:
@@ -509,6 +564,15 @@ def test_read_only_with_strict_headers(path: str, media_type: str) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == media_type
     assert response.headers["cache-control"] == "no-store"
+    assert_strict(response)
+    head = s.client.head(path)
+    assert head.status_code == 200
+    assert head.content == b""
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        assert s.client.request(method, path).status_code == 405, method
+
+
+def assert_strict(response: httpx.Response) -> None:
     assert response.headers["content-security-policy"] == CSP
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
@@ -516,11 +580,45 @@ def test_read_only_with_strict_headers(path: str, media_type: str) -> None:
     assert "default-src 'none'" in CSP
     assert "script-src 'self'" in CSP
     assert "frame-ancestors 'none'" in CSP
-    head = s.client.head(path)
-    assert head.status_code == 200
-    assert head.content == b""
-    for method in ("POST", "PUT", "PATCH", "DELETE"):
-        assert s.client.request(method, path).status_code == 405, method
+
+
+@pytest.mark.parametrize(
+    ("name", "media_type"),
+    [
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("app.css", "text/css; charset=utf-8"),
+        ("favicon.svg", "image/svg+xml"),
+    ],
+)
+def test_static_files_have_fingerprinted_names_and_are_cached_for_good(
+    name: str, media_type: str
+) -> None:
+    s = every_state()
+    url = static_urls(s)[name]
+    package = Path(statuspage.__file__).parent
+    body = (package / "static" / name).read_bytes()
+    assert url == "/static/" + fingerprinted(name, body)
+    response = s.client.get(url)
+    assert response.status_code == 200
+    assert response.content == body
+    assert response.headers["content-type"] == media_type
+    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert_strict(response)
+    assert s.client.head(url).status_code == 200
+    # Only the fingerprinted name is served: an old or a bare name is not a stale file.
+    stem, _, suffix = name.rpartition(".")
+    for other in (f"/static/{name}", f"/static/{stem}.000000000000.{suffix}", "/assets/" + name):
+        missing = s.client.get(other)
+        assert missing.status_code == 404, other
+        assert "immutable" not in missing.headers.get("cache-control", "")
+    assert s.client.get("/static/../statuspage.py").status_code == 404
+    for method in ("POST", "PUT", "DELETE"):
+        assert s.client.request(method, url).status_code == 405, method
+
+
+def test_a_fingerprint_follows_the_content() -> None:
+    assert fingerprinted("app.js", b"a") != fingerprinted("app.js", b"b")
+    assert re.fullmatch(r"app\.[0-9a-f]{12}\.js", fingerprinted("app.js", b"a"))
 
 
 def test_the_documented_schema_matches_the_api() -> None:
@@ -557,7 +655,7 @@ def test_the_daemon_serves_the_page_without_secrets(
     daemon = start_daemon(write_config(["ok", "soon", "missing", "gone"]))
     wait_until(lambda: daemon.get("/readyz")[0] == 200, what="readiness")
     served = ""
-    for path in ("/", "/api/v1/agents", "/api/v1/status", "/assets/app.js"):
+    for path in ("/", PARTIAL_PATH, "/api/v1/agents", "/api/v1/status"):
         code, text = daemon.get(path)
         assert code == 200, path
         served += text
@@ -579,6 +677,138 @@ def test_status_page_false_removes_the_routes(
     assert code == 200
     assert "<html" not in text
     assert "see /metrics" in text
-    for path in ("/api/v1/agents", "/api/v1/status", "/assets/app.js"):
+    for path in ("/api/v1/agents", "/api/v1/status", PARTIAL_PATH, "/static/app.js"):
         assert daemon.get(path)[0] == 404, path
     assert daemon.get("/metrics")[0] == 200
+
+
+# --- one renderer, many agents, total formatters ----------------------------------------------
+
+
+def test_the_partial_is_the_pages_own_regions() -> None:
+    """One renderer: every region the partial sends is, byte for byte, in the page."""
+    s = every_state()
+    for query in ("", "?state=critical&state=expired", "?q=nothing-like-this"):
+        page = s.client.get("/" + query).text
+        partial = s.client.get(PARTIAL_PATH + query).text
+        regions = re.findall(r' id="([\w-]+)" data-region', partial)
+        assert regions == re.findall(r' id="([\w-]+)" data-region', page)
+        assert {"rows", "banners", "f-agents", "count-ok", "pager", "generated"} <= set(regions)
+        for line in partial.replace("<table>", "").replace("</table>", "").splitlines():
+            assert line in page, line
+        assert "<html" not in partial
+        assert "<script" not in partial
+
+
+def test_the_status_counts_without_building_or_sorting_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = every_state()
+
+    def forbidden(*_: object) -> Any:
+        raise AssertionError("the status must not build or sort rows")
+
+    monkeypatch.setattr(statuspage, "agent_row", forbidden)
+    monkeypatch.setattr(statuspage, "sort_key", forbidden)
+    monkeypatch.setattr(statuspage, "select", forbidden)
+    body = s.json("/api/v1/status")
+    assert body["agents"] == 12
+    assert sum(body["states"].values()) == 12
+
+
+def test_ready_is_what_the_daemon_says() -> None:
+    s = every_state()
+    assert s.json("/api/v1/status")["ready"] is True  # by default, the store's readiness
+    routes = status_routes(s.store, s.health, lambda: s.config, lambda: s.now, lambda: False)
+    assert Client(Starlette(routes=routes)).get("/api/v1/status").json()["ready"] is False
+
+
+def many(count: int) -> Setup:
+    s = Setup()
+    s.watch(*((("prod", f"agent_{i:05d}", f"bot {i}")) for i in range(count)))
+    for i in range(count):
+        s.poll(f"agent_{i:05d}", answer(NOW + DAY * 10 + i * 60), "prod")
+    s.poll("agent_09999", answer(NOW + 60), "prod")  # the only critical one
+    return s
+
+
+def test_ten_thousand_agents_are_paged_and_any_one_can_be_found() -> None:
+    s = many(10_000)
+    page = Parsed(s.client.get("/").text)
+    ids = [a["data-state"] for a in page.rows()]
+    assert len(ids) == PAGE_SIZE
+    text = "".join(page.text)
+    assert f"Showing 1 to {PAGE_SIZE:,} of 10,000 agents" in text
+    assert "Page 1 of 100" in text
+    # The most urgent is on the first page, wherever it sits in the store.
+    assert page.rows()[0]["data-state"] == "critical"
+    links = {a.get("rel"): a.get("href") for t, a in page.tags if t == "a" and a.get("rel")}
+    assert links == {"next": "/?page=2"}
+    # A filter finds any agent, however far down the list it is.
+    page = Parsed(s.client.get("/?q=agent_09876").text)
+    assert len(page.rows()) == 1
+    assert "agent_09876" in "".join(page.text)
+    # Pages follow the filter; a page past the end shows the last one.
+    page = Parsed(s.client.get("/?state=ok&q=bot&page=2").text)
+    assert "Showing 101 to 200 of 9,999 matching, of 10,000 agents" in "".join(page.text)
+    links = {a.get("rel"): a.get("href") for t, a in page.tags if t == "a" and a.get("rel")}
+    assert links == {"prev": "/?state=ok&q=bot", "next": "/?state=ok&q=bot&page=3"}
+    page = Parsed(s.client.get("/?page=5000").text)
+    assert "Page 100 of 100" in "".join(page.text)
+    assert len(page.rows()) == PAGE_SIZE
+    assert Parsed(s.client.get("/?page=x").text).rows()[0]["data-state"] == "critical"
+    # The JSON API still lists every agent.
+    assert len(s.json("/api/v1/agents")["agents"]) == 10_000
+
+
+ODD_TIMES = [math.nan, math.inf, -math.inf, 1e300, -1e300, 2**63, -(2**63), 0.0, -1.5, 1e18]
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_every_time_formatter_is_total(value: float) -> None:
+    for formatter in (span, ago, when, time_of_day):
+        assert isinstance(formatter(value), str)
+    whole = int(value) if math.isfinite(value) else None
+    for answer_kind in ("link", "missing", None):
+        assert isinstance(time_left({"seconds_left": whole, "answer": answer_kind}), str)
+
+
+@pytest.mark.parametrize("odd", ODD_TIMES)
+def test_odd_times_render_without_an_error(odd: float) -> None:
+    s = Setup()
+    s.watch(("default", "odd", "odd"))
+    assert s.store.record(answer(odd), AgentKey("default", "odd"), odd) is not None
+    s.health.last_cycle = odd
+    row = agent_row(s.store.snapshot()[0], State.OK, NOW)
+    assert row["expires_at_unix"] is None or math.isfinite(row["expires_at_unix"])
+    for path in ("/", PARTIAL_PATH, "/api/v1/agents", "/api/v1/status"):
+        assert s.client.get(path).status_code == 200, path
+    assert when(math.nan) == "nan"
+    assert span(math.nan) == "an unknown time"
+
+
+@pytest.mark.integration
+def test_the_wheel_ships_the_templates_and_static_files(tmp_path: Path) -> None:
+    root = Path(statuspage.__file__).parent.parent
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            str(tmp_path),
+            str(root),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in STATIC_FILES:
+        assert f"monitor/static/{name}" in names
+    for name in ("page.html", "partial.html", "regions.html"):
+        assert f"monitor/templates/{name}" in names
+    assert not [n for n in names if "node_modules" in n or "statuspage_assets" in n]

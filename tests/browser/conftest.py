@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
 
+from tests.browser.screenshot import LAUNCH_ARGS
 from tests.tooling import require_tool
 
-# Quiet and deterministic: no updates, no sync, no GPU, nothing phoning home.
-LAUNCH_ARGS = [
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-default-apps",
-    "--disable-sync",
-    "--disable-gpu",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--metrics-recording-only",
-]
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 # The page refreshes every 2 s when the poll interval is 1 s: leave room for a few rounds.
 expect.set_options(timeout=10_000)
 
@@ -71,9 +66,21 @@ OpenTab = Callable[..., Tab]
 def open_tab(browser: Browser) -> Iterator[OpenTab]:
     contexts = []
 
-    def open_tab(url: str, *, javascript: bool = True, width: int = 1280, height: int = 800) -> Tab:
+    def open_tab(
+        url: str,
+        *,
+        javascript: bool = True,
+        width: int = 1280,
+        height: int = 800,
+        bypass_csp: bool = False,
+        color_scheme: Literal["light", "dark"] = "light",
+    ) -> Tab:
+        # `bypass_csp` only lets axe-core be injected; every other tab keeps the page's CSP.
         context = browser.new_context(
-            java_script_enabled=javascript, viewport={"width": width, "height": height}
+            java_script_enabled=javascript,
+            viewport={"width": width, "height": height},
+            bypass_csp=bypass_csp,
+            color_scheme=color_scheme,
         )
         contexts.append(context)
         tab = Tab(context.new_page())
@@ -86,3 +93,32 @@ def open_tab(browser: Browser) -> Iterator[OpenTab]:
     yield open_tab
     for context in contexts:
         context.close()
+
+
+@pytest.fixture(scope="session")
+def axe_script() -> Path:
+    """axe-core from npm (`make node`): skipped without it locally, a failure in CI."""
+    if not AXE.is_file():
+        message = f"{AXE} is missing: run `make node` (npm ci)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return AXE
+
+
+def axe_violations(page: Page, axe: Path) -> list[dict[str, Any]]:
+    """WCAG 2.1 A and AA violations on the page as it is now, as axe-core reports them."""
+    page.add_script_tag(path=str(axe))
+    found: list[dict[str, Any]] = page.evaluate(
+        """async (tags) => {
+            const result = await axe.run(document, { runOnly: { type: "tag", values: tags } });
+            return result.violations.map((v) => ({
+                id: v.id,
+                impact: v.impact,
+                help: v.help,
+                nodes: v.nodes.slice(0, 5).map((n) => [n.target.join(" "), n.failureSummary]),
+            }));
+        }""",
+        WCAG_21_AA,
+    )
+    return found

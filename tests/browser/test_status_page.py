@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
-import subprocess
+import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 import yaml
-from playwright.sync_api import expect
+from playwright.sync_api import Request, expect
+from starlette.applications import Starlette
 
-from tests.browser.conftest import OpenTab, Tab
+from monitor.config import Config
+from monitor.evaluate import Kind, Observation
+from monitor.model import AgentKey, Health, LinkAnswer, Target
+from monitor.statuspage import PAGE_SIZE, PARTIAL_PATH, status_routes
+from monitor.store import Store
+from tests.browser.conftest import OpenTab, Tab, axe_violations
+from tests.browser.screenshot import DEMO_AGENTS, photograph, running_demo
 from tests.conftest import ConfigWriter, canary_token
-from tests.daemon import Daemon, monitor_cmd, wait_until
+from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, link, status
 
 pytestmark = pytest.mark.integration
 DAY = 86400
 XSS = "<img src=x onerror=alert(1)>"
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "status-page.png"
 ROWS = "#agents tbody tr:visible"
 
 # The order the page must show, whatever the order of the config.
@@ -109,8 +115,16 @@ def test_every_state_is_shown_with_its_label_in_order(
     )
     server_rendered = _stable_cells(tab)
 
-    # Once the script has rebuilt the table from the JSON API, it is the same table.
+    # One request per refresh: the partial, which the page swaps in. Same rows, same words.
+    requests: list[str] = []
+
+    def seen(request: Request) -> None:
+        requests.append(request.url)
+
+    page.on("request", seen)
     tab.wait_for_refresh()
+    page.remove_listener("request", seen)
+    assert [r.replace(every_state.url, "") for r in requests] == [PARTIAL_PATH]
     expect(page.locator(f"{ROWS} td.c-id")).to_have_text(IDS)
     expect(badges).to_have_text([label for _, label in EXPECTED])
     assert _stable_cells(tab) == server_rendered
@@ -160,10 +174,10 @@ def test_the_filter_and_the_toggles_survive_a_refresh_and_a_reload(
         )
     )
 
-    # The script's own refresh keeps the filter.
+    # The script's own refresh keeps the filter (the server applies it: only matches come).
     tab.wait_for_refresh()
     expect(page.locator(f"{ROWS} td.c-id")).to_have_text(wanted)
-    expect(page.locator("#agents tbody tr")).to_have_count(10)
+    expect(page.locator("#agents tbody tr")).to_have_count(len(wanted))
 
     # So does a reload: the filter lives in the URL.
     page.reload()
@@ -219,14 +233,15 @@ def test_an_unreachable_monitor_is_said_plainly(
     page = tab.page
     expect(page.locator("#offline")).to_be_hidden()
     tab.wait_for_refresh()
-    expect(page.locator("#live")).to_contain_text("Live · updated")
+    expect(page.locator("#live")).to_contain_text("Live · Updated")
     assert daemon.stop() == 0
 
     offline = page.locator("#offline")
     expect(offline).to_be_visible()
-    expect(offline).to_contain_text("Cannot reach the monitor (connection failed) since")
-    expect(offline).to_contain_text("may be out of date")
-    expect(page.locator("#live")).to_contain_text("Offline · last update")
+    expect(offline).to_contain_text("Cannot reach the monitor (connection failed)")
+    as_of = page.locator("#generated").inner_text()
+    expect(offline).to_contain_text(f"from its last answer, at {as_of}, and may be out of date")
+    expect(page.locator("#live")).to_contain_text("Offline · Updated")
     # What it knew stays on the page.
     expect(page.locator(f"{ROWS} .badge")).to_have_text(["OK"])
     # The failed fetches themselves are the only console errors.
@@ -270,57 +285,148 @@ def test_it_reads_on_a_phone(every_state: Daemon, open_tab: OpenTab) -> None:
     assert tab.errors == []
 
 
-# --- the screenshot in the README -------------------------------------------------------------
-
-
-def _status(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+# --- the demo, as the README shows it --------------------------------------------------------
 
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    with (tmp_path / "demo.log").open("wb") as log:
-        proc = subprocess.Popen(
-            monitor_cmd("demo", "--port", str(port)),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError((tmp_path / "demo.log").read_text())
-            return _status(url + "/readyz") == 200
-
-        wait_until(ready, what="the demo's readiness")
+    with running_demo(tmp_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
-def test_a_screenshot_of_the_demo(demo: str, open_tab: OpenTab) -> None:
+def test_the_demo_shows_every_state(demo: str, open_tab: OpenTab, tmp_path: Path) -> None:
+    """What `make screenshot` photographs; the picture goes to a temporary folder here."""
     tab = open_tab(demo)
-    page = tab.page
-    expect(page.locator(ROWS)).to_have_count(9)
-    expect(page.locator("#live")).to_contain_text("Live · updated")
-    expect(page.locator(f"{ROWS} .badge").first).to_have_text("Expired")
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT))
-    assert SCREENSHOT.stat().st_size > 20_000
+    picture = tmp_path / "status-page.png"
+    photograph(tab.page, demo, picture)
+    expect(tab.page.locator(ROWS)).to_have_count(DEMO_AGENTS)
+    assert picture.stat().st_size > 20_000
     assert tab.errors == tab.dialogs == []
+
+
+# --- accessibility ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_no_wcag_21_aa_violation_with_every_state_shown(
+    every_state: Daemon, open_tab: OpenTab, axe_script: Path, scheme: str
+) -> None:
+    tab = open_tab(every_state.url, bypass_csp=True, color_scheme=scheme)
+    page = tab.page
+    expect(page.locator(f"{ROWS} .badge")).to_have_text([label for _, label in EXPECTED])
+    tab.wait_for_refresh()  # the swapped-in regions, not only the first render
+    assert axe_violations(page, axe_script) == []
+    # Unchecked toggles, an empty result and a filled filter box are checked too.
+    page.locator("label.tile.s-ok").click()
+    page.locator("#q").fill("nothing-like-this")
+    expect(page.locator("#empty")).to_be_visible()
+    assert axe_violations(page, axe_script) == []
+    assert tab.errors == []
+
+
+def test_the_filter_and_the_toggles_work_from_the_keyboard(
+    every_state: Daemon, open_tab: OpenTab
+) -> None:
+    tab = open_tab(every_state.url)
+    page = tab.page
+    expect(page.locator(ROWS)).to_have_count(10)
+    page.evaluate("window.notReloaded = true")
+    focused = "document.activeElement.id || document.activeElement.value"
+
+    # Tab reaches the state toggles first, in order, with a visible focus ring.
+    page.keyboard.press("Tab")
+    assert page.evaluate(focused) == "expired"
+    ring = page.locator("label.tile.s-expired").evaluate("e => getComputedStyle(e).outlineStyle")
+    assert ring == "solid"
+    for _ in range(6):
+        page.keyboard.press("Tab")
+    assert page.evaluate(focused) == "ok"
+    page.keyboard.press("Space")
+    expect(page.locator("label.tile.s-ok input")).not_to_be_checked()
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(IDS[:7])
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Space")  # unknown off too
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(IDS[:6])
+
+    # Then the filter box: typing filters, Enter applies without leaving the page.
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert page.evaluate(focused) == "q"
+    page.keyboard.type("a_crit")
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(["a_critical"])
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"state=warning&q=a_crit$"))
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(["a_critical"])
+    assert page.evaluate("window.notReloaded") is True
+    assert tab.errors == []
+
+
+# --- many agents ------------------------------------------------------------------------------
+
+MANY = 10_000
+NOW = time.time()
+
+
+class InProcess:
+    """The status routes over a store of `MANY` agents, served by uvicorn from a thread."""
+
+    def __init__(self) -> None:
+        store = Store()
+        keys = [AgentKey("prod", f"agent_{i:05d}") for i in range(MANY)]
+        store.sync(Target(key, f"bot {i}") for i, key in enumerate(keys))
+        for i, key in enumerate(keys):
+            expires = NOW + 3600 if i == MANY - 1 else NOW + 30 * DAY + i * 60
+            store.record(LinkAnswer(Observation(Kind.LINK, expires), "f"), key, NOW)
+        config = Config.model_validate({"agents": [{"id": "agent_00000"}]})
+        health = Health(last_cycle=NOW, config_reload_at=NOW)
+        routes = status_routes(store, health, lambda: config, time.time)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(Starlette(routes=routes), log_config=None, lifespan="off")
+        )
+        self.thread = threading.Thread(
+            target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True
+        )
+
+
+@pytest.fixture(scope="module")
+def many_agents() -> Iterator[str]:
+    served = InProcess()
+    served.thread.start()
+    wait_until(lambda: served.server.started, what="the in-process status page")
+    yield served.url
+    served.server.should_exit = True
+    served.thread.join(10)
+
+
+def test_ten_thousand_agents_page_and_filter(many_agents: str, open_tab: OpenTab) -> None:
+    tab = open_tab(many_agents)
+    page = tab.page
+    expect(page.locator(ROWS)).to_have_count(PAGE_SIZE)
+    expect(page.locator(f"{ROWS} td.c-id").first).to_have_text(f"agent_{MANY - 1:05d}")
+    expect(page.locator("#pager")).to_contain_text("Page 1 of 100")
+
+    # The pager swaps the rows in place and keeps the page in the URL.
+    page.locator("#pager a[rel=next]").click()
+    expect(page.locator("#pager")).to_contain_text("Page 2 of 100")
+    expect(page).to_have_url(re.compile(r"/\?page=2$"))
+    expect(page.locator(f"{ROWS} td.c-id").first).to_have_text("agent_00099")
+    # From the keyboard too, and the focus stays on the pager.
+    page.locator("#pager a[rel=next]").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#pager")).to_contain_text("Page 3 of 100")
+    assert page.evaluate("document.activeElement.rel") == "next"
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("#pager")).to_contain_text("Page 2 of 100")
+    assert page.evaluate("document.activeElement.rel") == "prev"
+
+    # The filter finds any agent, however far down, and starts again from page 1.
+    page.locator("#q").fill("agent_09876")
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(["agent_09876"])
+    expect(page).to_have_url(re.compile(r"/\?q=agent_09876$"))
+    expect(page.locator("#pager")).to_be_hidden()
+    tab.wait_for_refresh()
+    expect(page.locator(f"{ROWS} td.c-id")).to_have_text(["agent_09876"])
+    assert tab.errors == []
