@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from monitor.config import TlsSettings
@@ -85,10 +85,14 @@ def build_app(
     )
 
 
-class RequestLimit:
+class RequestGate:
     """503 above MAX_REQUESTS in flight, with a separate allowance for the probes and the
     scrape: requests are counted, never sockets (uvicorn's limit_concurrency counts both,
-    so a handful of idle connections turned every probe into a 503)."""
+    so a handful of idle connections turned every probe into a 503).
+
+    uvicorn adds SECURITY_HEADERS to every answer, its own errors included; the app's own
+    copies are dropped so that none is sent twice.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
@@ -108,9 +112,22 @@ class RequestLimit:
             return
         self._in_flight[reserved] += 1
         try:
-            await self._app(scope, receive, send)
+            await self._app(scope, receive, _without(send, _SECURITY_NAMES))
         finally:
             self._in_flight[reserved] -= 1
+
+
+_SECURITY_NAMES = frozenset(name.encode() for name, _ in SECURITY_HEADERS)
+
+
+def _without(send: Send, names: frozenset[bytes]) -> Send:
+    async def filtered(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return filtered
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -213,7 +230,7 @@ class HttpServer:
             "GuardedH11Protocol", (GuardedH11Protocol,), {"header_timeout": header_timeout}
         )
         config = uvicorn.Config(
-            RequestLimit(app),
+            RequestGate(app),
             host=host,
             port=port,
             log_config=None,
@@ -221,7 +238,7 @@ class HttpServer:
             server_header=False,
             headers=SECURITY_HEADERS,
             lifespan="off",
-            # Limits count requests (RequestLimit), not sockets; idle sockets time out.
+            # Limits count requests (RequestGate), not sockets; idle sockets time out.
             limit_concurrency=None,
             timeout_keep_alive=KEEP_ALIVE,
             timeout_graceful_shutdown=SHUTDOWN_GRACE,
