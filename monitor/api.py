@@ -247,7 +247,8 @@ class ElevenLabsClient:
         # A discovered id comes from the API unchecked: keep it one path segment.
         path = f"/v1/convai/agents/{urllib.parse.quote(agent_id, safe='')}/link"
         parse = functools.partial(parse_link_body, agent_id=agent_id)
-        return await self._with_retries(functools.partial(self._get, path, {}, parse))
+        outcome = await self._with_retries(functools.partial(self._get, path, {}, parse))
+        return _redacted(outcome)
 
     async def list_agents(self) -> list[AgentSummary] | PollFailure:
         """Every agent the key can see, all pages, archived ones left out."""
@@ -259,7 +260,7 @@ class ElevenLabsClient:
                 functools.partial(self._get, "/v1/convai/agents", params, _parse_list_body)
             )
             if isinstance(page, PollFailure):
-                return page
+                return _redacted(page)
             agents.extend(
                 # Names reach the status page and check: redacted like every upstream text.
                 a.model_copy(update={"name": redact(a.name)})
@@ -310,30 +311,20 @@ class ElevenLabsClient:
             await self._limiter.acquire()
             started = time.perf_counter()
             try:
-                outcome = await self._deadline(path, params, parse)
+                # httpx's read timeout is per chunk; the deadline covers the whole exchange.
+                async with asyncio.timeout(self.settings.timeout):
+                    return await self._exchange(path, params, parse)
+            except TimeoutError:
+                return PollFailure(Reason.TIMEOUT, f"no answer within {self.settings.timeout:g}s")
+            except (httpx.HTTPError, aiohttp.ClientError, OSError, RuntimeError) as exc:
+                # Never the exception text: httpx exceptions carry the request and its headers.
+                # Some aiohttp errors arrive unmapped, and a closed client raises RuntimeError.
+                reason, detail = _transport_failure(exc)
+                if reason is Reason.TIMEOUT:
+                    detail = f"no answer within {self.settings.timeout:g}s"
+                return PollFailure(reason, detail)
             finally:
                 self._on_request(time.perf_counter() - started)
-        if isinstance(outcome, PollFailure):
-            # Whatever the upstream said is redacted before anything stores it.
-            return dataclasses.replace(outcome, detail=redact(outcome.detail))
-        return outcome
-
-    async def _deadline(
-        self, path: str, params: dict[str, str], parse: Callable[[bytes], _T | PollFailure]
-    ) -> _T | PollFailure:
-        try:
-            # httpx's read timeout is per chunk; the deadline covers the whole exchange.
-            async with asyncio.timeout(self.settings.timeout):
-                return await self._exchange(path, params, parse)
-        except TimeoutError:
-            return PollFailure(Reason.TIMEOUT, f"no answer within {self.settings.timeout:g}s")
-        except (httpx.HTTPError, aiohttp.ClientError, OSError, RuntimeError) as exc:
-            # Never the exception text: httpx exceptions carry the request and its headers.
-            # Some aiohttp errors arrive unmapped, and a closed client raises RuntimeError.
-            reason, detail = _transport_failure(exc)
-            if reason is Reason.TIMEOUT:
-                detail = f"no answer within {self.settings.timeout:g}s"
-            return PollFailure(reason, detail)
 
     async def _exchange(
         self, path: str, params: dict[str, str], parse: Callable[[bytes], _T | PollFailure]
@@ -367,6 +358,14 @@ class ElevenLabsClient:
             if response.status_code != 200:
                 return classify_status(response.status_code, bytes(body), retry_after)
             return parse(bytes(body))
+
+
+def _redacted(outcome: _T) -> _T:
+    """A failure's detail redacted like a log line before anything stores it: it may carry
+    what the upstream said, and an upstream can echo the key."""
+    if isinstance(outcome, PollFailure):
+        return dataclasses.replace(outcome, detail=redact(outcome.detail))
+    return outcome
 
 
 def _identity(codings: list[str]) -> bool:
