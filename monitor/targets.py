@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import structlog
 
 from monitor.config import Config, ConfigError
+from monitor.logs import redact
 from monitor.model import AGENT_ID_RULE, AgentKey, AgentSummary, Target, is_safe_agent_id
 
 log = structlog.get_logger("monitor")
@@ -53,16 +54,20 @@ def listed_targets(workspace: str, listing: Iterable[AgentSummary]) -> list[Targ
     """
     targets = []
     for agent in listing:
-        if is_safe_agent_id(agent.agent_id):
-            targets.append(Target(AgentKey(workspace, agent.agent_id), agent.name))
+        if not is_safe_agent_id(agent.agent_id):
+            reason = f"the agent id is not one path segment ({AGENT_ID_RULE})"
+        elif redact(agent.agent_id) != agent.agent_id:
+            reason = "the agent id carries a secret"  # it would become a metric label
         else:
-            # Not the id itself: it is upstream text of any length and content.
-            log.warning(
-                "discovered_agent_skipped",
-                workspace=workspace,
-                reason=f"the agent id is not one path segment ({AGENT_ID_RULE})",
-                id_length=len(agent.agent_id),
-            )
+            targets.append(Target(AgentKey(workspace, agent.agent_id), agent.name))
+            continue
+        # Not the id itself: it is upstream text of any length and content.
+        log.warning(
+            "discovered_agent_skipped",
+            workspace=workspace,
+            reason=reason,
+            id_length=len(agent.agent_id),
+        )
     return targets
 
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from structlog.testing import capture_logs
 
+from monitor import logs
 from monitor.alerts import AlertLog, log_poll_failed
 from monitor.api import ClientSettings, ElevenLabsClient, parse_link_body
 from monitor.cli import _row, _table
@@ -180,6 +181,15 @@ def test_unsafe_discovered_ids_are_skipped_with_one_line_each() -> None:
     assert [t.key.agent_id for t in targets] == ["good_1", "good_2"]
     assert [line["event"] for line in lines] == ["discovered_agent_skipped"]
     assert "../" not in json.dumps(lines)
+
+
+def test_a_discovered_id_that_carries_the_key_is_skipped() -> None:
+    logs.register_secret(CANARY_KEY)
+    listing = [AgentSummary(agent_id=CANARY_KEY), AgentSummary(agent_id="good")]
+    with capture_logs() as lines:
+        targets = listed_targets("prod", listing)
+    assert [t.key.agent_id for t in targets] == ["good"]
+    assert [line["reason"] for line in lines] == ["the agent id carries a secret"]
 
 
 # --- compression, at the client ---------------------------------------------------------------
