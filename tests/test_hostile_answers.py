@@ -63,13 +63,18 @@ def _link(agent_id: str, expiry: Any, **extra: Any) -> bytes:
 
 # --- the whole path, in-process, for any JSON answer -----------------------------------------
 
+
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner))
+
+
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers()
     | st.floats()  # NaN and infinities included: json.loads reads them
     | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    _containers,
     max_leaves=12,
 )
 expiries = (
