@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import email.utils
 import functools
 import hashlib
@@ -26,7 +27,9 @@ from pydantic import ValidationError
 
 from monitor import __version__
 from monitor.evaluate import TOKEN_MISSING, Kind, Observation
+from monitor.logs import redact
 from monitor.model import (
+    EXPIRY_RANGE_PROBLEM,
     RETRYABLE,
     AgentLinkResponse,
     AgentListResponse,
@@ -58,23 +61,36 @@ def reduce_answer(answer: AgentLinkResponse) -> LinkAnswer:
     return LinkAnswer(Observation(Kind.LINK, None if expiry is None else float(expiry)), digest)
 
 
-def parse_link_body(body: bytes) -> PollOutcome:
-    """A 200 body to an answer, or an `invalid_response` failure; never raises."""
+def parse_link_body(body: bytes, agent_id: str | None = None) -> PollOutcome:
+    """A 200 body to an answer, or an `invalid_response` failure naming the field; never
+    raises. With `agent_id`, an answer about another agent does not fit either."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
         return PollFailure(Reason.INVALID_RESPONSE, "the body is not JSON", 200)
     try:
-        return reduce_answer(AgentLinkResponse.model_validate(data))
-    except OverflowError:  # an integer expiry too large for a float
-        return PollFailure(Reason.INVALID_RESPONSE, "the expiry is out of range", 200)
+        answer = AgentLinkResponse.model_validate(data)
     except ValidationError as exc:
-        fields = sorted({".".join(map(str, e["loc"])) or "body" for e in exc.errors()})
+        return PollFailure(Reason.INVALID_RESPONSE, _schema_detail(exc), 200)
+    except RecursionError:
+        return PollFailure(Reason.INVALID_RESPONSE, "the answer is nested too deeply", 200)
+    if agent_id is not None and answer.agent_id != agent_id:
         return PollFailure(
             Reason.INVALID_RESPONSE,
-            f"the answer does not fit the schema at {', '.join(fields)}",
+            "the answer does not fit the schema at agent_id: not the agent asked for",
             200,
         )
+    return reduce_answer(answer)
+
+
+def _schema_detail(exc: ValidationError) -> str:
+    """Which fields do not fit, and why where the reason is ours (never the value itself)."""
+    fields: dict[str, str] = {}
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(map(str, error["loc"])) or "body"
+        own = error["type"] == "value_error" and EXPIRY_RANGE_PROBLEM in error["msg"]
+        fields[field] = f"{field}: {EXPIRY_RANGE_PROBLEM}" if own else fields.get(field, field)
+    return f"the answer does not fit the schema at {', '.join(sorted(fields.values()))}"
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -230,7 +246,9 @@ class ElevenLabsClient:
         """The agent's link, retried as configured; failures are returned, not raised."""
         # A discovered id comes from the API unchecked: keep it one path segment.
         path = f"/v1/convai/agents/{urllib.parse.quote(agent_id, safe='')}/link"
-        return await self._with_retries(functools.partial(self._get, path, {}, parse_link_body))
+        parse = functools.partial(parse_link_body, agent_id=agent_id)
+        outcome = await self._with_retries(functools.partial(self._get, path, {}, parse))
+        return _redacted(outcome)
 
     async def list_agents(self) -> list[AgentSummary] | PollFailure:
         """Every agent the key can see, all pages, archived ones left out."""
@@ -242,8 +260,13 @@ class ElevenLabsClient:
                 functools.partial(self._get, "/v1/convai/agents", params, _parse_list_body)
             )
             if isinstance(page, PollFailure):
-                return page
-            agents.extend(a for a in page.answer.agents if not a.archived)
+                return _redacted(page)
+            agents.extend(
+                # Names reach the status page and check: redacted like every upstream text.
+                a.model_copy(update={"name": redact(a.name)})
+                for a in page.answer.agents
+                if not a.archived
+            )
             if not page.answer.has_more or not page.answer.next_cursor:
                 return agents
             cursor = page.answer.next_cursor
@@ -307,15 +330,25 @@ class ElevenLabsClient:
         self, path: str, params: dict[str, str], parse: Callable[[bytes], _T | PollFailure]
     ) -> _T | PollFailure:
         async with self._http.stream("GET", path, params=params) as response:
+            retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
+            if not _identity(response.headers.get_list("content-encoding")):
+                # We asked for identity. Inflating layer after layer is how a 2 KB answer
+                # becomes gigabytes, so a compressed answer is refused unread.
+                if response.status_code != 200:
+                    return classify_status(response.status_code, b"", retry_after)
+                return PollFailure(
+                    Reason.INVALID_RESPONSE,
+                    "the answer is compressed (Content-Encoding), though only identity was "
+                    "accepted",
+                    response.status_code,
+                )
             body = bytearray()
+            # With identity checked above, httpx's decoder passes the bytes through as they are.
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > MAX_BODY_BYTES:
                     if response.status_code != 200:
                         # A proxy's big error page: the status says what happened.
-                        retry_after = parse_retry_after(
-                            response.headers.get("retry-after"), time.time()
-                        )
                         return classify_status(response.status_code, b"", retry_after)
                     return PollFailure(
                         Reason.INVALID_RESPONSE,
@@ -323,9 +356,23 @@ class ElevenLabsClient:
                         response.status_code,
                     )
             if response.status_code != 200:
-                retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
                 return classify_status(response.status_code, bytes(body), retry_after)
             return parse(bytes(body))
+
+
+def _redacted(outcome: _T) -> _T:
+    """A failure's detail redacted like a log line before anything stores it: it may carry
+    what the upstream said, and an upstream can echo the key."""
+    if isinstance(outcome, PollFailure):
+        return dataclasses.replace(outcome, detail=redact(outcome.detail))
+    return outcome
+
+
+def _identity(codings: list[str]) -> bool:
+    """Whether a Content-Encoding header (every value of it) leaves the body as it is."""
+    return all(
+        part.strip().lower() in ("", "identity") for value in codings for part in value.split(",")
+    )
 
 
 @dataclass(frozen=True, slots=True)

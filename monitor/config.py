@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.model import AGENT_ID_RULE, is_safe_agent_id
+
 DEFAULT_CONFIG_PATH = "config.yaml"
 CONFIG_ENV = "MONITOR_CONFIG"
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
@@ -29,12 +31,50 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
+# What a config may ask for: beyond these a value is a typo (a unit missed, a digit too many),
+# and taken as it is it would crash a timer or the rate limiter long after validate-config.
+DAY = 86400.0
+MAX_INTERVAL = DAY  # poll.interval, poll.discovery_interval
+MAX_TIMEOUT = 300.0  # elevenlabs.timeout
+MAX_THRESHOLD = 3650 * DAY  # thresholds.warning and .critical: ten years
+MAX_REPEAT = 30 * DAY  # alerts.repeat_interval
+MIN_RATE = 0.001  # max_requests_per_second: one request in 1000 s ...
+MAX_RATE = 10_000.0  # ... to far more than any workspace allows
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # the file; 10,000 agents take about 0.5 MiB
+MAX_KEY_FILE_BYTES = 4096  # an API key is about 50 characters
+
+# A failed load reports this many problems and how many it left out; each at most this long.
+SHOWN_PROBLEMS = 20
+MAX_PROBLEM_CHARS = 300
+
+
+def _bounded_line(problem: str) -> str:
+    if len(problem) <= MAX_PROBLEM_CHARS:
+        return problem
+    return problem[: MAX_PROBLEM_CHARS - 1] + "…"
+
+
 class ConfigError(Exception):
-    """A config that cannot be used; `problems` holds one located line each."""
+    """A config that cannot be used; `problems` holds one located line each, bounded: the
+    first SHOWN_PROBLEMS, then one line saying how many were left out (`all_problems` has
+    them all). What a log line or stderr gets stays small however bad the file is."""
 
     def __init__(self, problems: Iterable[str]) -> None:
-        self.problems = list(problems)
+        self.all_problems = list(problems)
+        shown = [_bounded_line(p) for p in self.all_problems[:SHOWN_PROBLEMS]]
+        left_out = len(self.all_problems) - len(shown)
+        if left_out > 0:
+            shown.append(f"and {left_out} more problem{'s' if left_out > 1 else ''}")
+        self.problems = shown
         super().__init__("; ".join(self.problems))
+
+
+def _at_most(name: str, value: float, limit: float) -> float:
+    if value > limit:
+        raise ValueError(
+            f"{name} ({format_duration(value)}) must be at most {format_duration(limit)}"
+        )
+    return value
 
 
 def parse_duration(value: object) -> float:
@@ -86,7 +126,9 @@ class ApiSettings(_Model):
     api_key_file: Path | None = None
     timeout: Duration = 10.0
     max_concurrency: int = Field(default=8, ge=1, le=1024)
-    max_requests_per_second: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    max_requests_per_second: float = Field(
+        default=5.0, ge=MIN_RATE, le=MAX_RATE, allow_inf_nan=False
+    )
     max_retries: int = Field(default=3, ge=0, le=10)
 
     @field_validator("base_url")
@@ -101,7 +143,7 @@ class ApiSettings(_Model):
     def _positive_timeout(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("must be greater than 0")
-        return value
+        return _at_most("timeout", value, MAX_TIMEOUT)
 
     @field_validator("api_key_env")
     @classmethod
@@ -128,8 +170,8 @@ class AgentConfig(_Model):
     @classmethod
     def _path_safe(cls, value: str) -> str:
         # The id becomes a URL path segment; refuse what would change the path.
-        if not re.fullmatch(r"[A-Za-z0-9_\-.~]+", value) or value in {".", ".."}:
-            raise ValueError(f"{value!r} is not an agent id (letters, digits, _ - . ~)")
+        if not is_safe_agent_id(value):
+            raise ValueError(f"{value!r} is not an agent id ({AGENT_ID_RULE})")
         return value
 
 
@@ -169,6 +211,8 @@ class PollSettings(_Model):
             )
         if self.discovery_interval < 1:
             raise ValueError("discovery_interval must be at least 1s")
+        _at_most("interval", self.interval, MAX_INTERVAL)
+        _at_most("discovery_interval", self.discovery_interval, MAX_INTERVAL)
         return self
 
 
@@ -178,6 +222,8 @@ class ThresholdSettings(_Model):
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
+        _at_most("warning", self.warning, MAX_THRESHOLD)
+        _at_most("critical", self.critical, MAX_THRESHOLD)
         if self.warning <= self.critical:
             raise ValueError(
                 f"warning ({format_duration(self.warning)}) must be greater than "
@@ -194,7 +240,7 @@ class AlertSettings(_Model):
     def _positive(cls, value: float) -> float:
         if value < 1:
             raise ValueError("must be at least 1s")
-        return value
+        return _at_most("repeat_interval", value, MAX_REPEAT)
 
 
 class TlsSettings(_Model):
@@ -310,7 +356,17 @@ def config_path(explicit: str | None) -> Path:
 def load_config(path: Path) -> Config:
     """Read and validate a config file, or raise ConfigError with located problems."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            # Read one byte past the limit rather than trust the size a stat reports.
+            data = file.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                [
+                    f"{path}: the config is larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB: "
+                    "refused unread"
+                ]
+            )
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError([f"{path}: cannot read the config: {reason}"]) from None
@@ -402,7 +458,9 @@ def read_api_key(
         if base is not None and not path.is_absolute():
             path = base / path
         try:
-            key = path.read_text(encoding="utf-8").strip()
+            with path.open("rb") as file:
+                raw = file.read(MAX_KEY_FILE_BYTES + 1)
+            key = raw.decode("utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
             raise ConfigError(
@@ -410,6 +468,14 @@ def read_api_key(
             ) from None
         if not key:
             raise ConfigError([f"{label}.api_key_file: {path} is empty"])
+        if len(raw) > MAX_KEY_FILE_BYTES or not _one_printable_line(key):
+            # Name the file, never what is in it.
+            raise ConfigError(
+                [
+                    f"{label}.api_key_file: {path} must hold exactly one line, the API key "
+                    "(printable ASCII)"
+                ]
+            )
         return key
     env = os.environ if environ is None else environ
     key = env.get(workspace.api_key_env, "").strip()
@@ -420,4 +486,16 @@ def read_api_key(
                 "that should hold the API key is not set or empty"
             ]
         )
+    if len(key) > MAX_KEY_FILE_BYTES or not _one_printable_line(key):
+        raise ConfigError(
+            [
+                f"{label}.api_key_env: the environment variable {workspace.api_key_env} must "
+                "hold one line, the API key (printable ASCII)"
+            ]
+        )
     return key
+
+
+def _one_printable_line(key: str) -> bool:
+    """What can go in an HTTP header as it is: a second line or a control character cannot."""
+    return key.isascii() and key.isprintable()

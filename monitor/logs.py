@@ -28,12 +28,18 @@ def register_secret(value: str) -> None:
         _secrets.add(value)
 
 
+def redact(text: str) -> str:
+    """`text` with every registered secret replaced: for logs, and for what an upstream says
+    before it is stored, so that the key can reach no output."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "[REDACTED]")
+    return text
+
+
 def _redact(value: Any) -> Any:
     if isinstance(value, str):
-        for secret in _secrets:
-            if secret in value:
-                value = value.replace(secret, "[REDACTED]")
-        return value
+        return redact(value)
     if isinstance(value, dict):
         return {k: _redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

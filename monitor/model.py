@@ -8,20 +8,40 @@ from __future__ import annotations
 
 import datetime
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from monitor.evaluate import AGENT_NOT_FOUND, Observation
 
 # --- answer models (shared with the simulated API) --------------------------------------------
 
 
-class ConversationToken(BaseModel):
-    """`ConversationTokenDBModel` of the spec; unknown fields are allowed."""
+# An expiry outside these years is not seconds (milliseconds, say) or not a date at all: taken
+# as it is, it would raise a false alert or break every page that shows it.
+EARLIEST_EXPIRY = 946_684_800  # 2000-01-01T00:00:00Z
+LATEST_EXPIRY = 7_258_118_400  # 2200-01-01T00:00:00Z
+EXPIRY_RANGE_PROBLEM = "not a Unix time in seconds between 2000 and 2200"
 
-    model_config = ConfigDict(extra="allow")
+# One URL path segment that needs no escaping and cannot climb the path (`.`, `..`).
+_AGENT_ID = re.compile(r"[A-Za-z0-9_.~-]{1,256}")
+AGENT_ID_RULE = "1 to 256 of letters, digits, _ - . ~, not only dots"
+
+
+def is_safe_agent_id(value: str) -> bool:
+    """Whether an agent id is one safe path segment (the same rule for config and discovery)."""
+    return _AGENT_ID.fullmatch(value) is not None and value.strip(".") != ""
+
+
+class ConversationToken(BaseModel):
+    """`ConversationTokenDBModel` of the spec; unknown fields are allowed.
+
+    Strict: a boolean or a string is not an integer, whatever Python would make of it.
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True)
 
     agent_id: str | None = None
     conversation_token: SecretStr
@@ -30,18 +50,25 @@ class ConversationToken(BaseModel):
     purpose: str | None = None  # signed_url, shareable_link, and whatever comes next
     token_requester_user_id: str | None = None
 
+    @field_validator("expiration_time_unix_secs")
+    @classmethod
+    def _plausible(cls, value: int | None) -> int | None:
+        if value is not None and not EARLIEST_EXPIRY <= value < LATEST_EXPIRY:
+            raise ValueError(EXPIRY_RANGE_PROBLEM)
+        return value
+
 
 class AgentLinkResponse(BaseModel):
     """`GetAgentLinkResponseModel` of the spec."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     agent_id: str
     token: ConversationToken | None = None
 
 
 class AgentSummary(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     agent_id: str
     name: str = ""
@@ -51,7 +78,7 @@ class AgentSummary(BaseModel):
 class AgentListResponse(BaseModel):
     """`GET /v1/convai/agents`: one page of the listing."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     agents: list[AgentSummary]
     next_cursor: str | None = None
@@ -137,9 +164,13 @@ class Health:
 
 def iso(timestamp: float) -> str:
     """A Unix time as ISO 8601 UTC to the second; total: a time no calendar can show (NaN,
-    out of datetime's range) is written as the number it is instead of raising."""
+    out of datetime's range, an integer too long to print) never raises."""
     try:
         moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
-    except (OverflowError, OSError, ValueError):
-        return str(timestamp)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+        return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError, TypeError):
+        pass
+    try:
+        return f"{float(timestamp):g}"
+    except (OverflowError, ValueError, TypeError):
+        return "out of range"

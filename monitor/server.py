@@ -11,17 +11,32 @@ import ssl
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
+import h11
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from monitor.config import TlsSettings
 from monitor.metrics import CONTENT_TYPE
 
 _NO_STORE = {"cache-control": "no-store"}
 GZIP_LIMIT = 1024 * 1024
+
+# Idle and slow clients must not take the port from Prometheus and the kubelet.
+HEADER_TIMEOUT = 10.0  # from connect (or the end of the last answer) to a whole request head
+KEEP_ALIVE = 5  # uvicorn's idle timer between requests
+MAX_CONNECTIONS = 256  # above this the longest-idle connection makes room for the new one
+MAX_REQUESTS = 32  # requests in flight at once, besides the reserve below
+RESERVED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+RESERVED_REQUESTS = 16  # in flight at once on RESERVED_PATHS, whatever the other pages do
+SHUTDOWN_GRACE = 2  # for answers in flight at SIGTERM: a client that stopped reading ...
+SHUTDOWN_LIMIT = 3.5  # ... is cut off, so the process ends within 5 s of SIGTERM
+# On every answer, uvicorn's own errors included: a browser must never guess a type.
+SECURITY_HEADERS = [("x-content-type-options", "nosniff")]
 
 
 def build_app(
@@ -70,6 +85,120 @@ def build_app(
     )
 
 
+class RequestGate:
+    """503 above MAX_REQUESTS in flight, with a separate allowance for the probes and the
+    scrape: requests are counted, never sockets (uvicorn's limit_concurrency counts both,
+    so a handful of idle connections turned every probe into a 503).
+
+    uvicorn adds SECURITY_HEADERS to every answer, its own errors included; the app's own
+    copies are dropped so that none is sent twice.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self._in_flight = {False: 0, True: 0}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        reserved = scope["path"] in RESERVED_PATHS
+        limit = RESERVED_REQUESTS if reserved else MAX_REQUESTS
+        if self._in_flight[reserved] >= limit:
+            busy = PlainTextResponse(
+                "too many requests in flight\n", status_code=503, headers=_NO_STORE
+            )
+            await busy(scope, receive, send)
+            return
+        self._in_flight[reserved] += 1
+        try:
+            await self._app(scope, receive, _without(send, _SECURITY_NAMES))
+        finally:
+            self._in_flight[reserved] -= 1
+
+
+_SECURITY_NAMES = frozenset(name.encode() for name, _ in SECURITY_HEADERS)
+
+
+def _without(send: Send, names: frozenset[bytes]) -> Send:
+    async def filtered(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return filtered
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for receiving a request head.
+
+    uvicorn has none: its keep-alive timer starts only after an answer and any byte
+    received stops it, so a connection that sends nothing, or a byte now and then, is held
+    for good. Here every connection gets `header_timeout` seconds, from connect or from the
+    end of the last answer, to send a whole request head; and past MAX_CONNECTIONS the
+    longest-idle connection is closed to make room.
+    """
+
+    header_timeout = HEADER_TIMEOUT
+    _deadline: asyncio.TimerHandle | None = None
+    _idle_since = 0.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+        if len(self.connections) > MAX_CONNECTIONS:
+            idle = [c for c in self.connections if isinstance(c, GuardedH11Protocol) and c._idle()]
+            if idle:
+                min(idle, key=lambda c: c._idle_since).transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        cycle = self.cycle
+        super().handle_events()
+        if self.cycle is not cycle:
+            self._disarm()  # a whole request head arrived: the app has it now
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and (self.cycle is None or self._idle()):
+            self._arm()
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn writes this one itself, without its default headers.
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"connection", b"close"),
+            *((k.encode(), v.encode()) for k, v in SECURITY_HEADERS),
+        ]
+        self.transport.write(self.conn.send(h11.Response(status_code=400, headers=headers)))
+        self.transport.write(self.conn.send(h11.Data(data=msg.encode("ascii"))))
+        self.transport.write(self.conn.send(h11.EndOfMessage()))
+        self.transport.close()
+
+    def _idle(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._idle_since = self.loop.time()
+        self._deadline = self.loop.call_later(self.header_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if self._idle() and not self.transport.is_closing():
+            # Nothing to answer: a slow or silent client just loses its connection.
+            self.transport.abort()
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handlers: the daemon owns SIGTERM, SIGINT and SIGHUP."""
 
@@ -80,7 +209,13 @@ class _Server(uvicorn.Server):
 
 class HttpServer:
     def __init__(
-        self, app: Starlette, host: str, port: int, tls: TlsSettings | None = None
+        self,
+        app: Starlette,
+        host: str,
+        port: int,
+        tls: TlsSettings | None = None,
+        *,
+        header_timeout: float = HEADER_TIMEOUT,
     ) -> None:
         tls_options: dict[str, Any] = {}
         if tls is not None:
@@ -91,19 +226,24 @@ class HttpServer:
             if tls.client_ca_file is not None:
                 tls_options["ssl_ca_certs"] = str(tls.client_ca_file)
                 tls_options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+        protocol = type(
+            "GuardedH11Protocol", (GuardedH11Protocol,), {"header_timeout": header_timeout}
+        )
         config = uvicorn.Config(
-            app,
+            RequestGate(app),
             host=host,
             port=port,
             log_config=None,
             access_log=False,
             server_header=False,
+            headers=SECURITY_HEADERS,
             lifespan="off",
-            # A hostile or broken client must not starve the scrape.
-            limit_concurrency=64,
-            timeout_keep_alive=15,
+            # Limits count requests (RequestGate), not sockets; idle sockets time out.
+            limit_concurrency=None,
+            timeout_keep_alive=KEEP_ALIVE,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE,
             h11_max_incomplete_event_size=16 * 1024,
-            http="h11",
+            http=protocol,
             ws="none",
             **tls_options,
         )
@@ -142,8 +282,24 @@ class HttpServer:
         return str(host), int(port)
 
     async def stop(self) -> None:
+        """Stop serving within SHUTDOWN_LIMIT seconds, whatever the clients do."""
         if self._task is None:
             return
         self._server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        try:
+            async with asyncio.timeout(SHUTDOWN_LIMIT):
+                await asyncio.shield(self._task)
+        except TimeoutError:
+            self._task.cancel()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            # A client that stopped reading keeps its socket until it is cut off.
+            for connection in list(self._server.server_state.connections):
+                transport = getattr(connection, "transport", None)
+                if transport is not None:
+                    transport.abort()
+        done, _ = await asyncio.wait([self._task], timeout=1.0)
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # retrieved: the server's own end is not ours to report

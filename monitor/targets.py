@@ -8,8 +8,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import structlog
+
 from monitor.config import Config, ConfigError
-from monitor.model import AgentKey, AgentSummary, Target
+from monitor.logs import redact
+from monitor.model import AGENT_ID_RULE, AgentKey, AgentSummary, Target, is_safe_agent_id
+
+log = structlog.get_logger("monitor")
 
 SHARD_ENV = "MONITOR_SHARD"
 
@@ -42,8 +47,28 @@ def parse_shard(text: str | None, source: str = "--shard") -> Shard | None:
 
 
 def listed_targets(workspace: str, listing: Iterable[AgentSummary]) -> list[Target]:
-    """The agents of a discovery listing, named as the listing names them."""
-    return [Target(AgentKey(workspace, agent.agent_id), agent.name) for agent in listing]
+    """The agents of a discovery listing, named as the listing names them.
+
+    An id that is not one safe path segment is skipped with one log line: requested, it
+    would reach another path of the API's host.
+    """
+    targets = []
+    for agent in listing:
+        if not is_safe_agent_id(agent.agent_id):
+            reason = f"the agent id is not one path segment ({AGENT_ID_RULE})"
+        elif redact(agent.agent_id) != agent.agent_id:
+            reason = "the agent id carries a secret"  # it would become a metric label
+        else:
+            targets.append(Target(AgentKey(workspace, agent.agent_id), agent.name))
+            continue
+        # Not the id itself: it is upstream text of any length and content.
+        log.warning(
+            "discovered_agent_skipped",
+            workspace=workspace,
+            reason=reason,
+            id_length=len(agent.agent_id),
+        )
+    return targets
 
 
 def resolve_targets(

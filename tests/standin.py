@@ -6,12 +6,14 @@ server counts and timestamps every request so limits can be checked where they m
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import struct
 import threading
 import time
 import urllib.parse
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -236,3 +238,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except (TimeoutError, BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test): nothing to answer
+
+
+def gzip_layers(body: bytes, layers: int) -> bytes:
+    """`body` gzipped `layers` times over."""
+    for _ in range(layers):
+        body = gzip.compress(body, compresslevel=9)
+    return body
+
+
+def zeros_gzipped(size: int, layers: int) -> bytes:
+    """`size` zero bytes gzipped `layers` times: a few KB that inflate to `size` (a bomb)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
+    block = bytes(1024 * 1024)
+    inner = b"".join(packer.compress(block) for _ in range(size // len(block))) + packer.flush()
+    return gzip_layers(inner, layers - 1)
+
+
+def encoded(code: int, body: bytes, coding: str) -> Answer:
+    """An answer whose body is sent as given, labelled with `Content-Encoding: coding`."""
+    return lambda handler: handler.reply(code, body, {"content-encoding": coding})

@@ -118,11 +118,72 @@ def test_unknown_fields_are_allowed_at_both_levels() -> None:
     assert answer.observation == Observation(Kind.LINK, float(EXPIRY))
 
 
-def test_a_huge_integer_expiry_is_an_invalid_response_not_a_crash() -> None:
-    body = link_body(full_token(expiration_time_unix_secs=10**400))
-    assert parse_link_body(body) == PollFailure(
-        Reason.INVALID_RESPONSE, "the expiry is out of range", 200
+OUT_OF_RANGE = (
+    "the answer does not fit the schema at token.expiration_time_unix_secs: "
+    "not a Unix time in seconds between 2000 and 2200"
+)
+
+
+@pytest.mark.parametrize(
+    "expiry",
+    [
+        10**400,  # too large for a float
+        EXPIRY * 1000,  # milliseconds
+        1_000_000_000_000_000,  # microseconds-ish, past datetime's range
+        946_684_799,  # a second before 2000
+        7_258_118_400,  # 2200 itself
+        0,
+        -1,
+    ],
+)
+def test_an_implausible_expiry_is_an_invalid_response_naming_the_field(expiry: int) -> None:
+    body = link_body(full_token(expiration_time_unix_secs=expiry))
+    assert parse_link_body(body) == PollFailure(Reason.INVALID_RESPONSE, OUT_OF_RANGE, 200)
+
+
+@pytest.mark.parametrize(("expiry"), [946_684_800, 7_258_118_399])
+def test_the_plausible_range_is_2000_to_2200(expiry: int) -> None:
+    answer = parse_link_body(link_body(full_token(expiration_time_unix_secs=expiry)))
+    assert isinstance(answer, LinkAnswer)
+    assert answer.observation == Observation(Kind.LINK, float(expiry))
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (link_body(full_token(expiration_time_unix_secs=True)), "token.expiration_time_unix_secs"),
+        (
+            link_body(full_token(expiration_time_unix_secs="1767225600")),
+            "token.expiration_time_unix_secs",
+        ),
+        (
+            link_body(full_token(expiration_time_unix_secs=1767225600.0)),
+            "token.expiration_time_unix_secs",
+        ),
+        (
+            link_body(full_token(expiration_time_unix_secs=1767225600.5)),
+            "token.expiration_time_unix_secs",
+        ),
+        (link_body(full_token(agent_id=7)), "token.agent_id"),
+        (link_body(full_token(purpose=True)), "token.purpose"),
+        (json.dumps({"agent_id": 1, "token": None}).encode(), "agent_id"),
+        (json.dumps({"agent_id": True, "token": None}).encode(), "agent_id"),
+    ],
+)
+def test_no_coercion_of_booleans_strings_or_floats(body: bytes, field: str) -> None:
+    assert parse_link_body(body, "agent_1") == PollFailure(
+        Reason.INVALID_RESPONSE, f"the answer does not fit the schema at {field}", 200
     )
+
+
+def test_an_answer_about_another_agent_is_an_invalid_response() -> None:
+    body = link_body(full_token(), agent_id="agent_2")
+    assert parse_link_body(body, "agent_1") == PollFailure(
+        Reason.INVALID_RESPONSE,
+        "the answer does not fit the schema at agent_id: not the agent asked for",
+        200,
+    )
+    assert isinstance(parse_link_body(link_body(full_token()), "agent_1"), LinkAnswer)
 
 
 @pytest.mark.parametrize(

@@ -491,7 +491,7 @@ def test_an_agent_listed_twice_is_an_error() -> None:
     ) == ["config.yaml:1: agents: agent id 'agent_1' is listed twice"]
 
 
-@pytest.mark.parametrize("agent_id", ["agent/1", "..", "a?b", "a b", "agent#1"])
+@pytest.mark.parametrize("agent_id", ["agent/1", "..", ".", "...", "a?b", "a b", "agent#1", "é"])
 def test_an_agent_id_must_be_one_url_path_segment(agent_id: str) -> None:
     assert problems(
         f"""
@@ -499,7 +499,8 @@ def test_an_agent_id_must_be_one_url_path_segment(agent_id: str) -> None:
           - id: "{agent_id}"
         """
     ) == [
-        f"config.yaml:2: agents[0].id: '{agent_id}' is not an agent id (letters, digits, _ - . ~)"
+        f"config.yaml:2: agents[0].id: '{agent_id}' is not an agent id "
+        "(1 to 256 of letters, digits, _ - . ~, not only dots)"
     ]
 
 
@@ -624,7 +625,8 @@ def test_several_problems_give_one_line_each() -> None:
         colour: blue
         """
     ) == [
-        "config.yaml:2: agents[0].id: 'agent/1' is not an agent id (letters, digits, _ - . ~)",
+        "config.yaml:2: agents[0].id: 'agent/1' is not an agent id "
+        "(1 to 256 of letters, digits, _ - . ~, not only dots)",
         "config.yaml:4: server.port: Input should be less than or equal to 65535",
         "config.yaml:6: logging.level: Input should be 'debug', 'info', 'warning' or 'error'",
         f"config.yaml:7: colour: {UNKNOWN}",

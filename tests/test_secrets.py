@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
 from tests.daemon import Daemon, run_monitor, wait_until
 from tests.standin import StandIn, link, raw, status
@@ -101,3 +103,102 @@ def test_a_crash_path_does_not_leak_the_key(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("error: cannot listen on 127.0.0.1:")
     assert_clean("a failed start", done.stdout + done.stderr)
+
+
+# A key without the `sk_` prefix: the error-code reader's own guard against an echoed key
+# does not see it, so only redaction of what the upstream says keeps it out.
+PLAIN_KEY = "canarykeywithoutprefix_5e4d3c2b1a"
+
+
+def test_an_upstream_that_echoes_the_key_reaches_no_output(
+    tmp_path: Path, start_daemon: Callable[..., Daemon]
+) -> None:
+    api = StandIn(PLAIN_KEY)
+    try:
+        api.set("echo", status(429, {"detail": {"status": PLAIN_KEY, "message": PLAIN_KEY}}))
+        api.set("named", link(canary_token("n"), None))
+        api.listing = [("named", f"bot {PLAIN_KEY}", False)]
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            f"elevenlabs:\n  base_url: {api.url}\n  max_retries: 0\n  timeout: 2s\n"
+            "agents:\n  - id: echo\ndiscover: true\n"
+            "server:\n  host: 127.0.0.1\n  port: 0\n"
+        )
+        daemon = start_daemon(config, env={"ELEVENLABS_API_KEY": PLAIN_KEY})
+        failed = daemon.wait_for("poll_failed", agent_id="echo")
+        assert failed["detail"] == "HTTP 429 [REDACTED]"
+        wait_until(lambda: daemon.state_of("named") == "ok")
+        outputs = {path: daemon.get(path)[1] for path in ("/", "/api/v1/agents", "/api/v1/status")}
+        outputs["/metrics"] = daemon.metrics_text()
+        assert daemon.stop() == 0
+        outputs["the daemon's output"] = daemon.output().decode()
+        for form in ("json", "table"):
+            checked = run_monitor("check", "--config", str(config), "--output", form, key=PLAIN_KEY)
+            assert checked.returncode == 3, checked.stderr
+            outputs[f"check --output {form}"] = checked.stdout + checked.stderr
+        for where, text in outputs.items():
+            assert PLAIN_KEY not in text, f"the key leaked into {where}"
+        assert "HTTP 429 [REDACTED]" in outputs["/api/v1/agents"]
+    finally:
+        api.close()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        f"{CANARY_KEY}\nsecond line\n",
+        f"{CANARY_KEY}\r\n{CANARY_KEY}\n",
+        f"{CANARY_KEY}\x00\n",
+        f"{CANARY_KEY}\tx\n",
+        f"{CANARY_KEY}é\n",
+    ],
+    ids=["two-lines", "twice", "nul", "tab", "non-ascii"],
+)
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_a_key_file_must_hold_one_printable_line(
+    tmp_path: Path, command: str, content: str
+) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_bytes(content.encode())
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"elevenlabs:\n  api_key_file: {key_file}\n  base_url: http://127.0.0.1:9\n"
+        "agents:\n  - id: a\nserver:\n  host: 127.0.0.1\n  port: 0\n"
+    )
+    done = run_monitor(command, "--config", str(config))
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"error: elevenlabs.api_key_file: {key_file} must hold exactly one line, "
+        "the API key (printable ASCII)\n"
+    )
+    assert_clean("the refusal", done.stdout + done.stderr)
+
+
+def test_a_key_file_broken_while_running_fails_the_reload_and_keeps_the_key(
+    standin: StandIn, tmp_path: Path, start_daemon: Callable[..., Daemon]
+) -> None:
+    standin.set("bot", link(canary_token("k"), None))
+    key_file = tmp_path / "key"
+    key_file.write_text(CANARY_KEY + "\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"elevenlabs:\n  api_key_file: {key_file}\n  base_url: {standin.url}\n"
+        "  max_retries: 0\nagents:\n  - id: bot\n"
+        "poll:\n  interval: 1s\n  jitter: 0\nserver:\n  host: 127.0.0.1\n  port: 0\n"
+    )
+    daemon = start_daemon(config)
+    wait_until(lambda: daemon.state_of("bot") == "ok")
+    key_file.write_text(CANARY_KEY + "\nsecond line\n")
+    daemon.signal(signal.SIGHUP)
+    failed = daemon.wait_for("config_reload_failed")
+    assert failed["problems"] == [
+        f"elevenlabs.api_key_file: {key_file} must hold exactly one line, "
+        "the API key (printable ASCII)"
+    ]
+    assert daemon.value("elevenlabs_link_monitor_config_last_reload_successful") == 0
+    polls = standin.count("bot")
+    wait_until(lambda: standin.count("bot") > polls + 1, what="polls with the running key")
+    assert not daemon.events("poll_failed")
+    assert not daemon.events("poll_crashed")
+    assert daemon.stop() == 0
+    assert_clean("the daemon's output", daemon.output())
