@@ -127,7 +127,13 @@ def stale_after(config: Config) -> float:
 
 
 def status_figures(
-    records: Sequence[AgentRecord], rows: Sequence[Row], health: Health, config: Config, now: float
+    records: Sequence[AgentRecord],
+    rows: Sequence[Row],
+    health: Health,
+    config: Config,
+    now: float,
+    *,
+    ready: bool | None = None,
 ) -> dict[str, Any]:
     """The header: the monitor's own health and a count per state."""
     counts = dict.fromkeys((s.value for s in STATES), 0)
@@ -147,7 +153,8 @@ def status_figures(
         "generated_at_unix": now,
         "version": __version__,
         "agents": len(records),
-        "ready": all(r.polled for r in records),
+        # The daemon's /readyz answer when given, so that both say the same.
+        "ready": all(r.polled for r in records) if ready is None else ready,
         "states": counts,
         "alerting": sum(counts[s.value] for s in ALERTING),
         "last_cycle_at": iso(last_cycle) if last_cycle is not None else None,
@@ -492,8 +499,9 @@ def status_routes(
     health: Health,
     config: Callable[[], Config],
     clock: Callable[[], float],
+    ready: Callable[[], bool] | None = None,
 ) -> list[BaseRoute]:
-    """Routes of the status page, its assets and the JSON API."""
+    """Routes of the status page, its assets and the JSON API; `ready` is /readyz's answer."""
 
     def gather() -> tuple[list[Row], dict[str, Any], Config]:
         now = clock()
@@ -501,7 +509,10 @@ def status_routes(
         thresholds = Thresholds(current.thresholds.warning, current.thresholds.critical)
         records = store.snapshot()
         rows = agent_rows(records, now, thresholds)
-        return rows, status_figures(records, rows, health, current, now), current
+        figures = status_figures(
+            records, rows, health, current, now, ready=ready() if ready is not None else None
+        )
+        return rows, figures, current
 
     async def page(request: Request) -> Response:
         rows, status, current = gather()

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from monitor.clientpool import client_settings
 from monitor.config import ConfigError, WorkspaceConfig, parse_config
 from monitor.model import AgentKey, Target
-from monitor.poller import client_settings
 from monitor.targets import Shard, parse_shard, resolve_targets
 from tests.conftest import ConfigWriter, canary_token
 from tests.daemon import Daemon, wait_until
