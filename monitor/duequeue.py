@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 _K = TypeVar("_K", bound=Hashable)
 
 BATCH = 0.25  # seconds: wake-ups are batched into quarter seconds
+BATCH_SLACK = 0.01
 
 
 class DueQueue(Generic[_K]):
@@ -59,7 +60,9 @@ class DueQueue(Generic[_K]):
         self._timer = self._timer_at = None
 
     def _arm(self, when: float) -> None:
-        when = math.ceil(when / BATCH) * BATCH
+        # Up to the next quarter second, unless it is a hair past one: a repeat due at
+        # 60.001 s must not drift to 60.25, then 120.5...
+        when = max(when, math.ceil((when - BATCH_SLACK) / BATCH) * BATCH)
         if self._timer is not None and self._timer_at is not None and self._timer_at <= when:
             return
         self.close()
