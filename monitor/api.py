@@ -156,7 +156,7 @@ class RateLimiter:
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._starts: collections.deque[float] = collections.deque()
+        self._starts: collections.deque[_Slot] = collections.deque()
         self.retune(rate)
         self._lock = asyncio.Lock()
         # The event loop's clock by default: it is the one asyncio.sleep waits on.
@@ -175,14 +175,30 @@ class RateLimiter:
         self._window = max(1.0, self._size / rate) + RATE_WINDOW_MARGIN
         self._starts = collections.deque(self._starts, maxlen=self._size)
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> _Slot:
+        """Wait for a slot; hand it to `finished` when the answer is in."""
         async with self._lock:
             while len(self._starts) == self._size:
-                wait = self._starts[0] + self._window - self._clock()
+                wait = self._starts[0].at + self._window - self._clock()
                 if wait <= 0:
                     break
                 await self._sleep(wait)
-            self._starts.append(self._clock())
+            slot = _Slot(self._clock())
+            self._starts.append(slot)
+            return slot
+
+    def finished(self, slot: _Slot) -> None:
+        """The request surely reached the server by the time its answer is in: count it from
+        then. A first request that spends 60 ms connecting would otherwise let the window's
+        next request arrive less than a second after it."""
+        slot.at = max(slot.at, self._clock())
+
+
+class _Slot:
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
 
 
 # --- the client -------------------------------------------------------------------------------
@@ -346,7 +362,7 @@ class ElevenLabsClient:
         async with self._semaphore:
             # The rate slot is taken last, right before the request: taken before waiting
             # for a concurrency slot, queued requests would all start at once when freed.
-            await self._limiter.acquire()
+            slot = await self._limiter.acquire()
             started = time.perf_counter()
             try:
                 # httpx's read timeout is per chunk; the deadline covers the whole exchange.
@@ -362,6 +378,7 @@ class ElevenLabsClient:
                     detail = f"no answer within {self.settings.timeout:g}s"
                 return PollFailure(reason, detail)
             finally:
+                self._limiter.finished(slot)
                 self._on_request(time.perf_counter() - started)
 
     async def _exchange(

@@ -116,52 +116,6 @@ def test_readyz_waits_for_the_first_poll_of_every_agent(
     assert daemon.get("/nope")[0] == 404
 
 
-def test_a_revoked_link_alerts_within_an_interval_and_recovers(
-    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
-) -> None:
-    standin.set("bot", link(canary_token("v1"), time.time() + 30 * DAY))
-    daemon = start_daemon(write_config(["bot"], poll={"interval": "1s", "jitter": 0}))
-    wait_until(lambda: daemon.state_of("bot") == "ok")
-    revoked = time.time()
-    standin.set("bot", link(None))
-    alert = daemon.wait_for("link_alert", agent_id="bot", state="missing")
-    assert alert["previous_state"] == "ok"
-    assert alert["agent_name"] == "bot-name"
-    assert daemon.state_of("bot") == "missing"
-    assert time.time() - revoked < 3  # one interval (1 s) plus a poll
-    standin.set("bot", link(canary_token("v2"), time.time() + 30 * DAY))
-    recovered = daemon.wait_for("link_recovered", agent_id="bot")
-    assert recovered["previous_state"] == "missing"
-    wait_until(
-        lambda: daemon.value("elevenlabs_agent_link_token_rotations_total", agent_id="bot") == 1
-    )
-    # One alert for the whole spell, not one per poll.
-    assert len(daemon.events("link_alert", agent_id="bot")) == 1
-
-
-def test_a_threshold_is_crossed_on_time_while_the_api_is_down(
-    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
-) -> None:
-    expires = int(time.time()) + 34
-    standin.set("bot", link(canary_token("t"), expires))
-    daemon = start_daemon(
-        write_config(
-            ["bot"],
-            poll={"interval": "2s", "jitter": 0},
-            thresholds={"warning": "30s", "critical": "10s"},
-        )
-    )
-    wait_until(lambda: daemon.state_of("bot") == "ok")
-    standin.set("bot", status(503))
-    daemon.wait_for("poll_failed", agent_id="bot", reason="server_error")
-    alert = daemon.wait_for("link_alert", agent_id="bot", state="warning", timeout=15)
-    logged = _epoch(alert["timestamp"])
-    assert expires - 30 <= logged < expires - 30 + 1.0
-    assert alert["seconds_left"] in (29, 30)
-    assert daemon.state_of("bot") == "warning"
-    assert daemon.value("elevenlabs_agent_link_poll_success", agent_id="bot") == 0
-
-
 @pytest.mark.parametrize(
     ("answer", "reason"),
     [
@@ -299,47 +253,3 @@ def test_bad_config_stops_run_before_anything_starts(tmp_path: object) -> None:
     assert done.stderr == (
         f"error: {config}:3: thresholds: warning (1h) must be greater than critical (2h)\n"
     )
-
-
-def test_reload_applies_a_new_interval_and_new_thresholds(
-    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
-) -> None:
-    standin.set("bot", link(canary_token("b"), time.time() + 3 * DAY))
-    path = write_config(["bot"], poll={"interval": "1h", "jitter": 0})
-    daemon = start_daemon(path)
-    daemon.wait_for("link_alert", agent_id="bot", state="warning")
-    write_config(
-        ["bot"], path=path, poll={"interval": "1s", "jitter": 0}, thresholds={"warning": "2d"}
-    )
-    daemon.signal(signal.SIGHUP)
-    # The new thresholds apply at once: 3 days left is ok with a 2-day warning.
-    recovered = daemon.wait_for("link_recovered", agent_id="bot")
-    assert recovered["previous_state"] == "warning"
-    # And the poll job keeps running at the new interval.
-    polls = standin.count("bot")
-    wait_until(lambda: standin.count("bot") >= polls + 3, timeout=10)
-
-
-def test_alerts_repeat_on_time_for_many_agents_at_once(
-    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
-) -> None:
-    agents = [f"m{i:03d}" for i in range(300)]
-    for agent in agents:
-        standin.set(agent, link(None))
-    daemon = start_daemon(
-        write_config(
-            agents,
-            alerts={"repeat_interval": "1s"},
-            elevenlabs={"max_requests_per_second": 1000, "max_concurrency": 32},
-        )
-    )
-    wait_until(lambda: daemon.get("/readyz")[0] == 200)
-    # Every agent's reminder keeps coming, from the one wake-up job, with no poll at all.
-    wait_until(
-        lambda: all(
-            len(daemon.events("link_alert", agent_id=a, repeated=True)) >= 3 for a in agents
-        ),
-        timeout=30,
-    )
-    assert standin.count() == len(agents)
-    assert not daemon.events("scheduler_problem")
