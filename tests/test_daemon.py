@@ -216,6 +216,12 @@ def test_reload_adds_and_removes_agents_and_keeps_a_bad_config_out(
     assert any("poll.interval" in p for p in failed["problems"])
     assert daemon.value("elevenlabs_link_monitor_config_last_reload_successful") == 0
     assert daemon.state_of("added") == "ok"
+    # A config with many problems is logged in a line of bounded size.
+    write_config([f"bad/{i}" for i in range(30)], path=path)
+    daemon.signal(signal.SIGHUP)
+    wait_until(lambda: len(daemon.events("config_reload_failed")) == 2)
+    failed = daemon.events("config_reload_failed")[-1]
+    assert (len(failed["problems"]), failed["problems_left_out"]) == (20, 10)
     write_config(["kept"], path=path)
     daemon.signal(signal.SIGHUP)
     wait_until(lambda: daemon.value("elevenlabs_link_monitor_config_last_reload_successful") == 1)
