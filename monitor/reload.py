@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -18,7 +19,7 @@ log = structlog.get_logger("monitor")
 MAX_PROBLEMS_LOGGED = 20  # a config of 10,000 bad agents must not make a line of megabytes
 
 KeyReader = Callable[[WorkspaceConfig], str]
-Apply = Callable[[Config, dict[str, str]], None]
+Apply = Callable[[Config, dict[str, str]], dict[str, Any]]  # returns fields to log
 
 
 def key_files(config: Config, base: Path) -> list[Path]:
@@ -81,11 +82,11 @@ class Reloader:
                     problems_left_out=max(0, len(problems) - MAX_PROBLEMS_LOGGED),
                 )
                 return False
-            self._apply(config, keys)
+            fields = self._apply(config, keys)
             self.watcher.remember(self._watched())
             self._health.config_reload_ok = True
             self._health.config_reload_at = self._clock()
-            log.info("config_reloaded", cause=cause)
+            log.info("config_reloaded", cause=cause, **fields)
             return True
 
     def _load(self) -> tuple[Config, dict[str, str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -158,7 +159,7 @@ class Runtime:
             return False
         return await self.reloader.reload(cause)
 
-    def apply(self, config: Config, keys: dict[str, str]) -> None:
+    def apply(self, config: Config, keys: dict[str, str]) -> dict[str, Any]:
         """Hand a new, valid config and its keys to every piece; keep what is known."""
         old = self.config
         self.config = config
@@ -177,6 +178,7 @@ class Runtime:
             # A workspace that starts discovering is listed now, not a discovery_interval later.
             self.jobs.run_now("discover")
         self.ontime.evaluate_all()
+        return {"agents": len(self.store)}
 
     def _open_clients(self, config: Config, keys: dict[str, str]) -> None:
         for key in keys.values():
