@@ -41,7 +41,6 @@ class Daemon:
     async def start(self) -> None:
         runtime = self.runtime
         config = runtime.config
-        runtime.start()
         pages = (
             status_routes(
                 runtime.store,
@@ -60,6 +59,8 @@ class Daemon:
             config.server.tls,
         )
         self.address = await self._server.start()
+        # After the server: a port that is taken stops the process before any poll.
+        runtime.start()
         scheme = "https" if config.server.tls else "http"
         base = f"{scheme}://{self.address[0]}:{self.address[1]}"
         log.info(
