@@ -116,43 +116,43 @@ def test_readyz_waits_for_the_first_poll_of_every_agent(
     assert daemon.get("/nope")[0] == 404
 
 
-@pytest.mark.parametrize(
-    ("answer", "reason"),
-    [
-        (status(404, {"detail": {"status": "document_not_found"}}), "not_found"),
-        (status(500), "server_error"),
-        (raw(200, b"{not json"), "invalid_response"),
-        (raw(200, b'{"token": {"conversation_token": 5}}'), "invalid_response"),
-        (
-            status(429, {"detail": {"status": "rate_limit_exceeded"}}, {"Retry-After": "1"}),
-            "rate_limited",
-        ),
-        (status(401, {"detail": {"status": "missing_permissions"}}), "unauthorized"),
-        (
-            status(422, {"detail": [{"loc": ["path"], "msg": "bad", "type": "value_error"}]}),
-            "client_error",
-        ),
-        (hang(5), "timeout"),
-    ],
-)
+FAILURES: list[tuple[str, Callable[..., None], str]] = [
+    ("f_not_found", status(404, {"detail": {"status": "document_not_found"}}), "not_found"),
+    ("f_server", status(500), "server_error"),
+    ("f_not_json", raw(200, b"{not json"), "invalid_response"),
+    ("f_schema", raw(200, b'{"token": {"conversation_token": 5}}'), "invalid_response"),
+    (
+        "f_429",
+        status(429, {"detail": {"status": "rate_limit_exceeded"}}, {"Retry-After": "1"}),
+        "rate_limited",
+    ),
+    ("f_scope", status(401, {"detail": {"status": "missing_permissions"}}), "unauthorized"),
+    (
+        "f_422",
+        status(422, {"detail": [{"loc": ["path"], "msg": "bad", "type": "value_error"}]}),
+        "client_error",
+    ),
+    ("f_hang", hang(5), "timeout"),
+]
+
+
 def test_failures_are_classified(
-    standin: StandIn,
-    write_config: ConfigWriter,
-    start_daemon: StartDaemon,
-    answer: Callable[..., None],
-    reason: str,
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
-    standin.set("bad", answer)
+    """One daemon, one agent per kind of failure, and a good one beside them."""
+    for agent, answer, _ in FAILURES:
+        standin.set(agent, answer)
     standin.set("good", link(canary_token("good"), None))
-    daemon = start_daemon(write_config(["bad", "good"], elevenlabs={"timeout": "1s"}))
-    failed = daemon.wait_for("poll_failed", agent_id="bad")
-    assert failed["reason"] == reason
-    wait_until(
-        lambda: (
-            daemon.value("elevenlabs_agent_link_poll_errors_total", agent_id="bad", reason=reason)
-            == 1
+    agents = [agent for agent, _, _ in FAILURES]
+    daemon = start_daemon(write_config([*agents, "good"], elevenlabs={"timeout": "1s"}))
+    for agent, _, reason in FAILURES:
+        failed = daemon.wait_for("poll_failed", agent_id=agent)
+        assert failed["reason"] == reason, agent
+        wait_until(
+            lambda a=agent, r=reason: (  # type: ignore[misc]
+                daemon.value("elevenlabs_agent_link_poll_errors_total", agent_id=a, reason=r) == 1
+            )
         )
-    )
     # The other agent is unaffected.
     wait_until(lambda: daemon.state_of("good") == "ok")
     assert daemon.proc.poll() is None

@@ -30,33 +30,41 @@ def _closed_port() -> int:
     return port  # nothing listens there once the socket is closed
 
 
-@pytest.mark.parametrize(
-    ("answer", "reason", "detail"),
-    [
-        (huge(20 * 1024 * 1024), "invalid_response", "the answer is larger than 256 KiB"),
-        (trickle(b'{"agent_id": "bad", "token": null}', 0.2), "timeout", "no answer within 1s"),
-        (reset_midway(), "connection", "the connection broke while reading"),
-        (status(502), "server_error", "HTTP 502"),
-        (status(504), "server_error", "HTTP 504"),
-        (status(403, {"detail": {"status": "forbidden"}}), "unauthorized", "HTTP 403 forbidden"),
-        (status(429), "rate_limited", "HTTP 429"),
-    ],
-)
+FAULTS: list[tuple[str, Callable[..., None], str, str]] = [
+    ("f_huge", huge(20 * 1024 * 1024), "invalid_response", "the answer is larger than 256 KiB"),
+    (
+        "f_trickle",
+        trickle(b'{"agent_id": "f_trickle", "token": null}', 0.2),
+        "timeout",
+        "no answer within 1s",
+    ),
+    ("f_reset", reset_midway(), "connection", "the connection broke while reading"),
+    ("f_502", status(502), "server_error", "HTTP 502"),
+    ("f_504", status(504), "server_error", "HTTP 504"),
+    (
+        "f_403",
+        status(403, {"detail": {"status": "forbidden"}}),
+        "unauthorized",
+        "HTTP 403 forbidden",
+    ),
+    ("f_429", status(429), "rate_limited", "HTTP 429"),
+]
+
+
 def test_a_faulty_answer_is_classified_and_isolated(
-    standin: StandIn,
-    write_config: ConfigWriter,
-    start_daemon: StartDaemon,
-    answer: Callable[..., None],
-    reason: str,
-    detail: str,
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
-    standin.set("bad", answer)
+    """One daemon, one agent per fault, and a good one that must not notice."""
+    for agent, answer, _, _ in FAULTS:
+        standin.set(agent, answer)
     standin.set("good", link(canary_token("g"), time.time() + 30 * DAY))
-    daemon = start_daemon(write_config(["bad", "good"], elevenlabs={"timeout": "1s"}))
-    failed = daemon.wait_for("poll_failed", agent_id="bad")
-    assert (failed["reason"], failed["detail"]) == (reason, detail)
+    agents = [agent for agent, _, _, _ in FAULTS]
+    daemon = start_daemon(write_config([*agents, "good"], elevenlabs={"timeout": "1s"}))
+    for agent, _, reason, detail in FAULTS:
+        failed = daemon.wait_for("poll_failed", agent_id=agent)
+        assert (failed["reason"], failed["detail"]) == (reason, detail), agent
+        assert daemon.state_of(agent) == "unknown"
     wait_until(lambda: daemon.state_of("good") == "ok")
-    assert daemon.state_of("bad") == "unknown"
     assert daemon.get("/healthz")[0] == 200
 
 
