@@ -158,19 +158,6 @@ def test_failures_are_classified(
     assert daemon.proc.poll() is None
 
 
-def test_429_retry_after_is_honoured(
-    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
-) -> None:
-    standin.set("bot", status(429, {"detail": {"status": "system_busy"}}, {"Retry-After": "1"}))
-    daemon = start_daemon(write_config(["bot"], elevenlabs={"max_retries": 1}))
-    wait_until(lambda: standin.count("bot") == 1)
-    first = standin.requests[0].at
-    standin.set("bot", link(canary_token("r"), None))
-    wait_until(lambda: daemon.state_of("bot") == "ok")
-    assert standin.requests[1].at - first >= 1.0
-    assert not daemon.events("poll_failed")
-
-
 def test_sigterm_stops_cleanly_with_a_request_in_flight(
     standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
