@@ -84,7 +84,12 @@ class Jobs:
         """A one-off task that shutdown cancels and awaits like a job."""
 
         async def run() -> None:
-            await work
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug in one task must not go unseen
+                log.error("task_crashed", error=type(exc).__name__)
 
         self._track(asyncio.get_running_loop().create_task(run()))
 
