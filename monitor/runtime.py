@@ -76,8 +76,10 @@ class Runtime:
             clock=clock,
         )
         self.discovery = Discovery(self.clients, self.health)
+        self.started = False
         self.ready = Readiness(
-            lambda: self.store.ready,
+            # Not before start: an empty store, not yet given its agents, is not ready.
+            lambda: self.started and self.store.ready,
             lambda: self.discovery.listed(_discovering(self.config)),
         )
         self.jobs = Jobs(self.health, clock)
@@ -102,6 +104,7 @@ class Runtime:
         keys = {w.name: self._read_key(w) for w in self.config.resolved_workspaces()}
         self._open_clients(self.config, keys)
         self.store.sync(self._targets())
+        self.started = True
         self.jobs.start()
         self._schedule(first=True)
 

@@ -197,6 +197,7 @@ def test_readiness_waits_for_first_polls_and_the_listing_then_holds(
     runtime = make_runtime(loop, api, config)
 
     async def main() -> None:
+        assert not runtime.ready()  # not started: no agents yet is not "all polled"
         await running(runtime, 1)
         assert not runtime.ready()  # d1's first poll has not ended yet
         await asyncio.sleep(5)
