@@ -281,18 +281,18 @@ def test_a_rotated_secret_is_picked_up_without_a_signal(
 def test_the_rate_limit_holds_through_a_reload_that_replaces_the_client(
     standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
-    agents = [f"r{i}" for i in range(16)]
+    agents = [f"r{i}" for i in range(12)]
     for agent in agents:
         standin.set(agent, link(canary_token(agent), None))
     limits = {"max_requests_per_second": 4, "max_concurrency": 8}
-    path = write_config(agents[:8], elevenlabs=limits)
+    path = write_config(agents[:6], elevenlabs=limits)
     daemon = start_daemon(path)
     wait_until(lambda: standin.count() >= 1)
     # A changed timeout replaces the client; the added agents go through the new one at once.
     write_config(agents, path=path, elevenlabs={**limits, "timeout": "3s"})
     daemon.signal(signal.SIGHUP)
     daemon.wait_for("config_reloaded")
-    wait_until(lambda: standin.count() == 16, timeout=30)
+    wait_until(lambda: standin.count() == 12, timeout=30)
     starts = sorted(r.at for r in standin.requests)
     assert standin.max_per_window(1.0) <= 4, [round(t - starts[0], 3) for t in starts]
 
