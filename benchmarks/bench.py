@@ -797,7 +797,7 @@ SELECTED = (
     "AsyncHTTPConnection._connect",
     "parse_link_body",
     "Store.record",
-    "Monitor._evaluate_one",
+    "OnTime.evaluate",
     "RateLimiter.acquire",
     "Histogram.observe",
     "AgentExposition.render",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import email.utils
 import functools
@@ -16,7 +17,7 @@ import random
 import re
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -159,30 +160,61 @@ RATE_WINDOW_MARGIN = 0.05
 
 
 class RateLimiter:
-    """At most `rate` request starts in any one-second window (a sliding log, exact)."""
+    """At most `rate` request starts in any one-second window (a sliding log, exact).
+
+    Owned by the workspace, not by a client: a client replaced by a reload or a rotated key
+    takes the same limiter over, so the window stays true across the replacement.
+    """
 
     def __init__(
         self,
         rate: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self._starts: collections.deque[_Slot] = collections.deque()
+        self.retune(rate)
+        self._lock = asyncio.Lock()
+        # The event loop's clock by default: it is the one asyncio.sleep waits on.
+        self._clock = clock or (lambda: asyncio.get_running_loop().time())
+        self._sleep = sleep
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    def retune(self, rate: float) -> None:
+        """A new rate that keeps the starts already made: they still count in their window."""
+        self._rate = rate
         self._size = max(1, int(rate))
         # Below 1/s, one start per 1/rate seconds.
         self._window = max(1.0, self._size / rate) + RATE_WINDOW_MARGIN
-        self._starts: collections.deque[float] = collections.deque(maxlen=self._size)
-        self._lock = asyncio.Lock()
-        self._clock = clock
-        self._sleep = sleep
+        self._starts = collections.deque(self._starts, maxlen=self._size)
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> _Slot:
+        """Wait for a slot; hand it to `finished` when the answer is in."""
         async with self._lock:
             while len(self._starts) == self._size:
-                wait = self._starts[0] + self._window - self._clock()
+                wait = self._starts[0].at + self._window - self._clock()
                 if wait <= 0:
                     break
                 await self._sleep(wait)
-            self._starts.append(self._clock())
+            slot = _Slot(self._clock())
+            self._starts.append(slot)
+            return slot
+
+    def finished(self, slot: _Slot) -> None:
+        """The request surely reached the server by the time its answer is in: count it from
+        then. A first request that spends 60 ms connecting would otherwise let the window's
+        next request arrive less than a second after it."""
+        slot.at = max(slot.at, self._clock())
+
+
+class _Slot:
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
 
 
 # --- the client -------------------------------------------------------------------------------
@@ -209,6 +241,7 @@ class ElevenLabsClient:
         on_request: Callable[[float], None] = lambda _: None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
         self._http = httpx.AsyncClient(
@@ -226,11 +259,12 @@ class ElevenLabsClient:
             trust_env=False,
         )
         self._semaphore = asyncio.Semaphore(settings.max_concurrency)
-        self._limiter = RateLimiter(settings.max_requests_per_second, sleep=sleep)
+        # Shared with the clients this one replaces or is replaced by (see RateLimiter).
+        self._limiter = limiter or RateLimiter(settings.max_requests_per_second, sleep=sleep)
         self._on_request = on_request
         self._sleep = sleep
         self._rng = rng
-        self._busy = 0
+        self._holds = 0  # requests in flight plus leases
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -238,60 +272,90 @@ class ElevenLabsClient:
         await self._http.aclose()
 
     async def aclose_when_idle(self) -> None:
-        """Close once no call is in flight (a client replaced by a reload)."""
-        await self._idle.wait()
+        """Close once no request is in flight and no lease holds the client (a client
+        replaced by a reload)."""
+        while self._holds:
+            self._idle.clear()
+            await self._idle.wait()
         await self.aclose()
 
-    async def get_link(self, agent_id: str) -> PollOutcome:
-        """The agent's link, retried as configured; failures are returned, not raised."""
+    @contextlib.asynccontextmanager
+    async def lease(self) -> AsyncIterator[ElevenLabsClient]:
+        """Keep the client open across several requests (a paginated listing): between two
+        requests it is idle, and a replaced client must not be closed there."""
+        self._hold()
+        try:
+            yield self
+        finally:
+            self._release()
+
+    def _hold(self) -> None:
+        self._holds += 1
+        self._idle.clear()
+
+    def _release(self) -> None:
+        self._holds -= 1
+        if not self._holds:
+            self._idle.set()
+
+    async def get_link(self, agent_id: str, deadline: float | None = None) -> PollOutcome:
+        """The agent's link, retried as configured; failures are returned, not raised.
+
+        `deadline` (event-loop time) is when a verdict is due: a request is cut there and a
+        retry whose wait would outlast it is not started, the last failure being the verdict.
+        """
         # A discovered id comes from the API unchecked: keep it one path segment.
         path = f"/v1/convai/agents/{urllib.parse.quote(agent_id, safe='')}/link"
         parse = functools.partial(parse_link_body, agent_id=agent_id)
-        outcome = await self._with_retries(functools.partial(self._get, path, {}, parse))
+        outcome = await self._with_retries(
+            functools.partial(self._get, path, {}, parse, deadline), deadline
+        )
         return _redacted(outcome)
 
     async def list_agents(self) -> list[AgentSummary] | PollFailure:
         """Every agent the key can see, all pages, archived ones left out."""
         agents: list[AgentSummary] = []
         cursor: str | None = None
-        for _ in range(10_000):  # a bound even if the API's cursor never ends
-            params = {"page_size": "100"} | ({"cursor": cursor} if cursor else {})
-            page = await self._with_retries(
-                functools.partial(self._get, "/v1/convai/agents", params, _parse_list_body)
-            )
-            if isinstance(page, PollFailure):
-                return _redacted(page)
-            agents.extend(
-                # Names reach the status page and check: redacted like every upstream text.
-                a.model_copy(update={"name": redact(a.name)})
-                for a in page.answer.agents
-                if not a.archived
-            )
-            if not page.answer.has_more or not page.answer.next_cursor:
-                return agents
-            cursor = page.answer.next_cursor
+        async with self.lease():
+            for _ in range(10_000):  # a bound even if the API's cursor never ends
+                params = {"page_size": "100"} | ({"cursor": cursor} if cursor else {})
+                page = await self._with_retries(
+                    functools.partial(self._get, "/v1/convai/agents", params, _parse_list_body)
+                )
+                if isinstance(page, PollFailure):
+                    return _redacted(page)
+                agents.extend(
+                    # Names reach the status page and check: redacted like every upstream text.
+                    a.model_copy(update={"name": redact(a.name)})
+                    for a in page.answer.agents
+                    if not a.archived
+                )
+                if not page.answer.has_more or not page.answer.next_cursor:
+                    return agents
+                cursor = page.answer.next_cursor
         return PollFailure(Reason.INVALID_RESPONSE, "the agent listing never ends")
 
     async def _with_retries(
-        self, attempt: Callable[[], Awaitable[_T | PollFailure]]
+        self, attempt: Callable[[], Awaitable[_T | PollFailure]], deadline: float | None = None
     ) -> _T | PollFailure:
-        self._busy += 1
-        self._idle.clear()
+        self._hold()
         try:
-            return await self._attempts(attempt)
+            return await self._attempts(attempt, deadline)
         finally:
-            self._busy -= 1
-            if not self._busy:
-                self._idle.set()
+            self._release()
 
     async def _attempts(
-        self, attempt: Callable[[], Awaitable[_T | PollFailure]]
+        self, attempt: Callable[[], Awaitable[_T | PollFailure]], deadline: float | None
     ) -> _T | PollFailure:
         outcome = await attempt()
         for retry in range(self.settings.max_retries):
             if not isinstance(outcome, PollFailure) or outcome.reason not in RETRYABLE:
                 return outcome
-            await self._sleep(self._backoff(retry, outcome.retry_after))
+            wait = self._backoff(retry, outcome.retry_after)
+            if deadline is not None and asyncio.get_running_loop().time() + wait >= deadline:
+                # Waiting would outlast the deadline (a long Retry-After): judge now.
+                return outcome
+            await self._sleep(wait)
             outcome = await attempt()
         return outcome
 
@@ -303,12 +367,25 @@ class ElevenLabsClient:
         return ceiling / 2 + self._rng() * ceiling / 2
 
     async def _get(
+        self,
+        path: str,
+        params: dict[str, str],
+        parse: Callable[[bytes], _T | PollFailure],
+        deadline: float | None = None,
+    ) -> _T | PollFailure:
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._limited(path, params, parse)
+        except TimeoutError:
+            return PollFailure(Reason.TIMEOUT, "no answer before the cycle's deadline")
+
+    async def _limited(
         self, path: str, params: dict[str, str], parse: Callable[[bytes], _T | PollFailure]
     ) -> _T | PollFailure:
         async with self._semaphore:
             # The rate slot is taken last, right before the request: taken before waiting
             # for a concurrency slot, queued requests would all start at once when freed.
-            await self._limiter.acquire()
+            slot = await self._limiter.acquire()
             started = time.perf_counter()
             try:
                 # httpx's read timeout is per chunk; the deadline covers the whole exchange.
@@ -324,6 +401,7 @@ class ElevenLabsClient:
                     detail = f"no answer within {self.settings.timeout:g}s"
                 return PollFailure(reason, detail)
             finally:
+                self._limiter.finished(slot)
                 self._on_request(time.perf_counter() - started)
 
     async def _exchange(

@@ -10,16 +10,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import structlog
-
 from monitor import __version__, logs
-from monitor.api import ElevenLabsClient
+from monitor.clientpool import ClientPool, http_clients, wanted_clients
 from monitor.config import Config, ConfigError, config_path, load_config, read_api_key
+from monitor.discovery import Discovery
 from monitor.evaluate import State, Thresholds, evaluate, worst
-from monitor.model import iso
-from monitor.poller import Poller, client_settings
+from monitor.model import Health, iso
+from monitor.poller import Poller
 from monitor.store import AgentRecord, Store
-from monitor.targets import Shard, listed_targets, parse_shard, resolve_targets
+from monitor.targets import Shard, parse_shard, resolve_targets
 
 EXIT_OK = 0
 EXIT_WARNING = 1
@@ -110,7 +109,8 @@ def _keys(config: Config, base: Any) -> dict[str, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from monitor.scheduler import Monitor
+    from monitor.daemon import Daemon
+    from monitor.runtime import Runtime
 
     config, path = _load(args)
     shard = parse_shard(args.shard)
@@ -127,8 +127,8 @@ def _run(args: argparse.Namespace) -> int:
         key = initial.pop(workspace.name, None)
         return key if key is not None else read_key(workspace)
 
-    monitor = Monitor(config, first_then_fresh, config_path=path, shard=shard)
-    return asyncio.run(monitor.run())
+    runtime = Runtime(config, first_then_fresh, config_path=path, shard=shard)
+    return asyncio.run(Daemon(runtime).run())
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -175,37 +175,20 @@ def exit_status(states: list[State]) -> int:
 async def _poll_once(
     config: Config, keys: dict[str, str], shard: Shard | None
 ) -> tuple[list[AgentRecord], bool]:
-    """Every agent polled once; and whether a discovery listing failed."""
+    """Every agent polled once, discovered ones with the daemon's own discovery; and whether
+    a listing failed."""
     store = Store()
-    clients: dict[str, ElevenLabsClient] = {}
-    share = shard.count if shard else 1
-    for workspace in config.resolved_workspaces():
-        clients[workspace.name] = ElevenLabsClient(
-            client_settings(workspace, share), keys[workspace.name]
-        )
+    clients = ClientPool(http_clients(lambda _: None))
+    clients.update(wanted_clients(config.resolved_workspaces(), keys, shard.count if shard else 1))
     try:
-        discovered = {}
-        listing_failed = False
-        for workspace in config.resolved_workspaces():
-            if not workspace.discover:
-                continue
-            listing = await clients[workspace.name].list_agents()
-            if isinstance(listing, list):
-                discovered[workspace.name] = listed_targets(workspace.name, listing)
-            else:
-                listing_failed = True
-                structlog.get_logger("monitor").error(
-                    "discovery_failed",
-                    workspace=workspace.name,
-                    reason=listing.reason.value,
-                    detail=listing.detail,
-                )
-        store.sync(resolve_targets(config, discovered, shard))
+        discovery = Discovery(clients, Health())
+        await discovery.list_all(config.resolved_workspaces())
+        store.sync(resolve_targets(config, discovery.found, shard))
         poller = Poller(store, clients)
         await asyncio.gather(*(poller.poll(key) for key in store.agent_keys()))
-        return store.snapshot(), listing_failed
+        return store.snapshot(), bool(discovery.failed)
     finally:
-        await asyncio.gather(*(c.aclose() for c in clients.values()))
+        await clients.aclose()
 
 
 def _row(record: AgentRecord, state: State, now: float) -> dict[str, Any]:

@@ -7,7 +7,8 @@ import secrets
 import structlog
 
 from monitor.config import Config
-from monitor.scheduler import Monitor
+from monitor.daemon import Daemon
+from monitor.runtime import Runtime
 from monitor.server import HttpServer
 from monitor.simulator import SimulatedApi, demo_agents
 
@@ -33,12 +34,13 @@ async def run_demo(host: str, port: int) -> int:
     api_server = HttpServer(api.app, "127.0.0.1", 0)
     api_host, api_port = await api_server.start()
     try:
-        monitor = Monitor(demo_config(f"http://{api_host}:{api_port}", host, port), lambda _: key)
+        config = demo_config(f"http://{api_host}:{api_port}", host, port)
+        daemon = Daemon(Runtime(config, lambda _: key))
         log.info(
             "demo_started",
             simulated_api=f"http://{api_host}:{api_port}",
             hint="agents in every state; agent_demo_crossing enters warning after 45s",
         )
-        return await monitor.run()
+        return await daemon.run()
     finally:
         await api_server.stop()

@@ -147,7 +147,7 @@ class Target:
 
 @dataclass
 class Health:
-    """The monitor's own figures, written by the scheduler, read at scrape time."""
+    """The monitor's own figures, written by the runtime, read at scrape time."""
 
     last_cycle: float | None = None
     last_cycle_duration: float | None = None

@@ -1,84 +1,59 @@
-"""Polls: ask the API about an agent, record the answer, log a failure; and a paced cycle."""
+"""One poll: ask the API about an agent, record the verdict, log a failure."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import Callable
+
+import structlog
 
 from monitor.alerts import log_poll_failed
-from monitor.api import ClientSettings, ElevenLabsClient
-from monitor.config import WorkspaceConfig
-from monitor.model import AgentKey, PollFailure
+from monitor.clientpool import ClientPool
+from monitor.model import AgentKey, PollFailure, PollOutcome
 from monitor.store import AgentRecord, Store
 
-
-def client_settings(workspace: WorkspaceConfig, share: int = 1) -> ClientSettings:
-    """A workspace's limits; with `share` replicas, each gets its part of the rate."""
-    return ClientSettings(
-        base_url=workspace.base_url,
-        timeout=workspace.timeout,
-        max_concurrency=workspace.max_concurrency,
-        max_requests_per_second=workspace.max_requests_per_second / share,
-        max_retries=workspace.max_retries,
-    )
+log = structlog.get_logger("monitor")
 
 
 class Poller:
     def __init__(
         self,
         store: Store,
-        clients: Mapping[str, ElevenLabsClient],
+        clients: ClientPool,
         clock: Callable[[], float] = time.time,
+        on_verdict: Callable[[AgentKey], None] = lambda _: None,
     ) -> None:
         self.store = store
         self.clients = clients
         self._clock = clock
+        self._on_verdict = on_verdict
 
-    async def poll(self, key: AgentKey) -> AgentRecord | None:
-        """Poll one agent and record the outcome; None if it stopped being watched."""
+    async def poll(self, key: AgentKey, deadline: float | None = None) -> AgentRecord | None:
+        """Poll one agent and record the verdict; None if it stopped being watched.
+
+        `deadline` (event-loop time) is passed down to the client: by then there is a verdict.
+        """
         client = self.clients.get(key.workspace)
         if client is None:
             return None
-        outcome = await client.get_link(key.agent_id)
+        try:
+            outcome = await client.get_link(key.agent_id, deadline)
+        except Exception as exc:  # a bug must not stop the other agents' polls
+            log.error(
+                "poll_crashed",
+                workspace=key.workspace,
+                agent_id=key.agent_id,
+                error=type(exc).__name__,
+            )
+            return None
+        return self.judge(key, outcome)
+
+    def judge(self, key: AgentKey, outcome: PollOutcome) -> AgentRecord | None:
+        """Record a verdict reached here or elsewhere (a poll cut by its cycle's deadline)."""
         record = self.store.record(outcome, key, self._clock())
-        if record is not None and isinstance(outcome, PollFailure):
+        if record is None:
+            return None
+        if isinstance(outcome, PollFailure):
             log_poll_failed(record, outcome)
+        self._on_verdict(key)
         return record
-
-
-_T = TypeVar("_T")
-
-
-async def paced(
-    items: Sequence[_T], job: Callable[[_T], Awaitable[None]], *, workers: int, step: float
-) -> None:
-    """Run `job` on every item, at most `workers` at once, item i released no earlier than
-    i * step seconds after the start (0: as fast as the workers go).
-
-    A fixed set of workers keeps memory flat: 10,000 agents are 64 coroutines in flight,
-    not 10,000 tasks waiting for a slot.
-    """
-    loop = asyncio.get_running_loop()
-    workers = max(1, min(workers, len(items)))
-    queue: asyncio.Queue[_T | None] = asyncio.Queue(maxsize=workers)
-
-    async def feed() -> None:
-        start = loop.time()
-        for index, item in enumerate(items):
-            delay = start + index * step - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await queue.put(item)
-        for _ in range(workers):
-            await queue.put(None)
-
-    async def work() -> None:
-        while (item := await queue.get()) is not None:
-            await job(item)
-
-    async with asyncio.TaskGroup() as group:
-        group.create_task(feed())
-        for _ in range(workers):
-            group.create_task(work())

@@ -116,105 +116,46 @@ def test_readyz_waits_for_the_first_poll_of_every_agent(
     assert daemon.get("/nope")[0] == 404
 
 
-def test_a_revoked_link_alerts_within_an_interval_and_recovers(
-    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
-) -> None:
-    standin.set("bot", link(canary_token("v1"), time.time() + 30 * DAY))
-    daemon = start_daemon(write_config(["bot"], poll={"interval": "1s", "jitter": 0}))
-    wait_until(lambda: daemon.state_of("bot") == "ok")
-    revoked = time.time()
-    standin.set("bot", link(None))
-    alert = daemon.wait_for("link_alert", agent_id="bot", state="missing")
-    assert alert["previous_state"] == "ok"
-    assert alert["agent_name"] == "bot-name"
-    assert daemon.state_of("bot") == "missing"
-    assert time.time() - revoked < 3  # one interval (1 s) plus a poll
-    standin.set("bot", link(canary_token("v2"), time.time() + 30 * DAY))
-    recovered = daemon.wait_for("link_recovered", agent_id="bot")
-    assert recovered["previous_state"] == "missing"
-    wait_until(
-        lambda: daemon.value("elevenlabs_agent_link_token_rotations_total", agent_id="bot") == 1
-    )
-    # One alert for the whole spell, not one per poll.
-    assert len(daemon.events("link_alert", agent_id="bot")) == 1
+FAILURES: list[tuple[str, Callable[..., None], str]] = [
+    ("f_not_found", status(404, {"detail": {"status": "document_not_found"}}), "not_found"),
+    ("f_server", status(500), "server_error"),
+    ("f_not_json", raw(200, b"{not json"), "invalid_response"),
+    ("f_schema", raw(200, b'{"token": {"conversation_token": 5}}'), "invalid_response"),
+    (
+        "f_429",
+        status(429, {"detail": {"status": "rate_limit_exceeded"}}, {"Retry-After": "1"}),
+        "rate_limited",
+    ),
+    ("f_scope", status(401, {"detail": {"status": "missing_permissions"}}), "unauthorized"),
+    (
+        "f_422",
+        status(422, {"detail": [{"loc": ["path"], "msg": "bad", "type": "value_error"}]}),
+        "client_error",
+    ),
+    ("f_hang", hang(5), "timeout"),
+]
 
 
-def test_a_threshold_is_crossed_on_time_while_the_api_is_down(
-    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
-) -> None:
-    expires = int(time.time()) + 34
-    standin.set("bot", link(canary_token("t"), expires))
-    daemon = start_daemon(
-        write_config(
-            ["bot"],
-            poll={"interval": "2s", "jitter": 0},
-            thresholds={"warning": "30s", "critical": "10s"},
-        )
-    )
-    wait_until(lambda: daemon.state_of("bot") == "ok")
-    standin.set("bot", status(503))
-    daemon.wait_for("poll_failed", agent_id="bot", reason="server_error")
-    alert = daemon.wait_for("link_alert", agent_id="bot", state="warning", timeout=15)
-    logged = _epoch(alert["timestamp"])
-    assert expires - 30 <= logged < expires - 30 + 1.0
-    assert alert["seconds_left"] in (29, 30)
-    assert daemon.state_of("bot") == "warning"
-    assert daemon.value("elevenlabs_agent_link_poll_success", agent_id="bot") == 0
-
-
-@pytest.mark.parametrize(
-    ("answer", "reason"),
-    [
-        (status(404, {"detail": {"status": "document_not_found"}}), "not_found"),
-        (status(500), "server_error"),
-        (raw(200, b"{not json"), "invalid_response"),
-        (raw(200, b'{"token": {"conversation_token": 5}}'), "invalid_response"),
-        (
-            status(429, {"detail": {"status": "rate_limit_exceeded"}}, {"Retry-After": "1"}),
-            "rate_limited",
-        ),
-        (status(401, {"detail": {"status": "missing_permissions"}}), "unauthorized"),
-        (
-            status(422, {"detail": [{"loc": ["path"], "msg": "bad", "type": "value_error"}]}),
-            "client_error",
-        ),
-        (hang(5), "timeout"),
-    ],
-)
 def test_failures_are_classified(
-    standin: StandIn,
-    write_config: ConfigWriter,
-    start_daemon: StartDaemon,
-    answer: Callable[..., None],
-    reason: str,
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
-    standin.set("bad", answer)
+    """One daemon, one agent per kind of failure, and a good one beside them."""
+    for agent, answer, _ in FAILURES:
+        standin.set(agent, answer)
     standin.set("good", link(canary_token("good"), None))
-    daemon = start_daemon(write_config(["bad", "good"], elevenlabs={"timeout": "1s"}))
-    failed = daemon.wait_for("poll_failed", agent_id="bad")
-    assert failed["reason"] == reason
-    wait_until(
-        lambda: (
-            daemon.value("elevenlabs_agent_link_poll_errors_total", agent_id="bad", reason=reason)
-            == 1
+    agents = [agent for agent, _, _ in FAILURES]
+    daemon = start_daemon(write_config([*agents, "good"], elevenlabs={"timeout": "1s"}))
+    for agent, _, reason in FAILURES:
+        failed = daemon.wait_for("poll_failed", agent_id=agent)
+        assert failed["reason"] == reason, agent
+        wait_until(
+            lambda a=agent, r=reason: (  # type: ignore[misc]
+                daemon.value("elevenlabs_agent_link_poll_errors_total", agent_id=a, reason=r) == 1
+            )
         )
-    )
     # The other agent is unaffected.
     wait_until(lambda: daemon.state_of("good") == "ok")
     assert daemon.proc.poll() is None
-
-
-def test_429_retry_after_is_honoured(
-    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
-) -> None:
-    standin.set("bot", status(429, {"detail": {"status": "system_busy"}}, {"Retry-After": "1"}))
-    daemon = start_daemon(write_config(["bot"], elevenlabs={"max_retries": 1}))
-    wait_until(lambda: standin.count("bot") == 1)
-    first = standin.requests[0].at
-    standin.set("bot", link(canary_token("r"), None))
-    wait_until(lambda: daemon.state_of("bot") == "ok")
-    assert standin.requests[1].at - first >= 1.0
-    assert not daemon.events("poll_failed")
 
 
 def test_sigterm_stops_cleanly_with_a_request_in_flight(
@@ -262,6 +203,12 @@ def test_reload_adds_and_removes_agents_and_keeps_a_bad_config_out(
     assert any("poll.interval" in p for p in failed["problems"])
     assert daemon.value("elevenlabs_link_monitor_config_last_reload_successful") == 0
     assert daemon.state_of("added") == "ok"
+    # A config with many problems is logged in a line of bounded size.
+    write_config([f"bad/{i}" for i in range(30)], path=path)
+    daemon.signal(signal.SIGHUP)
+    wait_until(lambda: len(daemon.events("config_reload_failed")) == 2)
+    failed = daemon.events("config_reload_failed")[-1]
+    assert (len(failed["problems"]), failed["problems_left_out"]) == (20, 10)
     write_config(["kept"], path=path)
     daemon.signal(signal.SIGHUP)
     wait_until(lambda: daemon.value("elevenlabs_link_monitor_config_last_reload_successful") == 1)
@@ -299,47 +246,3 @@ def test_bad_config_stops_run_before_anything_starts(tmp_path: object) -> None:
     assert done.stderr == (
         f"error: {config}:3: thresholds: warning (1h) must be greater than critical (2h)\n"
     )
-
-
-def test_reload_applies_a_new_interval_and_new_thresholds(
-    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
-) -> None:
-    standin.set("bot", link(canary_token("b"), time.time() + 3 * DAY))
-    path = write_config(["bot"], poll={"interval": "1h", "jitter": 0})
-    daemon = start_daemon(path)
-    daemon.wait_for("link_alert", agent_id="bot", state="warning")
-    write_config(
-        ["bot"], path=path, poll={"interval": "1s", "jitter": 0}, thresholds={"warning": "2d"}
-    )
-    daemon.signal(signal.SIGHUP)
-    # The new thresholds apply at once: 3 days left is ok with a 2-day warning.
-    recovered = daemon.wait_for("link_recovered", agent_id="bot")
-    assert recovered["previous_state"] == "warning"
-    # And the poll job keeps running at the new interval.
-    polls = standin.count("bot")
-    wait_until(lambda: standin.count("bot") >= polls + 3, timeout=10)
-
-
-def test_alerts_repeat_on_time_for_many_agents_at_once(
-    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
-) -> None:
-    agents = [f"m{i:03d}" for i in range(300)]
-    for agent in agents:
-        standin.set(agent, link(None))
-    daemon = start_daemon(
-        write_config(
-            agents,
-            alerts={"repeat_interval": "1s"},
-            elevenlabs={"max_requests_per_second": 1000, "max_concurrency": 32},
-        )
-    )
-    wait_until(lambda: daemon.get("/readyz")[0] == 200)
-    # Every agent's reminder keeps coming, from the one wake-up job, with no poll at all.
-    wait_until(
-        lambda: all(
-            len(daemon.events("link_alert", agent_id=a, repeated=True)) >= 3 for a in agents
-        ),
-        timeout=30,
-    )
-    assert standin.count() == len(agents)
-    assert not daemon.events("scheduler_problem")

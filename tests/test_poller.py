@@ -1,4 +1,4 @@
-"""A cycle's polls go through a fixed set of workers, paced when asked."""
+"""A cycle's polls go through a fixed set of workers, paced when asked, none after the deadline."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from monitor.poller import paced
+from monitor.cycle import paced
 
 
 def run_paced(items: list[int], workers: int, step: float) -> tuple[list[int], int, list[float]]:
@@ -62,3 +62,24 @@ def test_a_deadline_cancels_the_whole_cycle() -> None:
 
     with pytest.raises(TimeoutError):
         asyncio.run(main())
+
+
+def test_nothing_is_started_after_until() -> None:
+    from tests.fakeclock import FakeClockLoop
+
+    started: list[int] = []
+
+    async def job(item: int) -> None:
+        started.append(item)
+        await asyncio.sleep(0.01)
+
+    async def main() -> None:
+        until = asyncio.get_running_loop().time() + 0.035
+        await paced(list(range(100)), job, workers=1, step=0, until=until)
+
+    loop = FakeClockLoop()
+    try:
+        loop.run(main())
+    finally:
+        loop.close()
+    assert started == [0, 1, 2, 3]

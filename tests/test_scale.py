@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 import sys
 import time
@@ -12,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from monitor.clientpool import client_settings
 from monitor.config import ConfigError, WorkspaceConfig, parse_config
 from monitor.model import AgentKey, Target
-from monitor.poller import client_settings
 from monitor.targets import Shard, parse_shard, resolve_targets
 from tests.conftest import ConfigWriter, canary_token
 from tests.daemon import Daemon, wait_until
@@ -261,22 +260,3 @@ def test_check_discovers_too_and_says_when_the_listing_fails(
     done = check()
     assert [r["agent_id"] for r in json.loads(done.stdout)["agents"]] == ["configured"]
     assert json.loads(done.stderr.splitlines()[0])["event"] == "discovery_failed"
-
-
-@pytest.mark.integration
-def test_later_cycles_spread_their_polls_over_the_interval(
-    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
-) -> None:
-    agents = [f"p{i}" for i in range(5)]
-    for agent in agents:
-        standin.set(agent, link(canary_token(agent), None))
-    daemon = start_daemon(write_config(agents, poll={"interval": "5s", "jitter": 0}))
-    # The first cycle is a burst (to be ready at once), the second is spread: one agent
-    # every 0.8 x 5 s / 5 = 0.8 s.
-    wait_until(lambda: standin.count() >= 10, timeout=15)
-    second = sorted(r.at for r in standin.requests)[5:10]
-    gaps = [b - a for a, b in itertools.pairwise(second)]
-    assert all(gap >= 0.7 for gap in gaps), gaps
-    first = sorted(r.at for r in standin.requests)[:5]
-    assert first[-1] - first[0] < 0.7
-    assert daemon.proc.poll() is None

@@ -1,0 +1,62 @@
+"""On-time evaluation: evaluate an agent, log what its state calls for, and queue it again
+for the instant its state changes by the clock alone or its alert is due to repeat, so a
+threshold is crossed on time even while the API is down."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from monitor.alerts import AlertLog
+from monitor.duequeue import DueQueue
+from monitor.evaluate import Thresholds, evaluate, next_change
+from monitor.model import AgentKey
+from monitor.store import Store
+
+
+class OnTime:
+    def __init__(
+        self,
+        store: Store,
+        alerts: AlertLog,
+        thresholds: Callable[[], Thresholds],
+        clock: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._alerts = alerts
+        self._thresholds = thresholds
+        self._clock = clock
+        self.queue: DueQueue[AgentKey] = DueQueue(self._evaluate_due, clock)
+
+    def evaluate(self, key: AgentKey) -> None:
+        """Evaluate one agent now, log what it calls for, and queue its next due time."""
+        record = self._store.get(key)
+        if record is None:
+            self.queue.drop(key)
+            return
+        now = self._clock()
+        thresholds = self._thresholds()
+        self._alerts.observe(record, evaluate(record.observation, now, thresholds), now)
+        times = [
+            t
+            for t in (
+                next_change(record.observation, now, thresholds),
+                self._alerts.next_due(key),
+            )
+            if t is not None
+        ]
+        self.queue.set(key, min(times, default=None))
+
+    def evaluate_all(self) -> None:
+        """Every agent again (after a reload: the thresholds may have changed)."""
+        self.queue.clear()
+        for key in self._store.agent_keys():
+            self.evaluate(key)
+
+    def forget(self, keys: list[AgentKey]) -> None:
+        self._alerts.forget(keys)
+        for key in keys:
+            self.queue.drop(key)
+
+    def _evaluate_due(self, keys: list[AgentKey]) -> None:
+        for key in keys:
+            self.evaluate(key)

@@ -1,0 +1,103 @@
+"""Reload: read the config and the keys again (off the event loop), and hand them over; a
+bad config or key file keeps everything that runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from monitor.config import Config, ConfigError, WorkspaceConfig, load_config
+from monitor.model import Health
+from monitor.watcher import FileWatcher
+
+log = structlog.get_logger("monitor")
+
+MAX_PROBLEMS_LOGGED = 20  # a config of 10,000 bad agents must not make a line of megabytes
+
+KeyReader = Callable[[WorkspaceConfig], str]
+Apply = Callable[[Config, dict[str, str]], dict[str, Any]]  # returns fields to log
+
+
+def key_files(config: Config, base: Path) -> list[Path]:
+    """The key files a config reads, resolved as `read_api_key` resolves them."""
+    files = []
+    for workspace in config.resolved_workspaces():
+        path = workspace.api_key_file
+        if path is not None:
+            files.append(path if path.is_absolute() else base / path)
+    return files
+
+
+class Reloader:
+    def __init__(
+        self,
+        path: Path,
+        read_key: KeyReader,
+        apply: Apply,
+        current: Callable[[], Config],
+        *,
+        health: Health,
+        clock: Callable[[], float],
+    ) -> None:
+        self._path = path
+        self._read_key = read_key
+        self._apply = apply
+        self._current = current
+        self._health = health
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self.watcher = FileWatcher()
+        self.watcher.remember(self._watched())
+
+    def _watched(self) -> list[Path]:
+        return [self._path, *key_files(self._current(), self._path.parent)]
+
+    async def check_files(self) -> bool:
+        """Reload if the config file or a key file changed; True if a reload was done."""
+        changed = await asyncio.to_thread(self.watcher.changed, self._watched())
+        if not changed:
+            return False
+        cause = "file changed" if self._path in changed else "key file changed"
+        await self.reload(cause)
+        return True
+
+    async def reload(self, cause: str) -> bool:
+        """Load the config and keys again; keep the running ones if either is bad."""
+        async with self._lock:
+            # What is read now is what is known: a bad file is not retried every tick.
+            self.watcher.remember(self._watched())
+            try:
+                config, keys = await asyncio.to_thread(self._load)
+            except ConfigError as exc:
+                self._health.config_reload_ok = False
+                problems = exc.problems
+                log.error(
+                    "config_reload_failed",
+                    cause=cause,
+                    problems=problems[:MAX_PROBLEMS_LOGGED],
+                    problems_left_out=max(0, len(problems) - MAX_PROBLEMS_LOGGED),
+                )
+                return False
+            fields = self._apply(config, keys)
+            self.watcher.remember(self._watched())
+            self._health.config_reload_ok = True
+            self._health.config_reload_at = self._clock()
+            log.info("config_reloaded", cause=cause, **fields)
+            return True
+
+    def _load(self) -> tuple[Config, dict[str, str]]:
+        config = load_config(self._path)
+        problems: list[str] = []
+        keys: dict[str, str] = {}
+        for workspace in config.resolved_workspaces():
+            try:
+                keys[workspace.name] = self._read_key(workspace)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise ConfigError(problems)
+        return config, keys

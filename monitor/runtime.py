@@ -1,0 +1,199 @@
+"""The running monitor, wired: which piece feeds which, and what a reload hands each one.
+
+No process concerns here (signals, the HTTP server: see daemon.py), so that a test can build
+the whole runtime in-process, on a fake clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from monitor import logs
+from monitor.alerts import AlertLog
+from monitor.clientpool import ClientFactory, ClientPool, http_clients, wanted_clients
+from monitor.config import Config, WorkspaceConfig
+from monitor.cycle import Cycle
+from monitor.discovery import Discovery
+from monitor.evaluate import Thresholds
+from monitor.jobs import Jobs
+from monitor.metrics import Metrics
+from monitor.model import Health, Target
+from monitor.ontime import OnTime
+from monitor.poller import Poller
+from monitor.readiness import Readiness
+from monitor.reload import Reloader
+from monitor.store import Store
+from monitor.targets import Shard, resolve_targets
+
+log = structlog.get_logger("monitor")
+
+SHUTDOWN_GRACE = 5.0  # seconds given to in-flight work after SIGTERM
+WATCH_INTERVAL = 2.0  # seconds between looks at the config and key files
+
+KeyReader = Callable[[WorkspaceConfig], str]
+
+
+class Runtime:
+    def __init__(
+        self,
+        config: Config,
+        read_key: KeyReader,
+        *,
+        config_path: Path | None = None,
+        shard: Shard | None = None,
+        clock: Callable[[], float] = time.time,
+        make_client: ClientFactory | None = None,
+    ) -> None:
+        self.config = config
+        self._read_key = read_key
+        self.shard = shard
+        self.clock = clock
+        self.health = Health(config_reload_at=clock())
+        self.store = Store()
+        self.alerts = AlertLog(config.alerts.repeat_interval)
+        self._thresholds = _thresholds(config)
+        self.metrics = Metrics(
+            self.store,
+            self.health,
+            lambda: self._thresholds,
+            clock,
+            lambda: self.config.metrics.expose_relative,
+        )
+        self.clients = ClientPool(make_client or http_clients(self.metrics.poll_duration.observe))
+        self.ontime = OnTime(self.store, self.alerts, lambda: self._thresholds, clock)
+        self.poller = Poller(self.store, self.clients, clock, on_verdict=self.ontime.evaluate)
+        self.cycle = Cycle(
+            self.store.agent_keys,
+            self.poller.poll,
+            self.poller.judge,
+            self.clients.workers,
+            health=self.health,
+            clock=clock,
+        )
+        self.discovery = Discovery(self.clients, self.health)
+        self.started = False
+        self.ready = Readiness(
+            # Not before start: an empty store, not yet given its agents, is not ready.
+            lambda: self.started and self.store.ready,
+            lambda: self.discovery.listed(_discovering(self.config)),
+        )
+        self.jobs = Jobs(self.health, clock)
+        self.reloader = (
+            Reloader(
+                config_path,
+                read_key,
+                self.apply,
+                lambda: self.config,
+                health=self.health,
+                clock=clock,
+            )
+            if config_path is not None
+            else None
+        )
+
+    # --- start and stop ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the clients, watch the configured agents, and start the jobs (the first cycle
+        and the first listing run at once)."""
+        keys = {w.name: self._read_key(w) for w in self.config.resolved_workspaces()}
+        self._open_clients(self.config, keys)
+        self.store.sync(self._targets())
+        self.started = True
+        self.jobs.start()
+        self._schedule(first=True)
+
+    async def stop(self) -> None:
+        await self.jobs.stop(SHUTDOWN_GRACE)
+        self.ontime.queue.close()
+        await self.clients.aclose()
+
+    def _schedule(self, *, first: bool) -> None:
+        poll = self.config.poll
+        # The first cycle runs now; on a reload the trigger picks the next time.
+        self.jobs.every("poll-cycle", poll.interval, self.poll_cycle, jitter=poll.jitter, now=first)
+        if _discovering(self.config):
+            listed_yet = self.jobs.has("discover")
+            self.jobs.every(
+                "discover", poll.discovery_interval, self.discover, now=first or not listed_yet
+            )
+        else:
+            self.jobs.remove("discover")
+        if self.reloader is not None and not self.jobs.has("watch-files"):
+            self.jobs.every("watch-files", WATCH_INTERVAL, self.reloader.check_files)
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    async def poll_cycle(self) -> None:
+        await self.cycle.run(self.config.poll.interval, spread=self.config.poll.spread)
+
+    async def discover(self) -> None:
+        """Refresh the agents of every discovering workspace."""
+        changed = await self.discovery.list_all(
+            self.config.resolved_workspaces(), lambda name: name in _discovering(self.config)
+        )
+        if changed:
+            self._sync_targets()
+
+    def _targets(self) -> list[Target]:
+        return resolve_targets(self.config, self.discovery.found, self.shard)
+
+    def _sync_targets(self) -> None:
+        added, removed = self.store.sync(self._targets())
+        self.ontime.forget(removed)
+        if added or removed:
+            log.info(
+                "agents_changed", added=len(added), removed=len(removed), agents=len(self.store)
+            )
+        if added:
+            # Their first polls now, through the workers (discovery may add 10,000 at once).
+            self.jobs.spawn(self.cycle.sweep(added, self.config.poll.interval))
+
+    # --- reload ------------------------------------------------------------------------------
+
+    async def reload(self, cause: str) -> bool:
+        if self.reloader is None:
+            log.warning("config_reload_skipped", cause=cause, reason="no config file (demo)")
+            return False
+        return await self.reloader.reload(cause)
+
+    def apply(self, config: Config, keys: dict[str, str]) -> dict[str, Any]:
+        """Hand a new, valid config and its keys to every piece; keep what is known."""
+        old = self.config
+        self.config = config
+        if config.server != old.server:
+            log.warning("config_needs_restart", keys="server", detail="kept the running server")
+        if config.logging != old.logging:
+            logs.configure(config.logging.level, config.logging.format)
+        self._open_clients(config, keys)
+        self.alerts.repeat_interval = config.alerts.repeat_interval
+        self._thresholds = _thresholds(config)
+        self.discovery.keep_only(_discovering(config))
+        self._sync_targets()
+        if config.poll != old.poll or _discovering(config) != _discovering(old):
+            self._schedule(first=False)
+        if _discovering(config) - _discovering(old):
+            # A workspace that starts discovering is listed now, not a discovery_interval later.
+            self.jobs.run_now("discover")
+        self.ontime.evaluate_all()
+        return {"agents": len(self.store)}
+
+    def _open_clients(self, config: Config, keys: dict[str, str]) -> None:
+        for key in keys.values():
+            logs.register_secret(key)
+        share = self.shard.count if self.shard else 1
+        self.clients.update(wanted_clients(config.resolved_workspaces(), keys, share))
+
+
+def _discovering(config: Config) -> frozenset[str]:
+    """The workspaces that discover their agents."""
+    return frozenset(w.name for w in config.resolved_workspaces() if w.discover)
+
+
+def _thresholds(config: Config) -> Thresholds:
+    return Thresholds(config.thresholds.warning, config.thresholds.critical)
