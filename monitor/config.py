@@ -61,11 +61,12 @@ class ConfigError(Exception):
 
     def __init__(self, problems: Iterable[str]) -> None:
         self.all_problems = list(problems)
-        shown = [_bounded_line(p) for p in self.all_problems[:SHOWN_PROBLEMS]]
-        left_out = len(self.all_problems) - len(shown)
-        if left_out > 0:
-            shown.append(f"and {left_out} more problem{'s' if left_out > 1 else ''}")
-        self.problems = shown
+        self.shown = [_bounded_line(p) for p in self.all_problems[:SHOWN_PROBLEMS]]
+        self.left_out = len(self.all_problems) - len(self.shown)
+        more = self.left_out
+        self.problems = self.shown + (
+            [f"and {more} more problem{'s' if more > 1 else ''}"] if more > 0 else []
+        )
         super().__init__("; ".join(self.problems))
 
 

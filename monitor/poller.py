@@ -9,7 +9,7 @@ import structlog
 
 from monitor.alerts import log_poll_failed
 from monitor.clientpool import ClientPool
-from monitor.model import AgentKey, PollFailure, PollOutcome
+from monitor.model import AgentKey, PollFailure, PollOutcome, Reason
 from monitor.store import AgentRecord, Store
 
 log = structlog.get_logger("monitor")
@@ -45,7 +45,10 @@ class Poller:
                 agent_id=key.agent_id,
                 error=type(exc).__name__,
             )
-            return None
+            # Still a verdict: silence would leave the agent unknown and the process unready.
+            outcome = PollFailure(
+                Reason.INVALID_RESPONSE, f"the answer could not be handled ({type(exc).__name__})"
+            )
         return self.judge(key, outcome)
 
     def judge(self, key: AgentKey, outcome: PollOutcome) -> AgentRecord | None:

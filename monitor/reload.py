@@ -16,7 +16,6 @@ from monitor.watcher import FileWatcher
 
 log = structlog.get_logger("monitor")
 
-MAX_PROBLEMS_LOGGED = 20  # a config of 10,000 bad agents must not make a line of megabytes
 
 KeyReader = Callable[[WorkspaceConfig], str]
 Apply = Callable[[Config, dict[str, str]], dict[str, Any]]  # returns fields to log
@@ -74,12 +73,12 @@ class Reloader:
                 config, keys = await asyncio.to_thread(self._load)
             except ConfigError as exc:
                 self._health.config_reload_ok = False
-                problems = exc.problems
+                # Bounded by ConfigError itself: a huge bad file never makes a huge line.
                 log.error(
                     "config_reload_failed",
                     cause=cause,
-                    problems=problems[:MAX_PROBLEMS_LOGGED],
-                    problems_left_out=max(0, len(problems) - MAX_PROBLEMS_LOGGED),
+                    problems=exc.shown,
+                    problems_left_out=exc.left_out,
                 )
                 return False
             fields = self._apply(config, keys)
@@ -97,7 +96,7 @@ class Reloader:
             try:
                 keys[workspace.name] = self._read_key(workspace)
             except ConfigError as exc:
-                problems.extend(exc.problems)
+                problems.extend(exc.all_problems)
         if problems:
             raise ConfigError(problems)
         return config, keys

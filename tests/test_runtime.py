@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.typing import EventDict
 
 from monitor.config import Config
-from monitor.model import AgentSummary, Reason
+from monitor.model import AgentSummary, PollOutcome, Reason
 from monitor.runtime import Runtime
 from tests.fakeapi import FakeApi, after, expires, fails, missing
 from tests.fakeclock import FakeClockLoop, fake_clock
@@ -141,6 +141,39 @@ def test_a_poll_that_cannot_finish_in_its_cycle_ends_as_a_timeout(
         assert state_of(runtime, "fast") == "ok"
         assert not events(logged, "cycle_overrun")
         assert not events(logged, "scheduler_problem")
+        await runtime.stop()
+
+    loop.run(main())
+
+
+def test_a_poll_that_crashes_still_ends_with_a_verdict(
+    loop: FakeClockLoop, api: FakeApi, logged: list[EventDict]
+) -> None:
+    """A bug while handling one answer is a failure of that agent, never silence."""
+
+    async def crash() -> PollOutcome:
+        raise ValueError("a bug")
+
+    api.set("odd", crash)
+    api.set("fine", expires(None))
+    runtime = make_runtime(loop, api, make_config(["odd", "fine"]))
+
+    async def main() -> None:
+        await running(runtime, 1)
+        assert events(logged, "poll_crashed", agent_id="odd", error="ValueError")
+        failed = events(logged, "poll_failed", agent_id="odd")
+        assert [f["reason"] for f in failed] == ["invalid_response"]
+        assert (
+            value(
+                runtime,
+                "elevenlabs_agent_link_poll_errors_total",
+                agent_id="odd",
+                reason="invalid_response",
+            )
+            == 1
+        )
+        assert state_of(runtime, "fine") == "ok"
+        assert runtime.ready()
         await runtime.stop()
 
     loop.run(main())
