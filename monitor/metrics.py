@@ -1,9 +1,12 @@
 """Prometheus exposition, built from the state store at scrape time.
 
 Per-agent series are rendered by hand, one cached chunk per agent that is re-rendered only
-when the agent's record or state changes: at 10,000 agents that is some 120,000 series,
+when the agent's record or state changes: at 10,000 agents that is some 90,000 series,
 which prometheus-client's generic path takes about two seconds to render on every scrape.
 The monitor's own series go through an ordinary prometheus-client registry.
+
+Both formats share every sample line (OpenMetrics differs only in a counter family's name
+and the closing `# EOF`), so the cache serves both.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -28,23 +32,36 @@ from monitor.model import AgentKey, Health
 from monitor.store import AgentRecord, Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 # Requests to the API take 50 ms to a few seconds; timeouts are 10 s by default.
 POLL_DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
+# The body is sent in pieces of about this size: large enough that a scrape is a few
+# writes, small enough that a 10 MB exposition is never held twice.
+CHUNK_BYTES = 256 * 1024
+
 
 @dataclass(frozen=True)
 class Family:
-    name: str
+    name: str  # the sample name: a counter's ends in `_total`
     kind: str
     help: str
 
-    @property
-    def header(self) -> str:
-        # Text format 0.0.4 names a counter family with its `_total`, as prometheus-client does.
-        return f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.kind}\n"
+    def header(self, openmetrics: bool) -> bytes:
+        # Text format 0.0.4 names a counter family with its `_total` (as prometheus-client
+        # does); OpenMetrics names the family without it and keeps it on the samples.
+        name = self.name
+        if openmetrics and self.kind == "counter":
+            name = name.removesuffix("_total")
+        return f"# HELP {name} {self.help}\n# TYPE {name} {self.kind}\n".encode()
 
 
+INFO = Family(
+    "elevenlabs_agent_info",
+    "gauge",
+    "Always 1; the agent's name, which can change, as a label joined in by agent_id.",
+)
 EXPIRY = Family(
     "elevenlabs_agent_link_expiry_timestamp_seconds",
     "gauge",
@@ -79,7 +96,7 @@ EXPIRES_IN = Family(
     "gauge",
     "Seconds until the agent link's token expires (negative once expired).",
 )
-AGENT_FAMILIES = (EXPIRY, MISSING, STATE, SUCCESS, LAST_SUCCESS, ERRORS, ROTATIONS)
+AGENT_FAMILIES = (INFO, EXPIRY, MISSING, STATE, SUCCESS, LAST_SUCCESS, ERRORS, ROTATIONS)
 
 
 def _number(value: float) -> str:
@@ -92,17 +109,14 @@ def _escape(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-def _labels(record: AgentRecord) -> str:
-    key = record.key
-    return (
-        f'workspace="{_escape(key.workspace)}",agent_id="{_escape(key.agent_id)}",'
-        f'agent_name="{_escape(record.name)}"'
-    )
+def _labels(key: AgentKey) -> str:
+    # The identity only: a name is on the info series alone, so a rename splits nothing.
+    return f'workspace="{_escape(key.workspace)}",agent_id="{_escape(key.agent_id)}"'
 
 
 def render_agent(record: AgentRecord, state: State) -> tuple[bytes, ...]:
     """One agent's lines for each of AGENT_FAMILIES, in order, encoded once."""
-    labels = _labels(record)
+    labels = _labels(record.key)
     observation = record.observation
     expiry = ""
     if observation is not None and observation.expires_at is not None:
@@ -119,6 +133,7 @@ def render_agent(record: AgentRecord, state: State) -> tuple[bytes, ...]:
         if count
     )
     parts = (
+        f'{INFO.name}{{{labels},agent_name="{_escape(record.name)}"}} 1.0\n',
         expiry,
         f"{MISSING.name}{{{labels}}} {1.0 if missing else 0.0}\n",
         "".join(
@@ -131,6 +146,31 @@ def render_agent(record: AgentRecord, state: State) -> tuple[bytes, ...]:
         f"{ROTATIONS.name}{{{labels}}} {record.rotations}.0\n",
     )
     return tuple(part.encode() for part in parts)
+
+
+@dataclass(frozen=True)
+class Exposition:
+    """One scrape's answer: references to cached pieces, joined only chunk by chunk."""
+
+    pieces: list[bytes]
+    length: int
+    content_type: str
+
+    def chunks(self, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+        batch: list[bytes] = []
+        held = 0
+        for piece in self.pieces:
+            batch.append(piece)
+            held += len(piece)
+            if held >= size:
+                yield b"".join(batch)
+                batch.clear()
+                held = 0
+        if batch:
+            yield b"".join(batch)
+
+    def body(self) -> bytes:
+        return b"".join(self.pieces)
 
 
 class AgentExposition:
@@ -149,8 +189,8 @@ class AgentExposition:
         self._expose_relative = expose_relative
         self._cache: dict[AgentKey, tuple[AgentRecord, State, tuple[bytes, ...]]] = {}
 
-    def render(self) -> list[bytes]:
-        """The exposition's pieces, in order, for the caller to join once."""
+    def render(self, openmetrics: bool = False) -> list[bytes]:
+        """The exposition's pieces, in order."""
         now = self._clock()
         thresholds = self._thresholds()
         records = self._store.snapshot()
@@ -167,13 +207,13 @@ class AgentExposition:
         chunks = [chunk for _, _, chunk in fresh.values()]
         pieces: list[bytes] = []
         for index, family in enumerate(AGENT_FAMILIES):
-            pieces.append(family.header.encode())
-            pieces.extend(chunk[index] for chunk in chunks)
+            pieces.append(family.header(openmetrics))
+            pieces.extend(chunk[index] for chunk in chunks if chunk[index])
         if self._expose_relative():
             # Changes on every scrape, so never cached (and off by default).
-            pieces.append(EXPIRES_IN.header.encode())
+            pieces.append(EXPIRES_IN.header(openmetrics))
             pieces.extend(
-                f"{EXPIRES_IN.name}{{{_labels(r)}}} "
+                f"{EXPIRES_IN.name}{{{_labels(r.key)}}} "
                 f"{_number(r.observation.expires_at - now)}\n".encode()
                 for r in records
                 if r.observation is not None and r.observation.expires_at is not None
@@ -278,9 +318,14 @@ class Metrics:
             registry=self.registry,
         )
 
-    def render(self) -> bytes:
-        """The whole exposition, joined once: at 10,000 agents it is 15 MB, and sent as one
-        body it avoids the 40 ms stalls that several writes met on loopback."""
-        pieces = self.agents.render()
-        pieces.append(generate_latest(self.registry))
-        return b"".join(pieces)
+    def render(self, openmetrics: bool = False) -> Exposition:
+        """Everything `/metrics` serves, in the text format or in OpenMetrics 1.0.0."""
+        pieces = self.agents.render(openmetrics)
+        if openmetrics:
+            # Ends with the `# EOF` that OpenMetrics requires, after every family.
+            pieces.append(generate_openmetrics(self.registry))  # type: ignore[no-untyped-call]
+            content_type = OPENMETRICS_CONTENT_TYPE
+        else:
+            pieces.append(generate_latest(self.registry))
+            content_type = CONTENT_TYPE
+        return Exposition(pieces, sum(map(len, pieces)), content_type)

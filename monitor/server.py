@@ -4,28 +4,58 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import os
 import socket
 import ssl
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from typing import Any
 
 import uvicorn
+from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from monitor.config import TlsSettings
-from monitor.metrics import CONTENT_TYPE
+from monitor.metrics import Exposition
 
 _NO_STORE = {"cache-control": "no-store"}
-GZIP_LIMIT = 1024 * 1024
+# Level 1: at 10,000 agents (~10 MB) it is several times faster than the default 9, and
+# the body still shrinks about tenfold.
+GZIP_LEVEL = 1
+
+
+def wants_openmetrics(accept: str) -> bool:
+    """Whether a scraper's Accept header gets OpenMetrics, as prometheus-client decides."""
+    _, content_type = choose_encoder(accept)
+    return content_type.startswith("application/openmetrics-text")
+
+
+def metrics_endpoint(render: Callable[[bool], Exposition]) -> GZipMiddleware:
+    """`/metrics` as an ASGI app: negotiated format, streamed body, standard gzip."""
+
+    async def expose(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        exposition = render(wants_openmetrics(request.headers.get("accept", "")))
+
+        async def body() -> AsyncIterator[bytes]:
+            # Pieces of the cached rendering, joined a chunk at a time: the whole body is
+            # never copied at once.
+            for chunk in exposition.chunks():
+                yield chunk
+
+        headers = {**_NO_STORE, "content-length": str(exposition.length)}
+        response = StreamingResponse(body(), media_type=exposition.content_type, headers=headers)
+        await response(scope, receive, send)
+
+    return GZipMiddleware(expose, minimum_size=1024, compresslevel=GZIP_LEVEL)
 
 
 def build_app(
-    render_metrics: Callable[[], bytes],
+    render_metrics: Callable[[bool], Exposition],
     alive: Callable[[], bool],
     ready: Callable[[], bool],
     extra_routes: Sequence[BaseRoute] = (),
@@ -42,16 +72,6 @@ def build_app(
             "waiting for the first poll of every agent\n", status_code=503, headers=_NO_STORE
         )
 
-    async def metrics(request: Request) -> Response:
-        body = render_metrics()
-        headers = dict(_NO_STORE)
-        # Compress small answers only: at 10,000 agents (~15 MB) gzip would cost more than
-        # the whole render, and scrapes stay on the cluster network.
-        if len(body) <= GZIP_LIMIT and "gzip" in request.headers.get("accept-encoding", ""):
-            headers["content-encoding"] = "gzip"
-            body = gzip.compress(body, compresslevel=1)
-        return Response(body, media_type=CONTENT_TYPE, headers=headers)
-
     async def index(_: Request) -> Response:
         return PlainTextResponse(
             "elevenlabs-link-monitor: see /metrics, /healthz, /readyz\n", headers=_NO_STORE
@@ -65,7 +85,7 @@ def build_app(
             *index_route,
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
-            Route("/metrics", metrics, methods=["GET", "HEAD"]),
+            Route("/metrics", metrics_endpoint(render_metrics), methods=["GET", "HEAD"]),
         ]
     )
 
