@@ -1034,8 +1034,9 @@ def report(results: dict[str, Any]) -> str:
 
 
 def metrics_bench(args: argparse.Namespace) -> dict[str, Any]:
-    """`args.runs` rounds of: one configured agent, then 10,000 discovered agents (or 1,000
-    with --quick), each a fresh daemon with its start-up, burst cycle and scrapes."""
+    """`args.runs` rounds of: one configured agent, 10,000 discovered agents (or 1,000 with
+    --quick), then as many configured agents, each a fresh daemon with its start-up, burst
+    cycle and scrapes."""
     big = 1000 if args.quick else 10_000
     results: dict[str, Any] = {
         "mode": "metrics-quick" if args.quick else "metrics",
@@ -1066,7 +1067,12 @@ def metrics_bench(args: argparse.Namespace) -> dict[str, Any]:
                     prometheus_scrapes=50,
                     discover=True,
                 )
-                results["runs"].append({"one": one, "many": many})
+                # The first cycle of a discovering daemon starts before the listing ends;
+                # a configured one's is a clean burst for cycle time and CPU per poll.
+                cycle = daemon_scenario(
+                    children, sim, tmp, big, scrapes=10, budget_s=10.0, prometheus_scrapes=10
+                )
+                results["runs"].append({"one": one, "many": many, "cycle": cycle})
     finally:
         children.close()
     results["elapsed_s"] = time.monotonic() - started
@@ -1085,6 +1091,7 @@ def metrics_report(results: dict[str, Any]) -> str:
     m = results["machine"]
     many = [r["many"] for r in runs]
     one = [r["one"] for r in runs]
+    cycles = [r.get("cycle", r["many"]) for r in runs]
     plain_p99 = [r["scrape"]["p99_ms"] for r in many]
     prom_p99 = [r["scrape_prometheus_headers"]["p99_ms"] for r in many]
     hwm = [r["vm_hwm_mb"] for r in many]
@@ -1123,19 +1130,19 @@ def metrics_report(results: dict[str, Any]) -> str:
             _mark(max(hwm_one) < TARGETS["rss_one_agent_mb"]),
         ),
         (
-            f"daemon CPU per poll, {n} agents",
-            _spread([r["cpu_ms_per_poll"] for r in many], "ms", 2),
+            f"daemon CPU per poll, {n} configured agents",
+            _spread([r["cpu_ms_per_poll"] for r in cycles], "ms", 2),
             "no regression",
             "",
         ),
         (
-            f"poll cycle, {n} agents (burst), x floor",
-            _spread([r["cycle_ratio"] for r in many], "x", 2),
+            f"poll cycle, {n} configured agents (burst), x floor",
+            _spread([r["cycle_ratio"] for r in cycles], "x", 2),
             "no regression",
             "",
         ),
         (
-            f"daemon start-up, {n} agents",
+            f"daemon start-up, {n} discovered agents",
             _spread([r["startup_s"] for r in many], "s", 2),
             "",
             "",
@@ -1145,7 +1152,8 @@ def metrics_report(results: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     out = [
         f"machine: {m['nproc']} CPU(s), {m['cpu_model']}, Python {m['python']}; "
-        f"{len(runs)} runs; peak RSS over start-up, a burst cycle and 100 scrapes",
+        f"{len(runs)} runs; {n} agents discovered unless said; peak RSS over start-up, "
+        "a burst cycle and 100 scrapes",
         "  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip(),
         "  ".join("-" * w for w in widths),
     ]
