@@ -657,9 +657,12 @@ def render_dashboard() -> str:
 # The alert's identity: the agent's name is not in it, so a rename neither resolves nor
 # restarts an alert; the annotations read the name from query N instead.
 _AGENT_KEYS = "job, workspace, agent_id"
-# The newest name each agent had in the past 15 minutes (the fallback window), per agent.
+# Each agent's current name or, while the monitor is away (a restart), its name in the past
+# 15 minutes (the alerts' fallback window).
 _AGENT_NAME_QUERY = (
-    "max by (job, workspace, agent_id, agent_name) (last_over_time(elevenlabs_agent_info[15m]))"
+    "max by (job, workspace, agent_id, agent_name) (elevenlabs_agent_info or "
+    "(last_over_time(elevenlabs_agent_info[15m]) "
+    "unless on (job, workspace, agent_id) elevenlabs_agent_info))"
 )
 
 # Same fallback as the recording rule in deploy/prometheus/rules.yml, inlined so
