@@ -11,6 +11,7 @@ and the closing `# EOF`), so the cache serves both.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from monitor import __version__
-from monitor.evaluate import STATES, Kind, State, Thresholds, evaluate
+from monitor.evaluate import STATES, Kind, State, Thresholds, evaluate, next_change
 from monitor.model import AgentKey, Health
 from monitor.store import AgentRecord, Store
 
@@ -156,10 +157,20 @@ class Exposition:
     length: int
     content_type: str
 
-    def chunks(self, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    def chunks(self, size: int = CHUNK_BYTES) -> Iterator[bytes | memoryview]:
         batch: list[bytes] = []
         held = 0
         for piece in self.pieces:
+            if len(piece) >= size:
+                # A family's block (megabytes at scale) goes out in slices, never copied whole.
+                if batch:
+                    yield b"".join(batch)
+                    batch.clear()
+                    held = 0
+                view = memoryview(piece)
+                for start in range(0, len(piece), size):
+                    yield view[start : start + size]
+                continue
             batch.append(piece)
             held += len(piece)
             if held >= size:
@@ -173,8 +184,21 @@ class Exposition:
         return b"".join(self.pieces)
 
 
+@dataclass(frozen=True, slots=True)
+class _Rendered:
+    record: AgentRecord
+    state: State
+    until: float  # the state holds while the clock is before this instant
+    parts: tuple[bytes, ...]  # one per AGENT_FAMILIES
+
+
 class AgentExposition:
-    """The per-agent families, with a rendered chunk cached per agent."""
+    """The per-agent families: a rendered chunk cached per agent, and each family's
+    samples joined into one block that is rebuilt only when some agent changed.
+
+    Between polls nothing changes but the clock, so a scrape then checks each agent's
+    record and state deadline and sends the cached blocks as they are.
+    """
 
     def __init__(
         self,
@@ -187,7 +211,9 @@ class AgentExposition:
         self._thresholds = thresholds
         self._clock = clock
         self._expose_relative = expose_relative
-        self._cache: dict[AgentKey, tuple[AgentRecord, State, tuple[bytes, ...]]] = {}
+        self._cache: dict[AgentKey, _Rendered] = {}
+        self._cached_thresholds: Thresholds | None = None
+        self._blocks: tuple[bytes, ...] = ()
 
     def render(self, openmetrics: bool = False) -> list[bytes]:
         """The exposition's pieces, in order."""
@@ -195,20 +221,35 @@ class AgentExposition:
         thresholds = self._thresholds()
         records = self._store.snapshot()
         cache = self._cache
-        fresh: dict[AgentKey, tuple[AgentRecord, State, tuple[bytes, ...]]] = {}
+        if thresholds != self._cached_thresholds:
+            cache = {}  # every state deadline moved
+            self._cached_thresholds = thresholds
+        changed = not self._blocks or len(records) != len(cache)
+        fresh: dict[AgentKey, _Rendered] = {}
         for record in records:
-            state = evaluate(record.observation, now, thresholds)
-            cached = cache.get(record.key)
-            if cached is None or cached[0] is not record or cached[1] is not state:
-                cached = (record, state, render_agent(record, state))
-            fresh[record.key] = cached
+            entry = cache.get(record.key)
+            if entry is None or entry.record is not record or now >= entry.until:
+                state = evaluate(record.observation, now, thresholds)
+                if entry is None or entry.record is not record or entry.state is not state:
+                    parts = render_agent(record, state)
+                    changed = True
+                else:
+                    parts = entry.parts
+                until = next_change(record.observation, now, thresholds)
+                entry = _Rendered(record, state, math.inf if until is None else until, parts)
+            fresh[record.key] = entry
         # Swapped whole: an agent that left the store leaves the cache with it.
         self._cache = fresh
-        chunks = [chunk for _, _, chunk in fresh.values()]
+        if changed:
+            entries = list(fresh.values())
+            self._blocks = tuple(
+                b"".join(entry.parts[index] for entry in entries)
+                for index in range(len(AGENT_FAMILIES))
+            )
         pieces: list[bytes] = []
-        for index, family in enumerate(AGENT_FAMILIES):
+        for family, block in zip(AGENT_FAMILIES, self._blocks, strict=True):
             pieces.append(family.header(openmetrics))
-            pieces.extend(chunk[index] for chunk in chunks if chunk[index])
+            pieces.append(block)
         if self._expose_relative():
             # Changes on every scrape, so never cached (and off by default).
             pieces.append(EXPIRES_IN.header(openmetrics))

@@ -41,7 +41,7 @@ def metrics_endpoint(render: Callable[[bool], Exposition]) -> GZipMiddleware:
         request = Request(scope, receive)
         exposition = render(wants_openmetrics(request.headers.get("accept", "")))
 
-        async def body() -> AsyncIterator[bytes]:
+        async def body() -> AsyncIterator[bytes | memoryview]:
             # Pieces of the cached rendering, joined a chunk at a time: the whole body is
             # never copied at once.
             for chunk in exposition.chunks():

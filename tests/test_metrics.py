@@ -333,3 +333,44 @@ def test_a_plain_client_gets_the_text_format_whole(served: tuple[str, int]) -> N
     assert b"# EOF" not in body
     families_ = list(text_string_to_metric_families(body.decode()))
     assert len(next(f for f in families_ if f.name == "elevenlabs_agent_info").samples) == 600
+
+
+def test_between_polls_a_scrape_reuses_the_joined_families(
+    store: Store, metrics: Metrics, clock: Clock
+) -> None:
+    store.sync([agent(f"a{i}") for i in range(50)])
+    store.record(
+        LinkAnswer(Observation(Kind.LINK, NOW + DAY + 10), "f"), AgentKey("default", "a1"), NOW
+    )
+    first = metrics.agents.render()
+    clock.now += 5  # time passes, no state changes
+    second = metrics.agents.render()
+    # Header, block, header, block...: the blocks are the very same objects.
+    assert len(first) == len(second) == 16
+    assert all(a is b for a, b in zip(first[1::2], second[1::2], strict=True))
+    clock.now += 10  # a1 crosses into critical: only the clock moved, yet it shows
+    third = metrics.agents.render()
+    assert b'agent_id="a1",state="critical"} 1.0' in b"".join(third)
+    assert not all(a is b for a, b in zip(second[1::2], third[1::2], strict=True))
+
+
+def test_new_thresholds_re_evaluate_every_agent(store: Store, clock: Clock) -> None:
+    thresholds = [Thresholds(7 * DAY, DAY)]
+    metrics = Metrics(store, Health(), lambda: thresholds[0], clock, lambda: False)
+    store.sync([agent("a")])
+    store.record(
+        LinkAnswer(Observation(Kind.LINK, NOW + 3 * DAY), "f"), AgentKey("default", "a"), NOW
+    )
+    assert families(metrics)["elevenlabs_agent_link_state"][labels("a", state="warning")] == 1
+    thresholds[0] = Thresholds(2 * DAY, DAY)
+    assert families(metrics)["elevenlabs_agent_link_state"][labels("a", state="ok")] == 1
+
+
+def test_a_large_body_is_sent_in_slices_that_add_up(store: Store, metrics: Metrics) -> None:
+    store.sync([agent(f"a{i}", f"bot-{i}") for i in range(1000)])
+    exposition = metrics.render(openmetrics=True)
+    chunks = list(exposition.chunks())
+    assert len(chunks) > 3
+    assert max(len(c) for c in chunks) <= CHUNK_BYTES
+    assert b"".join(chunks) == exposition.body()
+    assert sum(len(c) for c in chunks) == exposition.length
