@@ -12,6 +12,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor import server
 from monitor.evaluate import (
     AGENT_NOT_FOUND,
     TOKEN_MISSING,
@@ -374,3 +375,14 @@ def test_a_large_body_is_sent_in_slices_that_add_up(store: Store, metrics: Metri
     assert max(len(c) for c in chunks) <= CHUNK_BYTES
     assert b"".join(chunks) == exposition.body()
     assert sum(len(c) for c in chunks) == exposition.length
+
+
+def test_a_body_over_the_gzip_limit_goes_uncompressed(
+    served: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server, "GZIP_MAX_BYTES", 100_000)
+    response, body = _get(served, {"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"})
+    assert response.getheader("content-type") == OPENMETRICS_CONTENT_TYPE
+    assert response.getheader("content-encoding") is None
+    assert response.getheader("content-length") == str(len(body))
+    assert body.endswith(b"# EOF\n")
