@@ -1,13 +1,17 @@
 """Prometheus exposition, built from the state store at scrape time.
 
 Per-agent series are rendered by hand, one cached chunk per agent that is re-rendered only
-when the agent's record or state changes: at 10,000 agents that is some 120,000 series,
+when the agent's record or state changes: at 10,000 agents that is some 130,000 series,
 which prometheus-client's generic path takes about two seconds to render on every scrape.
 The monitor's own series go through an ordinary prometheus-client registry.
+
+Both formats share every sample line (OpenMetrics differs only in a counter family's name
+and the closing `# EOF`), so the cache serves both.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -19,33 +23,47 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from monitor import __version__
-from monitor.evaluate import STATES, Kind, State, Thresholds, evaluate
+from monitor.evaluate import STATES, Kind, State, Thresholds, evaluate, next_change
 from monitor.model import AgentKey, Health
 from monitor.revision import revision
 from monitor.store import AgentRecord, Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 # Requests to the API take 50 ms to a few seconds; timeouts are 10 s by default.
 POLL_DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
+# The body is sent in pieces of about this size: large enough that a scrape is a few
+# writes, small enough that a 10 MB exposition is never held twice.
+CHUNK_BYTES = 256 * 1024
+
 
 @dataclass(frozen=True)
 class Family:
-    name: str
+    name: str  # the sample name: a counter's ends in `_total`
     kind: str
     help: str
 
-    @property
-    def header(self) -> str:
-        # Text format 0.0.4 names a counter family with its `_total`, as prometheus-client does.
-        return f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.kind}\n"
+    def header(self, openmetrics: bool) -> bytes:
+        # Text format 0.0.4 names a counter family with its `_total` (as prometheus-client
+        # does); OpenMetrics names the family without it and keeps it on the samples.
+        name = self.name
+        if openmetrics and self.kind == "counter":
+            name = name.removesuffix("_total")
+        return f"# HELP {name} {self.help}\n# TYPE {name} {self.kind}\n".encode()
 
 
+INFO = Family(
+    "elevenlabs_agent_info",
+    "gauge",
+    "Always 1; the agent's name, which can change, as a label joined in by agent_id.",
+)
 EXPIRY = Family(
     "elevenlabs_agent_link_expiry_timestamp_seconds",
     "gauge",
@@ -80,7 +98,7 @@ EXPIRES_IN = Family(
     "gauge",
     "Seconds until the agent link's token expires (negative once expired).",
 )
-AGENT_FAMILIES = (EXPIRY, MISSING, STATE, SUCCESS, LAST_SUCCESS, ERRORS, ROTATIONS)
+AGENT_FAMILIES = (INFO, EXPIRY, MISSING, STATE, SUCCESS, LAST_SUCCESS, ERRORS, ROTATIONS)
 
 
 def _number(value: float) -> str:
@@ -93,17 +111,14 @@ def _escape(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-def _labels(record: AgentRecord) -> str:
-    key = record.key
-    return (
-        f'workspace="{_escape(key.workspace)}",agent_id="{_escape(key.agent_id)}",'
-        f'agent_name="{_escape(record.name)}"'
-    )
+def _labels(key: AgentKey) -> str:
+    # The identity only: a name is on the info series alone, so a rename splits nothing.
+    return f'workspace="{_escape(key.workspace)}",agent_id="{_escape(key.agent_id)}"'
 
 
 def render_agent(record: AgentRecord, state: State) -> tuple[bytes, ...]:
     """One agent's lines for each of AGENT_FAMILIES, in order, encoded once."""
-    labels = _labels(record)
+    labels = _labels(record.key)
     observation = record.observation
     expiry = ""
     if observation is not None and observation.expires_at is not None:
@@ -120,6 +135,7 @@ def render_agent(record: AgentRecord, state: State) -> tuple[bytes, ...]:
         if count
     )
     parts = (
+        f'{INFO.name}{{{labels},agent_name="{_escape(record.name)}"}} 1.0\n',
         expiry,
         f"{MISSING.name}{{{labels}}} {1.0 if missing else 0.0}\n",
         "".join(
@@ -134,8 +150,56 @@ def render_agent(record: AgentRecord, state: State) -> tuple[bytes, ...]:
     return tuple(part.encode() for part in parts)
 
 
+@dataclass(frozen=True)
+class Exposition:
+    """One scrape's answer: references to cached pieces, joined only chunk by chunk."""
+
+    pieces: list[bytes]
+    length: int
+    content_type: str
+
+    def chunks(self, size: int = CHUNK_BYTES) -> Iterator[bytes | memoryview]:
+        batch: list[bytes] = []
+        held = 0
+        for piece in self.pieces:
+            if len(piece) >= size:
+                # A family's block (megabytes at scale) goes out in slices, never copied whole.
+                if batch:
+                    yield b"".join(batch)
+                    batch.clear()
+                    held = 0
+                view = memoryview(piece)
+                for start in range(0, len(piece), size):
+                    yield view[start : start + size]
+                continue
+            batch.append(piece)
+            held += len(piece)
+            if held >= size:
+                yield b"".join(batch)
+                batch.clear()
+                held = 0
+        if batch:
+            yield b"".join(batch)
+
+    def body(self) -> bytes:
+        return b"".join(self.pieces)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rendered:
+    record: AgentRecord
+    state: State
+    until: float  # the state holds while the clock is before this instant
+    parts: tuple[bytes, ...]  # one per AGENT_FAMILIES
+
+
 class AgentExposition:
-    """The per-agent families, with a rendered chunk cached per agent."""
+    """The per-agent families: a rendered chunk cached per agent, and each family's
+    samples joined into one block that is rebuilt only when some agent changed.
+
+    Between polls nothing changes but the clock, so a scrape then checks each agent's
+    record and state deadline and sends the cached blocks as they are.
+    """
 
     def __init__(
         self,
@@ -148,33 +212,50 @@ class AgentExposition:
         self._thresholds = thresholds
         self._clock = clock
         self._expose_relative = expose_relative
-        self._cache: dict[AgentKey, tuple[AgentRecord, State, tuple[bytes, ...]]] = {}
+        self._cache: dict[AgentKey, _Rendered] = {}
+        self._cached_thresholds: Thresholds | None = None
+        self._blocks: tuple[bytes, ...] = ()
 
-    def render(self) -> list[bytes]:
-        """The exposition's pieces, in order, for the caller to join once."""
+    def render(self, openmetrics: bool = False) -> list[bytes]:
+        """The exposition's pieces, in order."""
         now = self._clock()
         thresholds = self._thresholds()
         records = self._store.snapshot()
         cache = self._cache
-        fresh: dict[AgentKey, tuple[AgentRecord, State, tuple[bytes, ...]]] = {}
+        if thresholds != self._cached_thresholds:
+            cache = {}  # every state deadline moved
+            self._cached_thresholds = thresholds
+        changed = not self._blocks or len(records) != len(cache)
+        fresh: dict[AgentKey, _Rendered] = {}
         for record in records:
-            state = evaluate(record.observation, now, thresholds)
-            cached = cache.get(record.key)
-            if cached is None or cached[0] is not record or cached[1] is not state:
-                cached = (record, state, render_agent(record, state))
-            fresh[record.key] = cached
+            entry = cache.get(record.key)
+            if entry is None or entry.record is not record or now >= entry.until:
+                state = evaluate(record.observation, now, thresholds)
+                if entry is None or entry.record is not record or entry.state is not state:
+                    parts = render_agent(record, state)
+                    changed = True
+                else:
+                    parts = entry.parts
+                until = next_change(record.observation, now, thresholds)
+                entry = _Rendered(record, state, math.inf if until is None else until, parts)
+            fresh[record.key] = entry
         # Swapped whole: an agent that left the store leaves the cache with it.
         self._cache = fresh
-        chunks = [chunk for _, _, chunk in fresh.values()]
+        if changed:
+            entries = list(fresh.values())
+            self._blocks = tuple(
+                b"".join(entry.parts[index] for entry in entries)
+                for index in range(len(AGENT_FAMILIES))
+            )
         pieces: list[bytes] = []
-        for index, family in enumerate(AGENT_FAMILIES):
-            pieces.append(family.header.encode())
-            pieces.extend(chunk[index] for chunk in chunks)
+        for family, block in zip(AGENT_FAMILIES, self._blocks, strict=True):
+            pieces.append(family.header(openmetrics))
+            pieces.append(block)
         if self._expose_relative():
             # Changes on every scrape, so never cached (and off by default).
-            pieces.append(EXPIRES_IN.header.encode())
+            pieces.append(EXPIRES_IN.header(openmetrics))
             pieces.extend(
-                f"{EXPIRES_IN.name}{{{_labels(r)}}} "
+                f"{EXPIRES_IN.name}{{{_labels(r.key)}}} "
                 f"{_number(r.observation.expires_at - now)}\n".encode()
                 for r in records
                 if r.observation is not None and r.observation.expires_at is not None
@@ -281,9 +362,14 @@ class Metrics:
             registry=self.registry,
         )
 
-    def render(self) -> bytes:
-        """The whole exposition, joined once: at 10,000 agents it is 15 MB, and sent as one
-        body it avoids the 40 ms stalls that several writes met on loopback."""
-        pieces = self.agents.render()
-        pieces.append(generate_latest(self.registry))
-        return b"".join(pieces)
+    def render(self, openmetrics: bool = False) -> Exposition:
+        """Everything `/metrics` serves, in the text format or in OpenMetrics 1.0.0."""
+        pieces = self.agents.render(openmetrics)
+        if openmetrics:
+            # Ends with the `# EOF` that OpenMetrics requires, after every family.
+            pieces.append(generate_openmetrics(self.registry))  # type: ignore[no-untyped-call]
+            content_type = OPENMETRICS_CONTENT_TYPE
+        else:
+            pieces.append(generate_latest(self.registry))
+            content_type = CONTENT_TYPE
+        return Exposition(pieces, sum(map(len, pieces)), content_type)

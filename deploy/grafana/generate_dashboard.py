@@ -93,6 +93,16 @@ DS = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
 # Per-agent series, filtered by the dashboard's workspace and agent variables.
 AGENT_FILTER = 'workspace=~"$workspace", agent_id=~"$agent"'
 AGENT_LEGEND = "{{workspace}} / {{agent_name}} ({{agent_id}})"
+# The agent's name is on elevenlabs_agent_info alone (it can change; the series must not):
+# panels join it in. `max by` makes one name per agent even with several replicas.
+AGENT_NAMES = f"max by (workspace, agent_id, agent_name) (elevenlabs_agent_info{{{AGENT_FILTER}}})"
+
+
+def _named(expr: str) -> str:
+    """Per-agent series with the agent's current name joined in as a label."""
+    return f"({expr}) * on (workspace, agent_id) group_left (agent_name) {AGENT_NAMES}"
+
+
 # Columns a table of per-agent series does not need.
 HIDDEN_COLUMNS = {"Time": True, "__name__": True, "instance": True, "job": True}
 AGENT_COLUMN_NAMES = {"workspace": "Workspace", "agent_name": "Agent", "agent_id": "Agent id"}
@@ -323,8 +333,8 @@ def _expiry_panels(ids: _Ids) -> list[Any]:
             "Time left per agent (soonest first)",
             "Seconds until each agent's link token expires, soonest first; negative once expired. "
             "Agents without an expiry (no token, or a token that never expires) are not listed.",
-            f"sort(elevenlabs_agent_link_expiry_timestamp_seconds{{{AGENT_FILTER}}} - time())",
-            f"elevenlabs_agent_link_expiry_timestamp_seconds{{{AGENT_FILTER}}} * 1000",
+            f"sort({_named(f'elevenlabs_agent_link_expiry_timestamp_seconds{{{AGENT_FILTER}}} - time()')})",
+            _named(f"elevenlabs_agent_link_expiry_timestamp_seconds{{{AGENT_FILTER}}} * 1000"),
             span=14,
             height=10,
         )
@@ -371,7 +381,7 @@ def _expiry_panels(ids: _Ids) -> list[Any]:
             ids,
             "State per agent",
             "Each agent's current link state.",
-            f"elevenlabs_agent_link_state{{{AGENT_FILTER}}} == 1",
+            _named(f"elevenlabs_agent_link_state{{{AGENT_FILTER}}} == 1"),
             span=10,
             height=10,
         )
@@ -400,7 +410,7 @@ def _expiry_panels(ids: _Ids) -> list[Any]:
             "Agents without a shareable link (missing)",
             "The API answered token: null for these agents. "
             "Create a link in the ElevenLabs dashboard.",
-            f"elevenlabs_agent_link_token_missing{{{AGENT_FILTER}}} == 1",
+            _named(f"elevenlabs_agent_link_token_missing{{{AGENT_FILTER}}} == 1"),
             span=10,
             height=8,
         )
@@ -419,7 +429,9 @@ def _expiry_panels(ids: _Ids) -> list[Any]:
             "Time left over time",
             "Seconds until each link expires; a jump up is a rotated or renewed token.",
             _query(
-                f"elevenlabs_agent_link_expiry_timestamp_seconds{{{AGENT_FILTER}}} - time()",
+                _named(
+                    f"elevenlabs_agent_link_expiry_timestamp_seconds{{{AGENT_FILTER}}} - time()"
+                ),
                 legend=AGENT_LEGEND,
             ),
             unit="s",
@@ -491,7 +503,9 @@ def _polling_panels(ids: _Ids) -> list[Any]:
         "Time since last successful poll",
         "Age of each agent's last valid answer from the API.",
         _query(
-            f"time() - elevenlabs_agent_link_last_success_timestamp_seconds{{{AGENT_FILTER}}}",
+            _named(
+                f"time() - elevenlabs_agent_link_last_success_timestamp_seconds{{{AGENT_FILTER}}}"
+            ),
             legend=AGENT_LEGEND,
         ),
         unit="s",
@@ -640,7 +654,16 @@ def render_dashboard() -> str:
 # ---------------------------------------------------------------------------
 # Alert rules
 
-_AGENT_KEYS = "job, workspace, agent_id, agent_name"
+# The alert's identity: the agent's name is not in it, so a rename neither resolves nor
+# restarts an alert; the annotations read the name from query N instead.
+_AGENT_KEYS = "job, workspace, agent_id"
+# Each agent's current name or, while the monitor is away (a restart), its name in the past
+# 15 minutes (the alerts' fallback window).
+_AGENT_NAME_QUERY = (
+    "max by (job, workspace, agent_id, agent_name) (elevenlabs_agent_info or "
+    "(last_over_time(elevenlabs_agent_info[15m]) "
+    "unless on (job, workspace, agent_id) elevenlabs_agent_info))"
+)
 
 # Same fallback as the recording rule in deploy/prometheus/rules.yml, inlined so
 # the Grafana rules need no Prometheus rules: the current expiry or, while the
@@ -666,11 +689,12 @@ def _state_last_known(state: str) -> str:
     )
 
 
+_AGENT_NAME = "{{ with $values.N }}{{ .Labels.agent_name }} {{ end }}"
 AGENT_TEXT = (
-    "agent {{ $labels.agent_name }} ({{ $labels.agent_id }}) in workspace {{ $labels.workspace }}"
+    f"agent {_AGENT_NAME}({{{{ $labels.agent_id }}}}) in workspace {{{{ $labels.workspace }}}}"
 )
 AGENT_TEXT_LONG = (
-    "agent {{ $labels.agent_name }} (id {{ $labels.agent_id }}, workspace {{ $labels.workspace }})"
+    f"agent {_AGENT_NAME}(id {{{{ $labels.agent_id }}}}, workspace {{{{ $labels.workspace }}}})"
 )
 VALUE = "{{ humanizeDuration $values.B.Value }}"
 
@@ -852,6 +876,23 @@ def _expression_query(
     )
 
 
+def _name_query() -> alert_builders.Query:
+    """Query N: the agents' names, for the annotations only (never the alert's labels)."""
+    return (
+        alert_builders.Query("N")
+        .datasource_uid(ALERT_DATASOURCE_UID)
+        .relative_time_range(RelativeTimeRange(from_val=900, to=0))
+        .model(
+            prometheus.Dataquery()
+            .ref_id("N")
+            .expr(_AGENT_NAME_QUERY)
+            .instant()
+            .editor_mode(prom_model.QueryEditorMode.CODE)
+            .datasource(model.DataSourceRef(type_val="prometheus", uid=ALERT_DATASOURCE_UID))
+        )
+    )
+
+
 def _alert_rule(spec: dict[str, Any]) -> alert_builders.Rule:
     evaluator, params = spec["evaluator"]
     query = (
@@ -882,11 +923,14 @@ def _alert_rule(spec: dict[str, Any]) -> alert_builders.Rule:
             ]
         ),
     )
+    queries = [query, reduce, threshold]
+    if "elevenlabs_agent_" in spec["expr"]:
+        queries.append(_name_query())
     return (
         alert_builders.Rule(spec["title"])
         .uid(spec["uid"])
         .condition("C")
-        .queries([query, reduce, threshold])
+        .queries(queries)
         .for_val(spec["for"])
         .no_data_state(spec["no_data"])
         .exec_err_state("Error")

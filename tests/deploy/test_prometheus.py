@@ -50,7 +50,7 @@ def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
         if rule.get("alert") == "ElevenLabsAgentLinkMissing":
             # Without the fallback to the last known state, a restart resolves it.
             rule["expr"] = (
-                "max by (job, workspace, agent_id, agent_name) "
+                "max by (job, workspace, agent_id) "
                 '(elevenlabs_agent_link_state{state="missing"} == 1)'
             )
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(data), encoding="utf-8")
@@ -90,9 +90,14 @@ def test_alerts_carry_for_severity_and_agent_annotations() -> None:
         assert annotations["summary"], name
         assert annotations["description"], name
         if "elevenlabs_agent" in rule["expr"]:
-            for label in ("workspace", "agent_name", "agent_id"):
-                for key in ("summary", "description"):
+            for key in ("summary", "description"):
+                for label in ("workspace", "agent_id"):
                     assert f"$labels.{label}" in annotations[key], f"{name}.{key}: {label}"
+                # The name is looked up, never an alert label: a rename must not split it.
+                assert "elevenlabs_agent_info{" in annotations[key], f"{name}.{key}"
+                assert "| query }}" in annotations[key], f"{name}.{key}"
+            assert "agent_name" not in rule["expr"], name
+            assert "agent_name" not in rule.get("labels", {}), name
     by_name = {rule["alert"]: rule for rule in alerts}
     # A brief API outage must not page: the polling alert waits for 30 minutes.
     assert by_name["ElevenLabsAgentLinkPollingFailing"]["for"] == "30m"
@@ -128,3 +133,22 @@ def test_promtool_check_config_with_scrape_job_and_rules(tmp_path: Path) -> None
     # The snippet is itself a valid prometheus.yml.
     result = run([promtool, "check", "config", str(SCRAPE_CONFIG)])
     assert result.returncode == 0, output(result)
+
+
+def test_a_rename_would_split_an_alert_that_carried_the_name(tmp_path: Path) -> None:
+    """The rename case in rules_test.yml catches a rule that joins the name into its labels."""
+    promtool = require_tool("promtool")
+    data = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    for rule in data["groups"][0]["rules"]:
+        if rule.get("alert") == "ElevenLabsAgentLinkExpiryCritical":
+            rule["expr"] = (
+                f"({rule['expr']}) * on (job, workspace, agent_id) group_left (agent_name)"
+                " max by (job, workspace, agent_id, agent_name) (elevenlabs_agent_info)"
+            )
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    (tmp_path / "rules_test.yml").write_text(RULES_TEST.read_text(encoding="utf-8"))
+    result = run([promtool, "test", "rules", "rules_test.yml"], cwd=tmp_path)
+    assert result.returncode != 0, output(result)
+    assert "an agent renamed while its link expires keeps one continuous alert" in (
+        result.stdout + result.stderr
+    )

@@ -22,6 +22,7 @@ import importlib.util
 import itertools
 import json
 import math
+import signal
 import socket
 import subprocess
 import time
@@ -431,8 +432,42 @@ def test_prometheus_runs_the_dashboards_and_alerts_against_the_daemon(
     assert diff(alert_keys(alerts), expected) == []
     for alert in alerts:
         assert alert["labels"]["job"] == JOB
-        assert alert["labels"]["agent_name"] == f"{alert['labels']['agent_id']}-name"
+        # The name is no part of an alert's identity; the annotations name the agent.
+        assert "agent_name" not in alert["labels"]
+        agent_id = alert["labels"]["agent_id"]
+        assert f"agent {agent_id}-name ({agent_id})" in alert["annotations"]["summary"]
     active_since = {a["labels"]["alertname"]: a["activeAt"] for a in alerts}
+
+    # Prometheus asked for OpenMetrics and got it: its metadata names a counter family
+    # without `_total`, as only the OpenMetrics format does (the text format keeps it).
+    metadata = api(prometheus, "/api/v1/targets/metadata", match_target=f'{{job="{JOB}"}}')
+    kinds = {m["metric"]: m["type"] for m in metadata["data"]}
+    assert kinds.get("elevenlabs_agent_link_poll_errors") == "counter", kinds
+    assert "elevenlabs_agent_link_poll_errors_total" not in kinds
+    assert kinds.get("elevenlabs_agent_info") == "gauge", kinds
+
+    # A rename (here through the config; discovery takes names from the API) changes the
+    # info series only: the alert stays the one that was firing, named by its new name.
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    for agent in document["agents"]:
+        if agent["id"] == "e2e_critical":
+            agent["name"] = "renamed-bot"
+    config.write_text(yaml.safe_dump(document), encoding="utf-8")
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for("config_reloaded")
+    critical = "ElevenLabsAgentLinkExpiryCritical"
+
+    def renamed() -> list[str]:
+        found = [a for a in active_alerts(prometheus) if a["labels"]["alertname"] == critical]
+        summaries = [a["annotations"]["summary"] for a in found]
+        if len(found) != 1 or "agent renamed-bot (e2e_critical)" not in summaries[0]:
+            return [f"{critical}: {summaries}"]
+        return []
+
+    settle(renamed, "the alert to name the agent by its new name")
+    alerts = active_alerts(prometheus)
+    assert diff(alert_keys(alerts), expected) == []
+    assert {a["labels"]["alertname"]: a["activeAt"] for a in alerts} == active_since
 
     # The daemon dies: Prometheus' scrapes fail and ElevenLabsLinkMonitorDown fires for its
     # address (not ...Absent: the target is still configured). The link alerts keep firing

@@ -27,6 +27,7 @@ JOB = "elevenlabs-link-monitor"
 # The public metric names (shared CONTRACT.md, "Metrics"), as exposed.
 CONTRACT_METRICS = frozenset(
     {
+        "elevenlabs_agent_info",
         "elevenlabs_agent_link_expiry_timestamp_seconds",
         "elevenlabs_agent_link_expires_in_seconds",
         "elevenlabs_agent_link_token_missing",

@@ -77,7 +77,8 @@ def test_query_reduce_threshold(alert_rules: dict[str, Any], title: str) -> None
     (rule,) = [rule for rule in rules(alert_rules) if rule["title"] == title]
     data = {query["refId"]: query for query in rule["data"]}
     assert rule["condition"] in data
-    queries = [q for q in rule["data"] if q["datasourceUid"] != "__expr__"]
+    # N, where present, only names the agent in the annotations.
+    queries = [q for q in rule["data"] if q["datasourceUid"] != "__expr__" and q["refId"] != "N"]
     assert len(queries) == 1
     (query,) = queries
     assert query["model"]["expr"].strip()
@@ -134,3 +135,22 @@ def test_thresholds_match_the_contract_defaults(alert_rules: dict[str, Any]) -> 
 
     assert params("ElevenLabsAgentLinkExpiringSoon") == [86400, 7 * 86400]
     assert params("ElevenLabsAgentLinkExpiryCritical") == [0, 86400]
+
+
+def test_agent_alerts_keep_the_name_out_of_their_identity(alert_rules: dict[str, Any]) -> None:
+    """A rename must neither resolve nor restart an alert: the name is looked up, not grouped."""
+    per_agent = [
+        rule
+        for rule in rules(alert_rules)
+        if any("elevenlabs_agent_link_" in q["model"].get("expr", "") for q in rule["data"])
+    ]
+    assert len(per_agent) == 6
+    for rule in per_agent:
+        data = {q["refId"]: q for q in rule["data"]}
+        assert "agent_name" not in data["A"]["model"]["expr"], rule["title"]
+        assert "agent_name" not in rule.get("labels", {}), rule["title"]
+        assert "elevenlabs_agent_info" in data["N"]["model"]["expr"], rule["title"]
+        assert "N" not in {q["model"].get("expression") for q in rule["data"]}, rule["title"]
+        for key in ("summary", "description"):
+            assert "$values.N" in rule["annotations"][key], (rule["title"], key)
+            assert "$labels.agent_id" in rule["annotations"][key], (rule["title"], key)

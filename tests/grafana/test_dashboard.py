@@ -215,3 +215,18 @@ def test_monitor_health(dashboard: dict[str, Any]) -> None:
     assert "{{version}}" in [t.get("legendFormat") for t in version[0]["targets"]]
     assert find_panels(dashboard, "time() - elevenlabs_link_monitor_last_cycle_timestamp_seconds")
     assert find_panels(dashboard, "elevenlabs_link_monitor_config_last_reload_successful")
+
+
+def test_panels_naming_agents_join_the_info_series(dashboard: dict[str, Any]) -> None:
+    """Names come from elevenlabs_agent_info, joined on the agent's identity."""
+    join = "* on (workspace, agent_id) group_left (agent_name)"
+    naming = [
+        (panel, expr)
+        for panel in panels(dashboard)
+        for expr in exprs(panel)
+        if "agent_name" in expr or "agent_name" in json.dumps(panel.get("targets", []))
+    ]
+    assert len(naming) >= 5
+    for panel, expr in naming:
+        assert join in expr, (panel["title"], expr)
+        assert "elevenlabs_agent_info{" in expr, (panel["title"], expr)
