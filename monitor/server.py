@@ -67,6 +67,7 @@ class MetricsEndpoint:
             app = GZipMiddleware(response, minimum_size=1024, compresslevel=GZIP_LEVEL)
         await app(scope, receive, send)
 
+
 # Idle and slow clients must not take the port from Prometheus and the kubelet.
 HEADER_TIMEOUT = 10.0  # from connect (or the end of the last answer) to a whole request head
 KEEP_ALIVE = 5  # uvicorn's idle timer between requests

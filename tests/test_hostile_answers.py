@@ -129,7 +129,8 @@ def test_no_answer_breaks_any_output(body: bytes, now: float) -> None:
     when = next_change(record.observation, now, THRESHOLDS)
     assert when is None or iso(when)
     metrics = Metrics(store, Health(), lambda: THRESHOLDS, lambda: now, lambda: True)
-    assert b"elevenlabs_agent_link_state" in metrics.render()
+    assert b"elevenlabs_agent_link_state" in metrics.render().body()
+    assert metrics.render(openmetrics=True).body().endswith(b"# EOF\n")
     config = Config(agents=[AgentConfig(id="agent_1")])
     app = Starlette(routes=status_routes(store, Health(), lambda: config, lambda: now))
     assert [r.status_code for r in asyncio.run(_pages(app))] == [200, 200, 200]

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from monitor.metrics import CONTENT_TYPE, Exposition
 from monitor.server import MAX_REQUESTS, HttpServer, build_app
 from tests.conftest import ConfigWriter, canary_token
 from tests.daemon import Daemon, wait_until
@@ -117,7 +118,11 @@ def _server(
 ) -> Iterator[tuple[int, asyncio.AbstractEventLoop]]:
     """An HttpServer on its own loop in a thread; yields its port and the loop."""
     loop = asyncio.new_event_loop()
-    app = build_app(lambda: b"", lambda: True, lambda: True, routes or [])
+
+    def empty(_: bool) -> Exposition:
+        return Exposition([], 0, CONTENT_TYPE)
+
+    app = build_app(empty, lambda: True, lambda: True, routes or [])
     server = HttpServer(app, "127.0.0.1", 0, header_timeout=header_timeout)
     _, port = loop.run_until_complete(server.start())
     thread = threading.Thread(target=loop.run_forever, daemon=True)

@@ -72,7 +72,7 @@ def make_runtime(loop: FakeClockLoop, api: FakeApi, config: Config) -> Runtime:
 
 
 def value(runtime: Runtime, name: str, **labels: str) -> float | None:
-    text = runtime.metrics.render().decode()
+    text = runtime.metrics.render().body().decode()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
@@ -81,7 +81,7 @@ def value(runtime: Runtime, name: str, **labels: str) -> float | None:
 
 
 def state_of(runtime: Runtime, agent_id: str) -> str | None:
-    text = runtime.metrics.render().decode()
+    text = runtime.metrics.render().body().decode()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if (
