@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,28 +29,51 @@ def standin() -> Iterator[StandIn]:
 ConfigWriter = Callable[..., Path]
 
 
+def config_data(base_url: str, agents: list[str], **sections: Any) -> dict[str, Any]:
+    """A small config as YAML would give it; keyword arguments override top-level sections
+    (a dict is merged into the section, anything else replaces it)."""
+    config: dict[str, Any] = {
+        "elevenlabs": {
+            "base_url": base_url,
+            "timeout": "2s",
+            "max_concurrency": 8,
+            "max_requests_per_second": 50,
+            "max_retries": 0,
+        },
+        "agents": [{"id": a, "name": f"{a}-name"} for a in agents],
+        "poll": {"interval": "1h", "jitter": 0},
+        "server": {"host": "127.0.0.1", "port": 0},
+    }
+    for section, value in sections.items():
+        if isinstance(value, dict) and isinstance(config.get(section), dict):
+            config[section] = {**config[section], **value}
+        else:
+            config[section] = value
+    return config
+
+
+def kubelet_secret(directory: Path, key: str, version: int) -> Path:
+    """A Secret as the kubelet mounts it: `key -> ..data/key`, `..data -> ..<version>`, and
+    `..data` replaced atomically on each update."""
+    directory.mkdir(exist_ok=True)
+    payload = directory / f"..2026_12_01_{version:02d}"
+    payload.mkdir()
+    (payload / "key").write_text(key + "\n")
+    staged = directory / "..data_tmp"
+    staged.symlink_to(payload.name)
+    os.replace(staged, directory / "..data")
+    link = directory / "key"
+    if not link.is_symlink():
+        link.symlink_to("..data/key")
+    return link
+
+
 @pytest.fixture
 def write_config(tmp_path: Path, standin: StandIn) -> ConfigWriter:
     """Write a config for the stand-in; keyword arguments override top-level sections."""
 
     def write(agents: list[str], path: Path | None = None, **sections: Any) -> Path:
-        config: dict[str, Any] = {
-            "elevenlabs": {
-                "base_url": standin.url,
-                "timeout": "2s",
-                "max_concurrency": 8,
-                "max_requests_per_second": 50,
-                "max_retries": 0,
-            },
-            "agents": [{"id": a, "name": f"{a}-name"} for a in agents],
-            "poll": {"interval": "1h", "jitter": 0},
-            "server": {"host": "127.0.0.1", "port": 0},
-        }
-        for section, value in sections.items():
-            if isinstance(value, dict) and isinstance(config.get(section), dict):
-                config[section] = {**config[section], **value}
-            else:
-                config[section] = value
+        config = config_data(standin.url, agents, **sections)
         target = path or tmp_path / "config.yaml"
         target.write_text(yaml.safe_dump(config))
         return target

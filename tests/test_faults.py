@@ -4,7 +4,6 @@ other agent is unaffected, the process keeps running and nothing it knew is lost
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
+from tests.conftest import CANARY_KEY, ConfigWriter, canary_token, kubelet_secret
 from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, huge, link, reset_midway, status, trickle
 
@@ -231,27 +230,11 @@ def test_readiness_holds_when_agents_are_added(
     assert json.loads(body)["ready"] is True
 
 
-def _kubelet_secret(directory: Path, key: str, version: int) -> Path:
-    """A Secret as the kubelet mounts it: `key -> ..data/key`, `..data -> ..<version>`,
-    `..data` swapped atomically on each update."""
-    directory.mkdir(exist_ok=True)
-    payload = directory / f"..2026_12_01_{version:02d}"
-    payload.mkdir()
-    (payload / "key").write_text(key + "\n")
-    staged = directory / "..data_tmp"
-    staged.symlink_to(payload.name)
-    os.replace(staged, directory / "..data")
-    link_path = directory / "key"
-    if not link_path.is_symlink():
-        link_path.symlink_to("..data/key")
-    return link_path
-
-
 def test_a_rotated_secret_is_picked_up_without_a_signal(
     standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon, tmp_path: Path
 ) -> None:
     secret = tmp_path / "secret"
-    key_file = _kubelet_secret(secret, CANARY_KEY, 1)
+    key_file = kubelet_secret(secret, CANARY_KEY, 1)
     standin.set("bot", link(canary_token("k"), None))
     path = write_config(
         ["bot"], elevenlabs={"api_key_file": str(key_file)}, poll={"interval": "1s", "jitter": 0}
@@ -260,7 +243,7 @@ def test_a_rotated_secret_is_picked_up_without_a_signal(
     wait_until(lambda: daemon.state_of("bot") == "ok")
     rotated = CANARY_KEY + "_rotated"
     standin.api_key = rotated
-    _kubelet_secret(secret, rotated, 2)
+    kubelet_secret(secret, rotated, 2)
     reloaded = daemon.wait_for("config_reloaded", timeout=10)
     assert reloaded["cause"] == "key file changed"
     polls = standin.count("bot")
@@ -269,7 +252,7 @@ def test_a_rotated_secret_is_picked_up_without_a_signal(
     assert daemon.state_of("bot") == "ok"
     assert daemon.value("elevenlabs_link_monitor_config_last_reload_successful") == 1
     # A bad key file keeps the running key.
-    _kubelet_secret(secret, "", 3)
+    kubelet_secret(secret, "", 3)
     daemon.wait_for("config_reload_failed", timeout=10)
     assert daemon.value("elevenlabs_link_monitor_config_last_reload_successful") == 0
     polls = standin.count("bot")

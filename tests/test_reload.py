@@ -4,7 +4,6 @@ kept out, the config parsed off the event loop, and a bounded log of problems.""
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from structlog.typing import EventDict
 from monitor.config import Config, load_config, read_api_key
 from monitor.runtime import Runtime
 from monitor.watcher import FileWatcher
+from tests.conftest import kubelet_secret
 from tests.fakeapi import FakeApi, FakeClient, expires
 
 
@@ -26,22 +26,6 @@ def logged() -> Iterator[list[EventDict]]:
     structlog.reset_defaults()
     with structlog.testing.capture_logs() as lines:
         yield lines
-
-
-def kubelet_secret(directory: Path, key: str, version: int) -> Path:
-    """A Secret as the kubelet mounts it: `key -> ..data/key`, `..data -> ..<version>`, and
-    `..data` replaced atomically on each update."""
-    directory.mkdir(exist_ok=True)
-    payload = directory / f"..2026_12_01_{version:02d}"
-    payload.mkdir()
-    (payload / "key").write_text(key + "\n")
-    staged = directory / "..data_tmp"
-    staged.symlink_to(payload.name)
-    os.replace(staged, directory / "..data")
-    link = directory / "key"
-    if not link.is_symlink():
-        link.symlink_to("..data/key")
-    return link
 
 
 def write_config(path: Path, agents: list[str], **elevenlabs: Any) -> Path:

@@ -15,6 +15,7 @@ from structlog.typing import EventDict
 from monitor.config import Config
 from monitor.model import AgentSummary, PollOutcome, Reason
 from monitor.runtime import Runtime
+from tests.conftest import config_data
 from tests.fakeapi import FakeApi, after, expires, fails, missing
 from tests.fakeclock import FakeClockLoop, fake_clock
 
@@ -47,24 +48,8 @@ def logged(loop: FakeClockLoop) -> Iterator[list[EventDict]]:
 
 
 def make_config(agents: list[str], **sections: Any) -> Config:
-    data: dict[str, Any] = {
-        "elevenlabs": {
-            "base_url": "http://127.0.0.1:9",  # never contacted: the fake client answers
-            "timeout": "2s",
-            "max_concurrency": 8,
-            "max_requests_per_second": 50,
-            "max_retries": 0,
-        },
-        "agents": [{"id": a, "name": f"{a}-name"} for a in agents],
-        "poll": {"interval": "1h", "jitter": 0},
-        "server": {"host": "127.0.0.1", "port": 0},
-    }
-    for section, value in sections.items():
-        if isinstance(value, dict) and isinstance(data.get(section), dict):
-            data[section] = {**data[section], **value}
-        else:
-            data[section] = value
-    return Config.model_validate(data)
+    # The fake client answers: the base URL is never contacted.
+    return Config.model_validate(config_data("http://127.0.0.1:9", agents, **sections))
 
 
 def make_runtime(loop: FakeClockLoop, api: FakeApi, config: Config) -> Runtime:
