@@ -75,12 +75,15 @@ def parse_link_body(body: bytes, agent_id: str | None = None) -> PollOutcome:
         return PollFailure(Reason.INVALID_RESPONSE, _schema_detail(exc), 200)
     except RecursionError:
         return PollFailure(Reason.INVALID_RESPONSE, "the answer is nested too deeply", 200)
-    if agent_id is not None and answer.agent_id != agent_id:
-        return PollFailure(
-            Reason.INVALID_RESPONSE,
-            "the answer does not fit the schema at agent_id: not the agent asked for",
-            200,
-        )
+    if agent_id is not None:
+        token_agent = answer.token.agent_id if answer.token is not None else None
+        for field, said in (("agent_id", answer.agent_id), ("token.agent_id", token_agent)):
+            if said is not None and said != agent_id:
+                return PollFailure(
+                    Reason.INVALID_RESPONSE,
+                    f"the answer does not fit the schema at {field}: not the agent asked for",
+                    200,
+                )
     return reduce_answer(answer)
 
 
@@ -123,14 +126,21 @@ def _error_code(body: bytes) -> str:
     elif isinstance(detail, list) and detail and isinstance(detail[0], dict):
         candidates = [detail[0].get("type")]
     for candidate in candidates:
-        # Only identifier-shaped codes: free text could echo anything back.
         if (
             isinstance(candidate, str)
-            and re.fullmatch(r"[a-z][a-z0-9_.]{0,63}", candidate)
-            and not candidate.startswith("sk_")  # an echoed API key looks like a code
+            and len(candidate) <= 64
+            and _CODE.fullmatch(candidate)
+            and not candidate.startswith("sk_")  # the API key's own prefix
         ):
             return candidate
     return ""
+
+
+# What an error code looks like (`invalid_api_key`, `too_many_concurrent_requests`,
+# `value_error.missing`): short lowercase words, no digits. Free text, an echoed API key
+# (`sk_...` has digits) or an echoed conversation token (long random runs, digits) does not
+# fit, so nothing an upstream echoes back reaches a log line, the page or `check`.
+_CODE = re.compile(r"[a-z]{1,12}(?:[_.][a-z]{1,12}){0,7}")
 
 
 def classify_status(status: int, body: bytes, retry_after: float | None) -> PollFailure:

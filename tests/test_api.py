@@ -311,6 +311,53 @@ def test_free_text_from_the_api_is_never_copied_into_the_detail(body: bytes) -> 
     assert classify_status(401, body, None).detail == "HTTP 401"
 
 
+@pytest.mark.parametrize(
+    "echoed",
+    [
+        "tok_canary_a1_b7c1e0",  # the tests' own canary token shape
+        TOKEN,
+        "cvtkn_abc123",
+        API_KEY,
+        "sk_live_keylike",
+        "abcdefghijklmnopqrstuvwxyzabcdefghij",  # one long random-looking run
+        "eyjhbgcioijiuzi.eyjzdwiioiixmjm",  # a lowercased JWT
+    ],
+)
+@pytest.mark.parametrize("where", ["status", "code", "type"])
+def test_an_echoed_token_or_key_is_never_taken_for_a_code(echoed: str, where: str) -> None:
+    body = json.dumps({"detail": {where: echoed}}).encode()
+    assert classify_status(500, body, None).detail == "HTTP 500"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "invalid_api_key",
+        "missing_permissions",
+        "agent_not_found",
+        "document_not_found",
+        "too_many_concurrent_requests",
+        "concurrent_limit_exceeded",
+        "system_busy",
+        "value_error.missing",
+    ],
+)
+def test_the_api_s_own_codes_are_kept(code: str) -> None:
+    assert classify_status(401, error_body(code), None).detail == f"HTTP 401 {code}"
+
+
+def test_a_token_about_another_agent_does_not_fit() -> None:
+    body = link_body(full_token(agent_id="other"))
+    assert parse_link_body(body, "agent_1") == PollFailure(
+        Reason.INVALID_RESPONSE,
+        "the answer does not fit the schema at token.agent_id: not the agent asked for",
+        200,
+    )
+    assert isinstance(
+        parse_link_body(link_body(full_token(agent_id="agent_1")), "agent_1"), LinkAnswer
+    )
+
+
 def test_the_first_identifier_shaped_code_wins() -> None:
     body = json.dumps({"detail": {"status": "Not A Code", "code": "quota_exceeded"}}).encode()
     assert classify_status(429, body, None).detail == "HTTP 429 quota_exceeded"
