@@ -7,7 +7,7 @@ import contextlib
 import os
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import h11
@@ -16,7 +16,7 @@ from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -53,14 +53,19 @@ class MetricsEndpoint:
         request = Request(scope, receive)
         exposition = self._render(wants_openmetrics(request.headers.get("accept", "")))
 
-        async def body() -> AsyncIterator[bytes | memoryview]:
-            # Pieces of the cached rendering, joined a chunk at a time: the whole body is
-            # never copied at once.
-            for chunk in exposition.chunks():
-                yield chunk
-
         headers = {**_NO_STORE, "content-length": str(exposition.length)}
-        response = StreamingResponse(body(), media_type=exposition.content_type, headers=headers)
+        head = Response(media_type=exposition.content_type, headers=headers).raw_headers
+
+        async def response(_: Scope, __: Receive, send: Send) -> None:
+            # Pieces of the cached rendering, joined a chunk at a time: the whole body is
+            # never copied at once. Not a StreamingResponse: under uvicorn's ASGI 2.3 it runs
+            # an anyio task group per answer to watch for a disconnect (1.2 MiB of modules at
+            # the first scrape); uvicorn itself drops what is sent after one.
+            await send({"type": "http.response.start", "status": 200, "headers": head})
+            for chunk in exposition.chunks():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
         app: ASGIApp = response
         if exposition.length <= GZIP_MAX_BYTES:
             # Starlette's middleware negotiates from Accept-Encoding and compresses.

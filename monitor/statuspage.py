@@ -11,21 +11,20 @@ fetches the partial and swaps it in. The schema of the JSON API is documented in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.resources
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import jinja2
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 from starlette.types import Scope
 
 from monitor import __version__
@@ -33,6 +32,10 @@ from monitor.config import Config
 from monitor.evaluate import ALERTING, STATES, Kind, State, Thresholds, evaluate
 from monitor.model import Health, Reason, iso
 from monitor.store import AgentRecord, Store
+
+if TYPE_CHECKING:
+    import jinja2
+    from starlette.templating import Jinja2Templates
 
 SCHEMA_VERSION = 1
 PARTIAL_PATH = "/partial"
@@ -477,6 +480,8 @@ def shown_text(view: View) -> str:
 
 
 def _environment() -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("monitor", "templates"),
         autoescape=True,
@@ -496,6 +501,14 @@ def _environment() -> jinja2.Environment:
     )
     env.globals.update(labels=LABELS, descriptions=DESCRIPTIONS, states=STATES)
     return env
+
+
+def _templates() -> Jinja2Templates:
+    # Jinja and its compiled templates cost about 3 MiB: not paid by a daemon that is only
+    # scraped, nor before somebody opens the page.
+    from starlette.templating import Jinja2Templates
+
+    return Jinja2Templates(env=_environment())
 
 
 def fingerprinted(name: str, body: bytes) -> str:
@@ -543,7 +556,7 @@ def status_routes(
     `ready` is what `/readyz` answers by; by default, the store's own readiness.
     """
     is_ready = ready if ready is not None else (lambda: store.ready)
-    templates = Jinja2Templates(env=_environment())
+    templates = functools.cache(_templates)
     files = FingerprintedFiles()
 
     def current() -> tuple[float, Config, list[Evaluated]]:
@@ -570,7 +583,7 @@ def status_routes(
             "partial_path": PARTIAL_PATH,
             "static": files.urls,
         }
-        return templates.TemplateResponse(request, template, context, headers=dict(HEADERS))
+        return templates().TemplateResponse(request, template, context, headers=dict(HEADERS))
 
     async def page(request: Request) -> Response:
         return render(request, "page.html")
