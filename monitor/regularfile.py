@@ -29,8 +29,9 @@ def open_regular(path: Path | str) -> BinaryIO:
 def _check(mode: int) -> None:
     if stat.S_ISREG(mode):
         return
+    if stat.S_ISDIR(mode):  # the words open() itself uses
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
     kinds = {
-        stat.S_ISDIR: "a directory",
         stat.S_ISFIFO: "a FIFO",
         stat.S_ISSOCK: "a socket",
         stat.S_ISCHR: "a character device",
