@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from monitor.model import AGENT_ID_RULE, is_safe_agent_id
+from monitor.regularfile import open_regular
 
 DEFAULT_CONFIG_PATH = "config.yaml"
 CONFIG_ENV = "MONITOR_CONFIG"
@@ -357,7 +358,7 @@ def config_path(explicit: str | None) -> Path:
 def load_config(path: Path) -> Config:
     """Read and validate a config file, or raise ConfigError with located problems."""
     try:
-        with path.open("rb") as file:
+        with open_regular(path) as file:
             # Read one byte past the limit rather than trust the size a stat reports.
             data = file.read(MAX_CONFIG_BYTES + 1)
         if len(data) > MAX_CONFIG_BYTES:
@@ -459,7 +460,7 @@ def read_api_key(
         if base is not None and not path.is_absolute():
             path = base / path
         try:
-            with path.open("rb") as file:
+            with open_regular(path) as file:
                 raw = file.read(MAX_KEY_FILE_BYTES + 1)
             key = raw.decode("utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:

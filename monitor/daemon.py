@@ -27,8 +27,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        runtime = self.runtime
-        loop.add_signal_handler(signal.SIGHUP, lambda: runtime.jobs.spawn(runtime.reload("SIGHUP")))
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         try:
             await self.start()
             await self._stopping.wait()
@@ -80,6 +79,10 @@ class Daemon:
         if self._server is not None:
             await self._server.stop()
         log.info("monitor_stopped")
+
+    def _on_sighup(self) -> None:
+        if not self._stopping.is_set():  # a reload after SIGTERM would only be cancelled
+            self.runtime.jobs.spawn(self.runtime.reload("SIGHUP"))
 
     def _alive(self) -> bool:
         return self.runtime.jobs.running and not self._stopping.is_set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -29,6 +29,12 @@ _PROBLEMS = {
     EVENT_JOB_MISSED: "missed",
     EVENT_JOB_MAX_INSTANCES: "max_instances",
 }
+
+
+def _report_crash(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        # A bug in one task must not go unseen.
+        log.error("task_crashed", error=type(exc).__name__)
 
 
 class Jobs:
@@ -80,18 +86,19 @@ class Jobs:
         if self.has(name):
             self._scheduler.remove_job(name)
 
-    def spawn(self, work: Awaitable[object]) -> None:
-        """A one-off task that shutdown cancels and awaits like a job."""
+    def spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        """A one-off task that shutdown cancels and awaits like a job.
 
-        async def run() -> None:
-            try:
-                await work
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a bug in one task must not go unseen
-                log.error("task_crashed", error=type(exc).__name__)
-
-        self._track(asyncio.get_running_loop().create_task(run()))
+        The coroutine is the task itself (no wrapper): a task cancelled before its first
+        step then closes it, where a wrapper left it never awaited (a RuntimeWarning on a
+        SIGHUP just before SIGTERM). Once shutdown has begun, it is closed unstarted.
+        """
+        if self._stopping:
+            work.close()
+            return
+        task = asyncio.get_running_loop().create_task(work)
+        task.add_done_callback(_report_crash)
+        self._track(task)
 
     async def stop(self, grace: float) -> None:
         """Stop scheduling, cancel what runs, and give it `grace` seconds to end."""

@@ -7,6 +7,7 @@ import contextlib
 import os
 import socket
 import ssl
+import struct
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
@@ -77,9 +78,13 @@ class MetricsEndpoint:
 HEADER_TIMEOUT = 10.0  # from connect (or the end of the last answer) to a whole request head
 KEEP_ALIVE = 5  # uvicorn's idle timer between requests
 MAX_CONNECTIONS = 256  # above this the longest-idle connection makes room for the new one
-MAX_REQUESTS = 32  # requests in flight at once, besides the reserve below
-RESERVED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
-RESERVED_REQUESTS = 16  # in flight at once on RESERVED_PATHS, whatever the other pages do
+MAX_REQUESTS = 32  # requests in flight at once on the pages, besides the reserves below
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+PROBE_REQUESTS = 16  # in flight at once on the probes, whatever /metrics and the pages do
+METRICS_REQUESTS = 16  # in flight at once on /metrics, whatever the pages do
+# A client that stops reading pauses our writes; past this its connection is cut, so an
+# answer that cannot drain never holds a request slot for good.
+WRITE_TIMEOUT = 10.0
 SHUTDOWN_GRACE = 2  # for answers in flight at SIGTERM: a client that stopped reading ...
 SHUTDOWN_LIMIT = 3.5  # ... is cut off, so the process ends within 5 s of SIGTERM
 # On every answer, uvicorn's own errors included: a browser must never guess a type.
@@ -123,9 +128,10 @@ def build_app(
 
 
 class RequestGate:
-    """503 above MAX_REQUESTS in flight, with a separate allowance for the probes and the
+    """503 above MAX_REQUESTS in flight, with separate allowances for the probes and for the
     scrape: requests are counted, never sockets (uvicorn's limit_concurrency counts both,
-    so a handful of idle connections turned every probe into a 503).
+    so a handful of idle connections turned every probe into a 503). The probes have their
+    own, since /metrics answers are megabytes that slow readers can hold for WRITE_TIMEOUT.
 
     uvicorn adds SECURITY_HEADERS to every answer, its own errors included; the app's own
     copies are dropped so that none is sent twice.
@@ -133,25 +139,30 @@ class RequestGate:
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
-        self._in_flight = {False: 0, True: 0}
+        self._in_flight = {"probes": 0, "metrics": 0, "pages": 0}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        reserved = scope["path"] in RESERVED_PATHS
-        limit = RESERVED_REQUESTS if reserved else MAX_REQUESTS
-        if self._in_flight[reserved] >= limit:
+        path = scope["path"]
+        if path in PROBE_PATHS:
+            pool, limit = "probes", PROBE_REQUESTS
+        elif path == "/metrics":
+            pool, limit = "metrics", METRICS_REQUESTS
+        else:
+            pool, limit = "pages", MAX_REQUESTS
+        if self._in_flight[pool] >= limit:
             busy = PlainTextResponse(
                 "too many requests in flight\n", status_code=503, headers=_NO_STORE
             )
             await busy(scope, receive, send)
             return
-        self._in_flight[reserved] += 1
+        self._in_flight[pool] += 1
         try:
             await self._app(scope, receive, _without(send, _SECURITY_NAMES))
         finally:
-            self._in_flight[reserved] -= 1
+            self._in_flight[pool] -= 1
 
 
 _SECURITY_NAMES = frozenset(name.encode() for name, _ in SECURITY_HEADERS)
@@ -168,17 +179,22 @@ def _without(send: Send, names: frozenset[bytes]) -> Send:
 
 
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for receiving a request head.
+    """uvicorn's h11 protocol with a deadline for receiving a request head, and one for a
+    client that stops reading an answer.
 
     uvicorn has none: its keep-alive timer starts only after an answer and any byte
     received stops it, so a connection that sends nothing, or a byte now and then, is held
     for good. Here every connection gets `header_timeout` seconds, from connect or from the
     end of the last answer, to send a whole request head; and past MAX_CONNECTIONS the
-    longest-idle connection is closed to make room.
+    longest-idle connection is closed to make room. An answer whose writes stay paused
+    (the client's window full) for `write_timeout` seconds has its connection aborted:
+    uvicorn would wait for the drain for good, holding the request's slot.
     """
 
     header_timeout = HEADER_TIMEOUT
+    write_timeout = WRITE_TIMEOUT
     _deadline: asyncio.TimerHandle | None = None
+    _write_deadline: asyncio.TimerHandle | None = None
     _idle_since = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -191,7 +207,31 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._resumed()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_deadline is None:
+            self._write_deadline = self.loop.call_later(self.write_timeout, self._cut)
+
+    def resume_writing(self) -> None:
+        self._resumed()
+        super().resume_writing()
+
+    def _cut(self) -> None:
+        self._write_deadline = None
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            # A reset, not a FIN behind megabytes the client will never read: the kernel
+            # drops the unsent answer at once instead of holding it for minutes.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
+
+    def _resumed(self) -> None:
+        if self._write_deadline is not None:
+            self._write_deadline.cancel()
+            self._write_deadline = None
 
     def handle_events(self) -> None:
         cycle = self.cycle
@@ -253,6 +293,7 @@ class HttpServer:
         tls: TlsSettings | None = None,
         *,
         header_timeout: float = HEADER_TIMEOUT,
+        write_timeout: float = WRITE_TIMEOUT,
     ) -> None:
         tls_options: dict[str, Any] = {}
         if tls is not None:
@@ -264,7 +305,9 @@ class HttpServer:
                 tls_options["ssl_ca_certs"] = str(tls.client_ca_file)
                 tls_options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
         protocol = type(
-            "GuardedH11Protocol", (GuardedH11Protocol,), {"header_timeout": header_timeout}
+            "GuardedH11Protocol",
+            (GuardedH11Protocol,),
+            {"header_timeout": header_timeout, "write_timeout": write_timeout},
         )
         config = uvicorn.Config(
             RequestGate(app),

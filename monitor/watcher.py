@@ -13,20 +13,24 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from monitor.regularfile import open_regular
+
 DIGEST_LIMIT = 64 * 1024  # bytes: key files are a line; a config may be megabytes
 
 Fingerprint = tuple[str, int, int, int, int, str] | None
 
 
 def fingerprint(path: Path) -> Fingerprint:
-    """What the file is now; None when it cannot be read."""
+    """What the file is now; None when it cannot be read, or is not a regular file (a FIFO
+    would block the open, and then the watcher and shutdown, for good)."""
     try:
         real = os.path.realpath(path)
-        st = os.stat(real)
-        digest = ""
-        if st.st_size <= DIGEST_LIMIT:
-            with open(real, "rb") as file:
-                digest = hashlib.blake2b(file.read(DIGEST_LIMIT + 1), digest_size=16).hexdigest()
+        with open_regular(real) as file:
+            st = os.fstat(file.fileno())
+            digest = ""
+            if st.st_size <= DIGEST_LIMIT:
+                content = file.read(DIGEST_LIMIT + 1)
+                digest = hashlib.blake2b(content, digest_size=16).hexdigest()
     except OSError:
         return None
     return (real, st.st_ino, st.st_dev, st.st_mtime_ns, st.st_size, digest)

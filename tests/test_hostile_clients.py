@@ -1,11 +1,13 @@
 """The daemon's own port stays up whatever its clients do: idle and slow sockets time out and
-never count against requests, SIGTERM ends the process within 5 s even with a scraper that
-stopped reading, and every answer, errors included, carries `X-Content-Type-Options: nosniff`."""
+never count against requests, scrapers that stop reading never take the probes and are cut
+off, SIGTERM ends the process within 5 s even with a scraper that stopped reading, and every
+answer, errors included, carries `X-Content-Type-Options: nosniff`."""
 
 from __future__ import annotations
 
 import asyncio
 import http.client
+import select
 import signal
 import socket
 import threading
@@ -19,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from monitor.metrics import CONTENT_TYPE, Exposition
-from monitor.server import MAX_REQUESTS, HttpServer, build_app
+from monitor.server import MAX_REQUESTS, METRICS_REQUESTS, HttpServer, build_app
 from tests.conftest import ConfigWriter, canary_token
 from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, link
@@ -109,21 +111,61 @@ def test_sigterm_ends_the_daemon_within_5s_with_a_scraper_that_stopped_reading(
         stalled.close()
 
 
-# --- the protocol in-process, with a short header deadline ------------------------------------
+def _stalled_scrape(address: tuple[str, int]) -> socket.socket:
+    """A /metrics request from a client that reads the head of the answer, then nothing."""
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(address)
+    stalled.settimeout(5)
+    stalled.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert stalled.recv(1024).startswith(b"HTTP/1.1 200")  # the answer has begun
+    return stalled
+
+
+def test_scrapers_that_stopped_reading_never_take_the_probes(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
+) -> None:
+    # 1,200 long ids: a /metrics answer of about 5 MB, more than the socket buffers hold
+    # (about 3 MB on loopback with a 4 KB receive buffer), so each answer stays in flight.
+    agents = [f"agent_{n:04d}_" + "x" * 240 for n in range(1200)]
+    for agent in agents:
+        standin.set(agent, link(canary_token("s"), None))
+    path = write_config(agents, elevenlabs={"max_requests_per_second": 500})
+    daemon = start_daemon(path)
+    wait_until(lambda: daemon.get("/readyz")[0] == 200, 30, "the first poll of every agent")
+    stalled = [_stalled_scrape(_address(daemon)) for _ in range(METRICS_REQUESTS)]
+    try:
+        # Before: the scrape and the probes shared one allowance, and both answered 503.
+        assert daemon.get("/healthz") == (200, "ok\n")
+        assert daemon.get("/readyz") == (200, "ready\n")
+        assert daemon.get("/metrics")[0] == 503  # the scrape's own allowance is used up
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+# --- the protocol in-process, with short deadlines ------------------------------------
 
 
 @contextmanager
 def _server(
-    header_timeout: float, routes: list[Route] | None = None
+    header_timeout: float,
+    routes: list[Route] | None = None,
+    *,
+    write_timeout: float = 10.0,
+    metrics: Exposition | None = None,
 ) -> Iterator[tuple[int, asyncio.AbstractEventLoop]]:
     """An HttpServer on its own loop in a thread; yields its port and the loop."""
     loop = asyncio.new_event_loop()
+    exposition = metrics or Exposition([], 0, CONTENT_TYPE)
 
-    def empty(_: bool) -> Exposition:
-        return Exposition([], 0, CONTENT_TYPE)
+    def render(_: bool) -> Exposition:
+        return exposition
 
-    app = build_app(empty, lambda: True, lambda: True, routes or [])
-    server = HttpServer(app, "127.0.0.1", 0, header_timeout=header_timeout)
+    app = build_app(render, lambda: True, lambda: True, routes or [])
+    server = HttpServer(
+        app, "127.0.0.1", 0, header_timeout=header_timeout, write_timeout=write_timeout
+    )
     _, port = loop.run_until_complete(server.start())
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -207,3 +249,29 @@ def test_slow_pages_never_hold_up_the_probes() -> None:
         assert answers.count(b"late") == MAX_REQUESTS
         for conn in busy:
             conn.close()
+
+
+def test_a_scraper_that_stops_reading_is_cut_off_and_frees_its_slot() -> None:
+    chunk = b"#" * 1023 + b"\n"
+    big = Exposition([chunk] * 16 * 1024, 16 * 1024 * len(chunk), CONTENT_TYPE)  # 16 MiB
+    with _server(10.0, write_timeout=0.5, metrics=big) as (port, _):
+        stalled = [_stalled_scrape(("127.0.0.1", port)) for _ in range(METRICS_REQUESTS)]
+        try:
+            # Before: the answers waited for the drain for good; now their sockets are reset.
+            wait_until(lambda: all(map(_cut_off, stalled)), 10, "the stalled answers to be cut")
+            # Their slots are free again (before: 503 for as long as they stayed connected).
+            wait_until(
+                lambda: _request("127.0.0.1", port, "GET", "/metrics").status == 200,
+                10,
+                "the scrape's allowance to be free",
+            )
+        finally:
+            for sock in stalled:
+                sock.close()
+
+
+def _cut_off(sock: socket.socket) -> bool:
+    """Whether the server has aborted the connection, without reading (which would drain)."""
+    poller = select.poll()
+    poller.register(sock, 0)  # POLLHUP and POLLERR are always reported
+    return any(events & (select.POLLHUP | select.POLLERR) for _, events in poller.poll(200))

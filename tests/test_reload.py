@@ -18,6 +18,7 @@ from monitor.config import Config, load_config, read_api_key
 from monitor.runtime import Runtime
 from monitor.watcher import FileWatcher
 from tests.conftest import kubelet_secret
+from tests.daemon import wait_until
 from tests.fakeapi import FakeApi, FakeClient, expires
 
 
@@ -130,3 +131,37 @@ def test_reload_parses_off_the_event_loop_and_logs_a_bounded_list(
     failed = next(x for x in logged if x["event"] == "config_reload_failed")
     assert len(failed["problems"]) == 20
     assert failed["problems_left_out"] == 30
+
+
+def test_shutdown_never_waits_for_a_slow_reload_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import monitor.reload
+
+    path = write_config(tmp_path / "config.yaml", ["bot"])
+    monkeypatch.setenv("ELEVENLABS_API_KEY", "sk_env_key")
+    runtime = runtime_for(path, FakeApi())
+    parsing, release = threading.Event(), threading.Event()
+
+    def slow_load(file: Path) -> Config:
+        parsing.set()
+        release.wait(30)  # a parse of a large config, as long as the test wants
+        return load_config(file)
+
+    monkeypatch.setattr(monitor.reload, "load_config", slow_load)
+
+    async def main() -> None:
+        runtime.start()
+        runtime.jobs.spawn(runtime.reload("SIGHUP"))
+        await asyncio.to_thread(parsing.wait, 10)
+        await runtime.stop()  # SIGTERM, as the daemon handles it
+
+    # asyncio.run in a thread of its own, so that the test can see it end while the parse
+    # still runs: before, asyncio.run waited for the parse's executor thread at exit.
+    ended = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    try:
+        ended.start()
+        wait_until(lambda: parsing.is_set() and not ended.is_alive(), 10, "asyncio.run to end")
+    finally:
+        release.set()
+        ended.join(30)

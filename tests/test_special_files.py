@@ -1,0 +1,82 @@
+"""A FIFO (or any file that is not a regular file) at the config path or a key path is a
+one-line config error naming the path: never an open() that waits for a writer, holding the
+command, the file watch or shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CANARY_KEY, canary_token
+from tests.daemon import Daemon, monitor_cmd, wait_until
+from tests.standin import StandIn, link
+
+pytestmark = pytest.mark.integration
+LIMIT = 20  # seconds: before, the command waited for a writer for good
+
+
+def _run(*args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "ELEVENLABS_API_KEY"}
+    if key is not None:
+        environ["ELEVENLABS_API_KEY"] = key
+    return subprocess.run(
+        monitor_cmd(*args), capture_output=True, text=True, timeout=LIMIT, env=environ, check=False
+    )
+
+
+def _config(path: Path, base_url: str, key_file: Path | None = None) -> Path:
+    key_line = f"  api_key_file: {key_file}\n" if key_file else ""
+    path.write_text(
+        f"elevenlabs:\n{key_line}  base_url: {base_url}\n  max_retries: 0\n"
+        "agents:\n  - id: bot\npoll:\n  interval: 1h\n  jitter: 0\n"
+        "server:\n  host: 127.0.0.1\n  port: 0\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize("command", ["validate-config", "check", "run"])
+def test_a_fifo_at_the_config_path_is_a_one_line_error(tmp_path: Path, command: str) -> None:
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)
+    done = _run(command, "--config", str(fifo), key=CANARY_KEY)
+    assert done.returncode == 2
+    assert done.stderr == f"error: {fifo}: cannot read the config: not a regular file (a FIFO)\n"
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_a_fifo_at_the_key_path_is_a_one_line_error(tmp_path: Path, command: str) -> None:
+    fifo = tmp_path / "key"
+    os.mkfifo(fifo)
+    config = _config(tmp_path / "config.yaml", "http://127.0.0.1:9", fifo)
+    done = _run(command, "--config", str(config))
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"error: elevenlabs.api_key_file: cannot read the API key from {fifo}: "
+        "not a regular file (a FIFO)\n"
+    )
+
+
+def test_a_key_file_that_becomes_a_fifo_fails_the_reload_and_sigterm_still_ends_the_daemon(
+    standin: StandIn, tmp_path: Path, start_daemon: Callable[..., Daemon]
+) -> None:
+    standin.set("bot", link(canary_token("f"), None))
+    key_file = tmp_path / "key"
+    key_file.write_text(CANARY_KEY + "\n")
+    daemon = start_daemon(_config(tmp_path / "config.yaml", standin.url, key_file))
+    wait_until(lambda: daemon.state_of("bot") == "ok")
+    key_file.unlink()
+    os.mkfifo(key_file)  # a careless operator: the file watch notices it on its own
+    failed = daemon.wait_for("config_reload_failed")
+    assert failed["problems"] == [
+        f"elevenlabs.api_key_file: cannot read the API key from {key_file}: "
+        "not a regular file (a FIFO)"
+    ]
+    assert daemon.get("/healthz") == (200, "ok\n")
+    daemon.signal(signal.SIGTERM)
+    # Before: the watcher's thread waited in open() for a writer, and so did the exit.
+    assert daemon.proc.wait(5) == 0
