@@ -534,6 +534,24 @@ def read_api_key(
     return key
 
 
+def refuse_agents_with_key(config: Config, keys: Mapping[str, str]) -> None:
+    """Raise ConfigError if a configured agent's id or name contains any API key read: ids
+    and names are shown on /metrics, the status page and in `check`. The problem names the
+    workspace and the agent's position, never the id, the name or the key."""
+    secrets = [key for key in keys.values() if key]
+    problems = []
+    for number, workspace in enumerate(config.resolved_workspaces()):
+        where = "agents" if config.workspaces is None else f"workspaces[{number}].agents"
+        for index, agent in enumerate(workspace.agents):
+            if any(key in agent.id or key in agent.name for key in secrets):
+                problems.append(
+                    f"workspace {workspace.name!r}: {where}[{index}]: the agent's id or name "
+                    "contains an API key, and ids and names are shown on every page: refused"
+                )
+    if problems:
+        raise ConfigError(problems)
+
+
 def _one_printable_line(key: str) -> bool:
     """What can go in an HTTP header as it is: a second line or a control character cannot."""
     return key.isascii() and key.isprintable()

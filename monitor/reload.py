@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from monitor.config import Config, ConfigError, WorkspaceConfig, load_config
+from monitor.config import Config, ConfigError, WorkspaceConfig, load_config, refuse_agents_with_key
 from monitor.model import Health
 from monitor.watcher import FileWatcher
 
@@ -99,4 +99,5 @@ class Reloader:
                 problems.extend(exc.all_problems)
         if problems:
             raise ConfigError(problems)
+        refuse_agents_with_key(config, keys)
         return config, keys
