@@ -12,7 +12,14 @@ from typing import Any
 
 from monitor import __version__, logs
 from monitor.clientpool import ClientPool, http_clients, wanted_clients
-from monitor.config import Config, ConfigError, config_path, load_config, read_api_key
+from monitor.config import (
+    Config,
+    ConfigError,
+    config_path,
+    load_config,
+    read_api_key,
+    refuse_agents_with_key,
+)
 from monitor.discovery import Discovery
 from monitor.evaluate import State, Thresholds, evaluate, worst
 from monitor.model import Health, iso
@@ -105,6 +112,7 @@ def _keys(config: Config, base: Any) -> dict[str, str]:
             problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
+    refuse_agents_with_key(config, keys)
     return keys
 
 

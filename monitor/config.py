@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -116,6 +117,34 @@ def format_duration(seconds: float) -> str:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
+def _not_a_boolean(value: object) -> object:
+    # YAML's `true` is 1 to pydantic's lax numbers: a slip, not a count.
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not {str(value).lower()}")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_not_a_boolean)]
+Number = Annotated[float, BeforeValidator(_not_a_boolean)]
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def is_listen_host(value: str) -> bool:
+    """An IP address, or a host name of valid syntax (not all digits and dots)."""
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        pass
+    labels = value.removesuffix(".").split(".")
+    return (
+        len(value) <= 253
+        and all(_HOST_LABEL.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -127,11 +156,11 @@ class ApiSettings(_Model):
     api_key_env: str = "ELEVENLABS_API_KEY"
     api_key_file: Path | None = None
     timeout: Duration = 10.0
-    max_concurrency: int = Field(default=8, ge=1, le=1024)
-    max_requests_per_second: float = Field(
+    max_concurrency: Count = Field(default=8, ge=1, le=1024)
+    max_requests_per_second: Number = Field(
         default=5.0, ge=MIN_RATE, le=MAX_RATE, allow_inf_nan=False
     )
-    max_retries: int = Field(default=3, ge=0, le=10)
+    max_retries: Count = Field(default=3, ge=0, le=10)
 
     @field_validator("base_url")
     @classmethod
@@ -255,9 +284,17 @@ class TlsSettings(_Model):
 
 class ServerSettings(_Model):
     host: str = "0.0.0.0"
-    port: int = Field(default=9877, ge=0, le=65535)
+    port: Count = Field(default=9877, ge=0, le=65535)
     status_page: bool = True  # `/` and `/api/v1/...`; false leaves only the Prometheus endpoints
     tls: TlsSettings | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _listen_host(cls, value: str) -> str:
+        # Caught here, not by `run`'s bind ("Unknown error -2") after validate-config said yes.
+        if not is_listen_host(value):
+            raise ValueError(f"{value!r} is not an IP address or a host name")
+        return value
 
 
 class MetricsSettings(_Model):
@@ -496,6 +533,24 @@ def read_api_key(
             ]
         )
     return key
+
+
+def refuse_agents_with_key(config: Config, keys: Mapping[str, str]) -> None:
+    """Raise ConfigError if a configured agent's id or name contains any API key read: ids
+    and names are shown on /metrics, the status page and in `check`. The problem names the
+    workspace and the agent's position, never the id, the name or the key."""
+    secrets = [key for key in keys.values() if key]
+    problems = []
+    for number, workspace in enumerate(config.resolved_workspaces()):
+        where = "agents" if config.workspaces is None else f"workspaces[{number}].agents"
+        for index, agent in enumerate(workspace.agents):
+            if any(key in agent.id or key in agent.name for key in secrets):
+                problems.append(
+                    f"workspace {workspace.name!r}: {where}[{index}]: the agent's id or name "
+                    "contains an API key, and ids and names are shown on every page: refused"
+                )
+    if problems:
+        raise ConfigError(problems)
 
 
 def _one_printable_line(key: str) -> bool:

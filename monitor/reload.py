@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from monitor.config import Config, ConfigError, WorkspaceConfig, load_config
+from monitor.config import Config, ConfigError, WorkspaceConfig, load_config, refuse_agents_with_key
 from monitor.model import Health
 from monitor.watcher import FileWatcher
 
@@ -136,4 +136,5 @@ class Reloader:
                 problems.extend(exc.all_problems)
         if problems:
             raise ConfigError(problems)
+        refuse_agents_with_key(config, keys)
         return config, keys

@@ -116,3 +116,40 @@ def test_validate_config_prints_the_bounded_list(tmp_path: Path) -> None:
     lines = done.stderr.splitlines()
     assert len(lines) == SHOWN_PROBLEMS + 1
     assert lines[-1] == "error: and 80 more problems"
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ({"elevenlabs": {"max_requests_per_second": True}}, "elevenlabs.max_requests_per_second"),
+        ({"elevenlabs": {"max_concurrency": True}}, "elevenlabs.max_concurrency"),
+        ({"elevenlabs": {"max_retries": False}}, "elevenlabs.max_retries"),
+        ({"server": {"port": True}}, "server.port"),
+    ],
+    ids=["rate", "concurrency", "retries", "port"],
+)
+def test_a_boolean_is_not_a_number(section: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_config(yaml.safe_dump({"agents": [{"id": "a"}], **section}), "c.yaml")
+    (line,) = refused.value.problems
+    assert f": {field}: must be a number, not " in line
+
+
+@pytest.mark.parametrize(
+    "host", ["999.1.1.1", "1.2.3", "256.0.0.1", "bad host", "-lead.example", "a..b", ""]
+)
+def test_validate_config_refuses_a_host_that_cannot_be_bound(tmp_path: Path, host: str) -> None:
+    path = _write(tmp_path, {"server": {"host": host}})
+    done = run_monitor("validate-config", "--config", str(path))
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"error: {path}:")
+    assert line.endswith(f"server.host: {host!r} is not an IP address or a host name")
+
+
+@pytest.mark.parametrize(
+    "host", ["0.0.0.0", "127.0.0.1", "::", "::1", "localhost", "monitor.example.com", "x-1."]
+)
+def test_addresses_and_host_names_are_valid_hosts(host: str) -> None:
+    config = parse_config(yaml.safe_dump({"agents": [{"id": "a"}], "server": {"host": host}}))
+    assert config.server.host == host

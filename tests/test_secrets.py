@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.config import ConfigError, parse_config, refuse_agents_with_key
 from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
 from tests.daemon import Daemon, run_monitor, wait_until
 from tests.standin import StandIn, link, raw, status
@@ -200,5 +201,73 @@ def test_a_key_file_broken_while_running_fails_the_reload_and_keeps_the_key(
     wait_until(lambda: standin.count("bot") > polls + 1, what="polls with the running key")
     assert not daemon.events("poll_failed")
     assert not daemon.events("poll_crashed")
+    assert daemon.stop() == 0
+    assert_clean("the daemon's output", daemon.output())
+
+
+# --- an agent id or name that holds the key ----------------------------------------------------
+
+KEY_IN_AGENT_PROBLEM = (
+    "the agent's id or name contains an API key, and ids and names are shown on every page: refused"
+)
+
+
+@pytest.mark.parametrize("command", ["run", "check"])
+@pytest.mark.parametrize(
+    "agent",
+    [f"{{id: {CANARY_KEY}}}", f'{{id: bot2, name: "key {CANARY_KEY} here"}}'],
+    ids=["id", "name"],
+)
+def test_an_agent_holding_the_key_is_refused_at_start(
+    tmp_path: Path, command: str, agent: str
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "elevenlabs:\n  base_url: http://127.0.0.1:9\n"
+        f"agents:\n  - id: bot\n  - {agent}\nserver:\n  host: 127.0.0.1\n  port: 0\n"
+    )
+    done = run_monitor(command, "--config", str(config), key=CANARY_KEY)
+    assert done.returncode == 2
+    assert done.stderr == f"error: workspace 'default': agents[1]: {KEY_IN_AGENT_PROBLEM}\n"
+    assert_clean("the refusal", done.stdout + done.stderr)
+
+
+def test_an_agent_holding_another_workspaces_key_is_refused() -> None:
+    config = parse_config(
+        "workspaces:\n"
+        "  - {name: a, api_key_env: KEY_A, agents: [{id: x}]}\n"
+        "  - {name: b, api_key_env: KEY_B, agents: [{id: y}, {id: z, name: sk_a_secret}]}\n"
+    )
+    refuse_agents_with_key(config, {"a": "sk_other", "b": "sk_b_secret"})
+    with pytest.raises(ConfigError) as refused:
+        refuse_agents_with_key(config, {"a": "sk_a_secret", "b": "sk_b_secret"})
+    assert refused.value.problems == [
+        f"workspace 'b': workspaces[1].agents[1]: {KEY_IN_AGENT_PROBLEM}"
+    ]
+
+
+def test_an_agent_holding_the_key_fails_the_reload_and_keeps_running(
+    standin: StandIn, tmp_path: Path, start_daemon: Callable[..., Daemon]
+) -> None:
+    standin.set("bot", link(canary_token("k"), None))
+    key_file = tmp_path / "key"
+    key_file.write_text(CANARY_KEY + "\n")
+    config = tmp_path / "config.yaml"
+    head = (
+        f"elevenlabs:\n  api_key_file: {key_file}\n  base_url: {standin.url}\n"
+        "  max_retries: 0\npoll:\n  interval: 1s\n  jitter: 0\n"
+        "server:\n  host: 127.0.0.1\n  port: 0\n"
+    )
+    config.write_text(head + "agents:\n  - id: bot\n")
+    daemon = start_daemon(config)
+    wait_until(lambda: daemon.state_of("bot") == "ok")
+    config.write_text(head + f"agents:\n  - id: bot\n  - {{id: bot2, name: x{CANARY_KEY}}}\n")
+    daemon.signal(signal.SIGHUP)
+    failed = daemon.wait_for("config_reload_failed")
+    assert failed["problems"] == [f"workspace 'default': agents[1]: {KEY_IN_AGENT_PROBLEM}"]
+    assert daemon.value("elevenlabs_link_monitor_config_last_reload_successful") == 0
+    polls = standin.count("bot")
+    wait_until(lambda: standin.count("bot") > polls + 1, what="polls with the running config")
+    assert daemon.state_of("bot2") is None
     assert daemon.stop() == 0
     assert_clean("the daemon's output", daemon.output())

@@ -25,7 +25,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from monitor.config import ConfigError, parse_config
+from monitor.config import ConfigError, load_config, parse_config
 from monitor.targets import Shard, parse_shard
 from tests.conftest import CANARY_KEY, canary_token
 from tests.daemon import Daemon, wait_until
@@ -74,6 +74,28 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                 {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mon"}}}
             ]
         },
+    },
+    # Every bound of the monitor's config at its edge, which it accepts.
+    "bounds": {
+        "elevenlabs": {"timeout": "5m", "max_requests_per_second": 0.001, "max_retries": 0},
+        "discover": False,
+        "agents": [{"id": "a" * 256}, {"id": "~._-", "name": "n" * 256}],
+        "poll": {"interval": "1d", "jitter": "23h59m59s", "discovery_interval": 1},
+        "thresholds": {"warning": "3650d", "critical": "1s"},
+        "alerts": {"repeat_interval": "30d"},
+    },
+    # A reviewer's: names Helm and YAML could misread, a console log, three shards.
+    "odd": {
+        "shards": 3,
+        "port": 80,
+        "discover": False,
+        "agents": [
+            {"id": "agent_1", "name": 'a "quoted" {{ .Values.port }} name\nnewline: yes # x'},
+            {"id": "agent_2", "name": "dup"},
+        ],
+        "logging": {"level": "debug", "format": "console"},
+        "thresholds": {"warning": "2w", "critical": "36h"},
+        "poll": {"interval": "1h30m", "jitter": "500ms"},
     },
 }
 
@@ -220,6 +242,147 @@ def test_warning_must_be_above_critical() -> None:
     )
 
 
+# Values the monitor refuses, and where the chart refuses them: the schema (at the path given)
+# or, for what a JSON schema cannot compare (500ms, 2d, a repeated id), the render (the message).
+REFUSED: list[tuple[dict[str, Any], str, str]] = [
+    ({"agents": [{"id": "../etc"}]}, "schema", "/agents/0/id"),
+    ({"agents": [{"id": ".."}]}, "schema", "/agents/0/id"),
+    ({"agents": [{"id": "a/b"}]}, "schema", "/agents/0/id"),
+    ({"agents": [{"id": "a" * 257}]}, "schema", "/agents/0/id"),
+    ({"agents": [{"id": "a", "name": "n" * 257}]}, "schema", "/agents/0/name"),
+    (
+        {"workspaces": [{"name": "w", "existingSecret": "k", "agents": [{"id": "../etc"}]}]},
+        "schema",
+        "/workspaces/0/agents/0/id",
+    ),
+    ({"poll": {"interval": "0s"}}, "schema", "/poll/interval"),
+    ({"poll": {"interval": 0}}, "schema", "/poll/interval"),
+    ({"poll": {"interval": 0.5}}, "schema", "/poll/interval"),
+    ({"poll": {"interval": 86401}}, "schema", "/poll/interval"),
+    ({"poll": {"discovery_interval": "0"}}, "schema", "/poll/discovery_interval"),
+    ({"poll": {"jitter": -1}}, "schema", "/poll/jitter"),
+    ({"alerts": {"repeat_interval": 0}}, "schema", "/alerts/repeat_interval"),
+    ({"alerts": {"repeat_interval": "0m"}}, "schema", "/alerts/repeat_interval"),
+    ({"alerts": {"repeat_interval": 2592001}}, "schema", "/alerts/repeat_interval"),
+    ({"elevenlabs": {"timeout": 0}}, "schema", "/elevenlabs/timeout"),
+    ({"elevenlabs": {"timeout": "0s"}}, "schema", "/elevenlabs/timeout"),
+    ({"elevenlabs": {"timeout": 301}}, "schema", "/elevenlabs/timeout"),
+    (
+        {"elevenlabs": {"max_requests_per_second": 1e300}},
+        "schema",
+        "/elevenlabs/max_requests_per_second",
+    ),
+    (
+        {"elevenlabs": {"max_requests_per_second": 0.0001}},
+        "schema",
+        "/elevenlabs/max_requests_per_second",
+    ),
+    (
+        {"elevenlabs": {"max_requests_per_second": True}},
+        "schema",
+        "/elevenlabs/max_requests_per_second",
+    ),
+    ({"elevenlabs": {"max_concurrency": 0}}, "schema", "/elevenlabs/max_concurrency"),
+    ({"thresholds": {"warning": 315360001, "critical": 1}}, "schema", "/thresholds/warning"),
+    (
+        {"workspaces": [{"name": "w", "existingSecret": "k", "discover": True, "timeout": 0}]},
+        "schema",
+        "/workspaces/0/timeout",
+    ),
+    ({"poll": {"interval": "500ms"}}, "render", "poll.interval (500ms) must be at least 1s"),
+    ({"poll": {"interval": "2d"}}, "render", "poll.interval (2d) must be at most 1d"),
+    (
+        {"poll": {"discovery_interval": "1d1s"}},
+        "render",
+        "poll.discovery_interval (1d1s) must be at most 1d",
+    ),
+    (
+        {"poll": {"jitter": "5m"}},
+        "render",
+        "poll.jitter (5m) must be shorter than poll.interval (5m)",
+    ),
+    (
+        {"alerts": {"repeat_interval": "31d"}},
+        "render",
+        "alerts.repeat_interval (31d) must be at most 30d",
+    ),
+    (
+        {"alerts": {"repeat_interval": "999ms"}},
+        "render",
+        "alerts.repeat_interval (999ms) must be at least 1s",
+    ),
+    ({"elevenlabs": {"timeout": "1h"}}, "render", "elevenlabs.timeout (1h) must be at most 5m"),
+    (
+        {"thresholds": {"warning": "5000000w", "critical": "1d"}},
+        "render",
+        "thresholds.warning (5000000w) must be at most 3650d",
+    ),
+    (
+        {"agents": [{"id": "agent_1"}, {"id": "agent_1", "name": "dup"}]},
+        "render",
+        'agents[1]: agent id "agent_1" is listed twice',
+    ),
+    (
+        {
+            "workspaces": [
+                {"name": "w", "existingSecret": "k", "agents": [{"id": "a"}, {"id": "a"}]}
+            ]
+        },
+        "render",
+        'workspaces[0].agents[1]: agent id "a" is listed twice',
+    ),
+    (
+        {"workspaces": [{"name": "w", "existingSecret": "k", "discover": True}] * 2},
+        "render",
+        'workspaces[1]: workspace name "w" is used twice',
+    ),
+    (
+        {"workspaces": [{"name": "w", "existingSecret": "k", "discover": True, "timeout": "6m"}]},
+        "render",
+        "workspaces[0].timeout (6m) must be at most 5m",
+    ),
+]
+
+
+def _as_config(values: dict[str, Any]) -> str:
+    """The config the chart would render from these values, were they not refused: the
+    default render with the monitor's own keys of the values laid over it."""
+    config = yaml.safe_load(_config_text(render({})))
+    for key, value in values.items():
+        if key == "workspaces":
+            for single in ("elevenlabs", "agents", "discover"):
+                config.pop(single, None)
+            config["workspaces"] = [
+                {k: v for k, v in w.items() if k not in {"existingSecret", "secretKey"}}
+                for w in value
+            ]
+        elif isinstance(value, dict):
+            config[key] = {**config.get(key, {}), **value}
+        else:
+            config[key] = value
+    text: str = yaml.safe_dump(config)
+    return text
+
+
+@pytest.mark.parametrize(("values", "stage", "where"), REFUSED)
+def test_the_chart_refuses_what_the_monitor_refuses(
+    values: dict[str, Any], stage: str, where: str
+) -> None:
+    # The monitor refuses it: taken as it is, the pod would crash-loop.
+    with pytest.raises(ConfigError):
+        parse_config(_as_config(values))
+    if stage == "schema":
+        with pytest.raises(helm_python.HelmValuesError) as refused:
+            chart().validate_schema(values)
+        assert where in str(refused.value)
+    else:
+        chart().validate_schema(values)
+        with pytest.raises(helm_python.HelmRenderError) as failed:
+            render(values)
+        assert where in str(failed.value)
+        assert len(str(failed.value).splitlines()) == 1
+
+
 # --- every value set: objects, pod security, config ----------------------------------------
 
 
@@ -283,9 +446,14 @@ def test_pods_meet_the_restricted_standard(case: tuple[str, list[Manifest]]) -> 
         assert set(resources[section]) == {"cpu", "memory"}, section
 
 
-def test_config_is_valid_and_the_key_is_a_mounted_file(case: tuple[str, list[Manifest]]) -> None:
+def test_config_is_valid_and_the_key_is_a_mounted_file(
+    case: tuple[str, list[Manifest]], tmp_path: Path
+) -> None:
     name, rendered = case
-    config = parse_config(_config_text(rendered), f"chart config ({name})")
+    # The monitor's own loader, as validate-config runs it on the mounted file.
+    path = tmp_path / f"{name}.yaml"  # a problem names the value set
+    path.write_text(_config_text(rendered), encoding="utf-8")
+    config = load_config(path)
     pod = _pod(rendered)
     container = _container(rendered)
     volumes = {volume["name"]: volume for volume in pod["volumes"]}

@@ -106,3 +106,82 @@ app.kubernetes.io/part-of: elevenlabs-link-monitor
 {{- $_ := set $config "server" $server -}}
 {{- toYaml $config -}}
 {{- end -}}
+
+{{/* Seconds of any duration the monitor reads (a number, or parts such as 1h30m, 500ms). */}}
+{{- define "elm.durationSeconds" -}}
+{{- $text := toString . -}}
+{{- if regexMatch "^[0-9]+(\\.[0-9]+)?$" $text -}}
+{{- float64 $text -}}
+{{- else -}}
+{{- $units := dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 "d" 86400.0 "w" 604800.0 -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ms|s|m|h|d|w)" $text -1 -}}
+{{- $unit := regexReplaceAll "^[0-9.]+" . "" -}}
+{{- $number := regexReplaceAll "(ms|s|m|h|d|w)$" . "" -}}
+{{- $total = addf $total (mulf (float64 $number) (get $units $unit)) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The monitor's bounds on a duration (config.py), which a JSON schema cannot check on strings
+such as 500ms or 2d: a list of the key, its value, the least and the most seconds, and the
+least as text ("" for "greater than 0"). A value the monitor refuses fails the install here
+rather than crash-looping the pod.
+*/}}
+{{- define "elm.checkDuration" -}}
+{{- $key := index . 0 -}}
+{{- $value := index . 1 -}}
+{{- $seconds := float64 (include "elm.durationSeconds" $value) -}}
+{{- $least := index . 4 -}}
+{{- if and (eq $least "") (le $seconds 0.0) -}}
+{{- fail (printf "%s (%v) must be greater than 0" $key $value) -}}
+{{- else if and (ne $least "") (lt $seconds (float64 (index . 2))) -}}
+{{- fail (printf "%s (%v) must be at least %s" $key $value $least) -}}
+{{- end -}}
+{{- if gt $seconds (float64 (index . 3)) -}}
+{{- fail (printf "%s (%v) must be at most %s" $key $value (index . 5)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Agent ids once per workspace: the monitor refuses a repeated one. */}}
+{{- define "elm.checkAgents" -}}
+{{- $where := index . 0 -}}
+{{- $seen := dict -}}
+{{- range $index, $agent := index . 1 -}}
+{{- if hasKey $seen (toString $agent.id) -}}
+{{- fail (printf "%s[%d]: agent id %q is listed twice" $where $index $agent.id) -}}
+{{- end -}}
+{{- $_ := set $seen (toString $agent.id) true -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Every check of the values that the monitor makes and the schema cannot. */}}
+{{- define "elm.checkValues" -}}
+{{- include "elm.checkDuration" (list "poll.interval" .Values.poll.interval 1 86400 "1s" "1d") -}}
+{{- include "elm.checkDuration" (list "poll.discovery_interval" .Values.poll.discovery_interval 1 86400 "1s" "1d") -}}
+{{- if ge (float64 (include "elm.durationSeconds" .Values.poll.jitter)) (float64 (include "elm.durationSeconds" .Values.poll.interval)) -}}
+{{- fail (printf "poll.jitter (%v) must be shorter than poll.interval (%v)" .Values.poll.jitter .Values.poll.interval) -}}
+{{- end -}}
+{{- include "elm.checkDuration" (list "alerts.repeat_interval" .Values.alerts.repeat_interval 1 2592000 "1s" "30d") -}}
+{{- if gt (int (include "elm.warningSeconds" .)) 315360000 -}}
+{{- fail (printf "thresholds.warning (%v) must be at most 3650d" .Values.thresholds.warning) -}}
+{{- end -}}
+{{- if .Values.workspaces -}}
+{{- $names := dict -}}
+{{- range $index, $workspace := .Values.workspaces -}}
+{{- if hasKey $names $workspace.name -}}
+{{- fail (printf "workspaces[%d]: workspace name %q is used twice" $index $workspace.name) -}}
+{{- end -}}
+{{- $_ := set $names $workspace.name true -}}
+{{- if hasKey $workspace "timeout" -}}
+{{- include "elm.checkDuration" (list (printf "workspaces[%d].timeout" $index) $workspace.timeout 0 300 "" "5m") -}}
+{{- end -}}
+{{- include "elm.checkAgents" (list (printf "workspaces[%d].agents" $index) (default list $workspace.agents)) -}}
+{{- end -}}
+{{- else -}}
+{{- include "elm.checkDuration" (list "elevenlabs.timeout" .Values.elevenlabs.timeout 0 300 "" "5m") -}}
+{{- include "elm.checkAgents" (list "agents" .Values.agents) -}}
+{{- end -}}
+{{- end -}}
