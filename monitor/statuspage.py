@@ -688,10 +688,8 @@ def _count(params: Mapping[str, str], name: str, default: int, least: int, most:
     raw = params.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = least - 1
+    # Digits only: int() would also take " 5", "+5" and "5_0".
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else least - 1
     if value < least or (most is not None and value > most):
         bound = f"from {least} to {most}" if most is not None else f"from {least}"
         raise BadQuery(f"{name} must be a whole number {bound}, not {raw[:40]!r}")

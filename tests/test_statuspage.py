@@ -855,7 +855,7 @@ def test_the_agents_api_answers_a_page_at_a_time(monkeypatch: pytest.MonkeyPatch
     assert ok["next"] == "/api/v1/agents?state=ok&limit=1000&offset=1000"
     assert len(s.json(ok["next"])["agents"]) == 199
     assert len(s.json(f"/api/v1/agents?limit={API_MAX_PAGE_SIZE}")["agents"]) == 1000
-    for bad in ("limit=0", "limit=1001", "limit=x", "offset=-1", "offset=1.5"):
+    for bad in ("limit=0", "limit=1001", "limit=x", "limit=1_0", "offset=-1", "offset=1.5"):
         response = s.client.get(f"/api/v1/agents?{bad}")
         assert response.status_code == 400, bad
         assert bad.split("=")[0] in response.json()["error"]
