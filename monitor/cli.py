@@ -229,13 +229,32 @@ def _left(seconds: int | None) -> str:
     return f"{sign}{minutes}m{seconds % 60}s"
 
 
+# Characters a terminal acts on or reorders: C0 and C1 controls and DEL (escape sequences,
+# carriage returns and newlines forge rows or retitle the window), the line and paragraph
+# separators, and the bidirectional overrides and isolates (which reorder what follows).
+_UNPRINTABLE = {
+    **{c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))},
+    **{c: f"\\u{c:04x}" for c in (0x061C, 0x200E, 0x200F, 0x2028, 0x2029)},
+    **{c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))},
+    ord("\t"): "\\t",
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\\"): "\\\\",  # so that a name spelling `\x1b` cannot pass for an escaped ESC
+}
+
+
+def _cell(value: object) -> str:
+    """A table cell as text a terminal shows as is: names and ids are untrusted."""
+    return str(value).translate(_UNPRINTABLE)
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
     header = ["WORKSPACE", "AGENT_ID", "NAME", "STATE", "EXPIRES_AT", "LEFT", "ERROR"]
     lines = [
         [
-            r["workspace"],
-            r["agent_id"],
-            r["agent_name"] or "-",
+            _cell(r["workspace"]),
+            _cell(r["agent_id"]),
+            _cell(r["agent_name"] or "-"),
             r["state"],
             r["expires_at"] or "-",
             _left(r["seconds_left"]),
@@ -243,8 +262,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
         ]
         for r in rows
     ]
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *lines, strict=False)]
+    widths = [max(len(c) for c in col) for col in zip(header, *lines, strict=False)]
     return "\n".join(
-        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
         for line in [header, *lines]
     )

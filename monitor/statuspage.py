@@ -18,6 +18,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -30,7 +31,7 @@ from starlette.types import Scope
 from monitor import __version__
 from monitor.config import Config
 from monitor.evaluate import ALERTING, STATES, Kind, State, Thresholds, evaluate
-from monitor.model import Health, Reason, iso
+from monitor.model import AgentKey, Health, Reason, iso
 from monitor.store import AgentRecord, Store
 
 if TYPE_CHECKING:
@@ -45,6 +46,9 @@ STATIC_PATH = "/static"
 STATIC_FILES = ("app.js", "app.css", "favicon.svg")
 PAGE_SIZE = 100  # rows per page: the page stays light at 10,000 agents
 QUERY_LIMIT = 200  # characters of `q` that count
+MAX_TERMS = 8  # distinct words of `q` that count: each one is a pass over the agents
+API_PAGE_SIZE = 500  # rows per answer of /api/v1/agents unless `limit` says otherwise
+API_MAX_PAGE_SIZE = 1000
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -303,7 +307,66 @@ def search_text(record: AgentRecord, state: State) -> str:
 
 
 def search_terms(query: str) -> list[str]:
-    return query.lower().split()
+    """The words of `q` that count: its first QUERY_LIMIT characters, each word once, a word
+    found inside another word left out (it cannot narrow the match), then the first
+    MAX_TERMS: what a request costs does not grow with what a client types."""
+    words = list(dict.fromkeys(query[:QUERY_LIMIT].lower().split()))
+    narrowing = [w for w in words if not any(w != other and w in other for other in words)]
+    return narrowing[:MAX_TERMS]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    record: AgentRecord
+    state: State
+    text: str
+    key: tuple[int, float, str, str, str]
+
+
+_by_key = attrgetter("key")
+
+
+class Index:
+    """Each agent's search text and sort key, built once per record and state.
+
+    Records are immutable and replaced whole, so an entry is rebuilt only when its agent's
+    record (a poll, a rename) or state (time passing a threshold) changes: a filtered
+    request costs one pass over the agents, however many words its query has.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[AgentKey, _Entry] = {}
+
+    def entries(self, items: Iterable[Evaluated]) -> list[_Entry]:
+        old = self._entries
+        new: dict[AgentKey, _Entry] = {}
+        for item in items:
+            record, state = item
+            entry = old.get(record.key)
+            if entry is None or entry.record is not record or entry.state is not state:
+                entry = _Entry(record, state, search_text(record, state), sort_key(item))
+            new[record.key] = entry
+        self._entries = new  # agents no longer watched are dropped
+        return list(new.values())
+
+
+def chosen_entries(
+    entries: Iterable[_Entry],
+    *,
+    terms: Sequence[str] = (),
+    states: set[State] | None = None,
+    workspaces: set[str] | None = None,
+) -> list[_Entry]:
+    """The entries a filter lets through, soonest to die first."""
+    chosen = list(entries)
+    if states is not None:
+        chosen = [e for e in chosen if e.state in states]
+    if workspaces:
+        chosen = [e for e in chosen if e.record.key.workspace in workspaces]
+    for term in terms:  # at most MAX_TERMS passes, each narrower than the last
+        chosen = [e for e in chosen if term in e.text]
+    chosen.sort(key=_by_key)
+    return chosen
 
 
 def page_url(query: str = "", states: Iterable[str] | None = None, page: int = 1) -> str:
@@ -341,22 +404,19 @@ def select(
     states: set[State] | None = None,
     page: int = 1,
     page_size: int = PAGE_SIZE,
+    index: Index | None = None,
 ) -> View:
-    """Filter, sort, then build rows for one page only: 10,000 agents cost a sort of keys."""
-    terms = search_terms(query)
-    chosen = [
-        item
-        for item in items
-        if (states is None or item[1] in states)
-        and (not terms or all(t in search_text(*item) for t in terms))
-    ]
-    chosen.sort(key=sort_key)
+    """Filter, sort, then build rows for one page only: 10,000 agents cost a sort of keys.
+
+    `index` keeps search texts and sort keys from one request to the next."""
+    entries = (index or Index()).entries(items)
+    chosen = chosen_entries(entries, terms=search_terms(query), states=states)
     pages = max(1, -(-len(chosen) // page_size))
     page = min(max(1, page), pages)
     start = (page - 1) * page_size
     in_url = None if states is None else [s.value for s in STATES if s in states]
     return View(
-        rows=[agent_row(r, s, now) for r, s in chosen[start : start + page_size]],
+        rows=[agent_row(e.record, e.state, now) for e in chosen[start : start + page_size]],
         total=len(items),
         matching=len(chosen),
         page=page,
@@ -558,6 +618,7 @@ def status_routes(
     is_ready = ready if ready is not None else (lambda: store.ready)
     templates = functools.cache(_templates)
     files = FingerprintedFiles()
+    index = Index()
 
     def current() -> tuple[float, Config, list[Evaluated]]:
         now = clock()
@@ -576,7 +637,7 @@ def status_routes(
             page = 1
         context = {
             "status": status_figures(items, health, settings, now, is_ready()),
-            "view": select(items, now, query=query, states=states, page=page),
+            "view": select(items, now, query=query, states=states, page=page, index=index),
             "query": query,
             "chosen": states,
             "refresh_ms": int(refresh_seconds(settings) * 1000),
@@ -592,25 +653,33 @@ def status_routes(
         return render(request, "partial.html")
 
     async def agents(request: Request) -> Response:
+        params = request.query_params
         try:
-            states = requested_states(request.query_params.getlist("state"), strict=True)
+            states = requested_states(params.getlist("state"), strict=True)
+            limit = _count(params, "limit", API_PAGE_SIZE, 1, API_MAX_PAGE_SIZE)
+            offset = _count(params, "offset", 0, 0, None)
         except BadQuery as exc:
             return _json({"error": str(exc)}, 400)
         now, _, items = current()
-        workspaces = {w for w in request.query_params.getlist("workspace") if w}
-        chosen = [
-            item
-            for item in items
-            if (states is None or item[1] in states)
-            and (not workspaces or item[0].key.workspace in workspaces)
-        ]
-        chosen.sort(key=sort_key)
+        chosen = chosen_entries(
+            index.entries(items),
+            terms=search_terms(params.get("q", "")),
+            states=states,
+            workspaces={w for w in params.getlist("workspace") if w},
+        )
+        shown = chosen[offset : offset + limit]
+        following = offset + len(shown)
         return _json(
             {
                 "schema_version": SCHEMA_VERSION,
                 "generated_at": iso(now),
                 "generated_at_unix": now,
-                "agents": [agent_row(r, s, now) for r, s in chosen],
+                "total": len(items),
+                "matching": len(chosen),
+                "offset": offset,
+                "limit": limit,
+                "next": _next_url(request, following, limit) if following < len(chosen) else None,
+                "agents": [agent_row(e.record, e.state, now) for e in shown],
             }
         )
 
@@ -626,6 +695,26 @@ def status_routes(
         Route("/api/v1/status", status_endpoint, methods=read_only),
         Mount(STATIC_PATH, app=files),
     ]
+
+
+def _count(params: Mapping[str, str], name: str, default: int, least: int, most: int | None) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    # Digits only: int() would also take " 5", "+5" and "5_0".
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else least - 1
+    if value < least or (most is not None and value > most):
+        bound = f"from {least} to {most}" if most is not None else f"from {least}"
+        raise BadQuery(f"{name} must be a whole number {bound}, not {raw[:40]!r}")
+    return value
+
+
+def _next_url(request: Request, offset: int, limit: int) -> str:
+    """The same query with the next offset: a client follows `next` until it is null."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("offset", "limit")]
+    return (
+        f"{request.url.path}?{urlencode([*params, ('limit', str(limit)), ('offset', str(offset))])}"
+    )
 
 
 def _json(data: Mapping[str, Any], status_code: int = 200) -> Response:

@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from monitor.cli import exit_status
 from monitor.evaluate import State
-from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
+from tests.conftest import CANARY_KEY, ConfigWriter, canary_token, config_data
 from tests.daemon import run_monitor
 from tests.standin import StandIn, link, status
 
@@ -147,3 +148,28 @@ def test_version_and_console_script() -> None:
     script = Path(sys.executable).parent / "elevenlabs-link-monitor"
     done = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=False)
     assert done.stdout.strip() == "elevenlabs-link-monitor 0.1.0"
+
+
+# What an agent's name may hold to forge rows or drive the terminal: an escape sequence that
+# retitles the window and clears the screen, a carriage return, a newline and a fake row, a
+# C1 control (CSI), a bidirectional override.
+HOSTILE_NAME = "x\x1b]0;pwned\x07\x1b[2J\rover\n|fake  agent_zz  ok\x9b31m\u202eevil\\x1b"
+
+
+def test_check_table_escapes_control_characters_in_names(standin: StandIn, tmp_path: Path) -> None:
+    standin.listing = [("a1", HOSTILE_NAME, False)]
+    standin.set("a1", link(canary_token("e"), time.time() + 30 * DAY))
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config_data(standin.url, [], discover=True)))
+    done = run("check", "--config", str(path))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2  # the header and one row: no forged row
+    row = lines[1]
+    assert not [c for c in row if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c == "\u202e"]
+    assert (
+        "x\\x1b]0;pwned\\x07\\x1b[2J\\rover\\n|fake  agent_zz  ok\\x9b31m\\u202eevil\\\\x1b" in row
+    )
+    # JSON keeps the name as it is (JSON escapes it).
+    done = run("check", "--config", str(path), "--output", "json")
+    assert json.loads(done.stdout)["agents"][0]["agent_name"] == HOSTILE_NAME

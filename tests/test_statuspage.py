@@ -32,10 +32,14 @@ from monitor.evaluate import (
 )
 from monitor.model import AgentKey, Health, LinkAnswer, PollFailure, Reason, Target
 from monitor.statuspage import (
+    API_MAX_PAGE_SIZE,
+    API_PAGE_SIZE,
     CSP,
     LABELS,
+    MAX_TERMS,
     PAGE_SIZE,
     PARTIAL_PATH,
+    QUERY_LIMIT,
     STATIC_FILES,
     agent_row,
     ago,
@@ -217,8 +221,20 @@ def test_agents_are_sorted_soonest_to_die_first() -> None:
 
 def test_agent_rows_follow_the_schema() -> None:
     body = every_state().json("/api/v1/agents")
-    assert set(body) == {"schema_version", "generated_at", "generated_at_unix", "agents"}
+    assert set(body) == {
+        "schema_version",
+        "generated_at",
+        "generated_at_unix",
+        "total",
+        "matching",
+        "offset",
+        "limit",
+        "next",
+        "agents",
+    }
     assert body["schema_version"] == 1
+    assert (body["total"], body["matching"], body["offset"]) == (12, 12, 0)
+    assert (body["limit"], body["next"]) == (API_PAGE_SIZE, None)
     assert body["generated_at"] == "2027-01-15T08:00:00Z"
     assert body["generated_at_unix"] == NOW
     for row in body["agents"]:
@@ -728,7 +744,7 @@ def many(count: int) -> Setup:
     s.watch(*((("prod", f"agent_{i:05d}", f"bot {i}")) for i in range(count)))
     for i in range(count):
         s.poll(f"agent_{i:05d}", answer(NOW + DAY * 10 + i * 60), "prod")
-    s.poll("agent_09999", answer(NOW + 60), "prod")  # the only critical one
+    s.poll(f"agent_{count - 1:05d}", answer(NOW + 60), "prod")  # the only critical one
     return s
 
 
@@ -757,8 +773,92 @@ def test_ten_thousand_agents_are_paged_and_any_one_can_be_found() -> None:
     assert "Page 100 of 100" in "".join(page.text)
     assert len(page.rows()) == PAGE_SIZE
     assert Parsed(s.client.get("/?page=x").text).rows()[0]["data-state"] == "critical"
-    # The JSON API still lists every agent.
-    assert len(s.json("/api/v1/agents")["agents"]) == 10_000
+    # The JSON API lists every agent, a page at a time.
+    body = s.json("/api/v1/agents")
+    assert (body["total"], body["matching"], len(body["agents"])) == (10_000, 10_000, 500)
+    assert body["agents"][0]["agent_id"] == "agent_09999"  # the most urgent comes first
+    seen = [r["agent_id"] for r in body["agents"]]
+    while body["next"] is not None:
+        body = s.json(body["next"])
+        seen += [r["agent_id"] for r in body["agents"]]
+    assert len(seen) == len(set(seen)) == 10_000
+
+
+def counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[object]:
+    """Count the calls of one of statuspage's functions (the calls are the list's length)."""
+    calls: list[object] = []
+    real = getattr(statuspage, name)
+
+    def counted(*args: Any) -> Any:
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(statuspage, name, counted)
+    return calls
+
+
+def test_a_query_builds_each_search_text_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A query of 100 words costs one pass over the agents, not one per word (the old page
+    built every agent's search text once per word: 100 times each for `e e e ...`)."""
+    s = many(300)
+    texts = counting(monkeypatch, "search_text")
+    keys = counting(monkeypatch, "sort_key")
+    crafted = "e " * 100 + " ".join(f"w{i}" for i in range(50))
+    for path in ("/", PARTIAL_PATH):
+        assert s.client.get(path, params={"q": crafted}).status_code == 200
+    assert len(texts) <= 300  # at most once per agent, for both requests together
+    assert len(keys) <= 300
+    # Records are immutable: a new poll rebuilds that agent's entry only.
+    texts.clear()
+    s.poll("agent_00007", answer(NOW + 60), "prod")
+    page = Parsed(s.client.get("/", params={"q": "agent_00007 critical"}).text)
+    assert [r["data-state"] for r in page.rows()] == ["critical"]
+    assert len(texts) == 1
+    # Agents no longer watched leave the index.
+    s.watch(("prod", "agent_00001", "bot 1"))
+    assert len(Parsed(s.client.get("/", params={"q": "bot"}).text).rows()) == 1
+
+
+def test_the_words_of_a_query_are_deduplicated_and_capped() -> None:
+    assert statuspage.search_terms("e " * 100) == ["e"]
+    assert statuspage.search_terms("Bo bot BOT prod") == ["bot", "prod"]
+    words = [f"w{i:02d}" for i in range(30)]
+    assert statuspage.search_terms(" ".join(words)) == words[:MAX_TERMS]
+    assert statuspage.search_terms("x" * QUERY_LIMIT + " beyond") == ["x" * QUERY_LIMIT]
+    # Dropping a word found inside another never changes what matches.
+    s = every_state()
+    for query, narrowest in (("ok ok_near", "ok_near"), ("crit critical", "critical")):
+        rows = Parsed(s.client.get("/", params={"q": query}).text).rows()
+        assert rows, query
+        assert rows == Parsed(s.client.get("/", params={"q": narrowest}).text).rows()
+
+
+def test_the_agents_api_answers_a_page_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = many(1200)
+    rows = counting(monkeypatch, "agent_row")
+    body = s.json("/api/v1/agents")
+    assert len(body["agents"]) == API_PAGE_SIZE
+    assert len(rows) == API_PAGE_SIZE  # rows are built for the page only, not for every agent
+    assert (body["total"], body["matching"], body["offset"], body["limit"]) == (1200, 1200, 0, 500)
+    assert body["next"] == "/api/v1/agents?limit=500&offset=500"
+    last = s.json("/api/v1/agents?offset=1000")
+    assert (len(last["agents"]), last["next"]) == (200, None)
+    assert s.json("/api/v1/agents?offset=5000")["agents"] == []
+    # Filters apply before the page: any agent is found, wherever it sorts.
+    found = s.json("/api/v1/agents?q=agent_00777")
+    assert [r["agent_id"] for r in found["agents"]] == ["agent_00777"]
+    assert found["matching"] == 1
+    critical = s.json("/api/v1/agents?state=critical&workspace=prod&limit=1")
+    assert [r["agent_id"] for r in critical["agents"]] == ["agent_01199"]
+    # `next` keeps the filters.
+    ok = s.json("/api/v1/agents?state=ok&limit=1000")
+    assert ok["next"] == "/api/v1/agents?state=ok&limit=1000&offset=1000"
+    assert len(s.json(ok["next"])["agents"]) == 199
+    assert len(s.json(f"/api/v1/agents?limit={API_MAX_PAGE_SIZE}")["agents"]) == 1000
+    for bad in ("limit=0", "limit=1001", "limit=x", "limit=1_0", "offset=-1", "offset=1.5"):
+        response = s.client.get(f"/api/v1/agents?{bad}")
+        assert response.status_code == 400, bad
+        assert bad.split("=")[0] in response.json()["error"]
 
 
 ODD_TIMES = [math.nan, math.inf, -math.inf, 1e300, -1e300, 2**63, -(2**63), 0.0, -1.5, 1e18]
