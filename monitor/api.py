@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import httpx
+import structlog
 from httpx_aiohttp import AiohttpTransport
 from pydantic import ValidationError
 
@@ -40,6 +41,10 @@ from monitor.model import (
     PollOutcome,
     Reason,
 )
+
+log = structlog.get_logger("monitor")
+
+MAX_LISTING_PAGES = 10_000  # a bound even if the API's cursors never end
 
 USER_AGENT = f"elevenlabs-link-monitor/{__version__} (+https://github.com/elevenlabs-link-monitor)"
 _T = TypeVar("_T")
@@ -313,23 +318,26 @@ class ElevenLabsClient:
         return _redacted(outcome)
 
     async def list_agents(self) -> list[AgentSummary] | PollFailure:
-        """Every agent the key can see, all pages, archived ones left out."""
+        """Every agent the key can see, all pages, archived ones left out; a row that does
+        not fit the schema is skipped (logged), not the whole listing."""
         agents: list[AgentSummary] = []
         cursor: str | None = None
+        row = 0
         async with self.lease():
-            for _ in range(10_000):  # a bound even if the API's cursor never ends
+            for _ in range(MAX_LISTING_PAGES):
                 params = {"page_size": "100"} | ({"cursor": cursor} if cursor else {})
                 page = await self._with_retries(
                     functools.partial(self._get, "/v1/convai/agents", params, _parse_list_body)
                 )
                 if isinstance(page, PollFailure):
                     return _redacted(page)
-                agents.extend(
+                for raw in page.answer.agents:
+                    agent = _listed_agent(raw, row)
+                    row += 1
+                    if agent is None or agent.archived:
+                        continue
                     # Names reach the status page and check: redacted like every upstream text.
-                    a.model_copy(update={"name": redact(a.name)})
-                    for a in page.answer.agents
-                    if not a.archived
-                )
+                    agents.append(agent.model_copy(update={"name": redact(agent.name)}))
                 if not page.answer.has_more or not page.answer.next_cursor:
                     return agents
                 cursor = page.answer.next_cursor
@@ -465,6 +473,23 @@ def _parse_list_body(body: bytes) -> _ListPage | PollFailure:
         return PollFailure(
             Reason.INVALID_RESPONSE, "the agent listing does not fit the schema", 200
         )
+
+
+def _listed_agent(row: object, index: int) -> AgentSummary | None:
+    """One row of the listing, or None (logged) when it does not fit the schema."""
+    try:
+        return AgentSummary.model_validate(row)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False, include_context=False)[0]
+        field = ".".join(str(part) for part in error["loc"]) or "the row"
+        # Its index and field, never its content: upstream text that may carry a secret.
+        log.warning(
+            "discovered_agent_skipped",
+            reason=f"listing row {index}: {field}: {error['msg']}",
+            row=index,
+            field=field,
+        )
+        return None
 
 
 def _aiohttp_transport(connections: int) -> httpx.AsyncBaseTransport:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -837,14 +838,37 @@ def test_an_unauthorized_listing_fails_at_once() -> None:
     assert delays == []
 
 
-@pytest.mark.parametrize(
-    "body", [b"not json", b'{"has_more": false}', b'{"agents": [{"name": "no id"}]}']
-)
+@pytest.mark.parametrize("body", [b"not json", b'{"has_more": false}', b'{"agents": {}}'])
 def test_a_listing_that_does_not_fit_is_an_invalid_response(body: bytes) -> None:
     listing, _ = list_agents(Pages({None: httpx.Response(200, content=body)}))
     assert listing == PollFailure(
         Reason.INVALID_RESPONSE, "the agent listing does not fit the schema", 200
     )
+
+
+def test_a_row_that_does_not_fit_is_skipped_alone_and_a_null_name_is_empty() -> None:
+    rows: list[object] = [
+        agent("a1", "one"),
+        {"agent_id": "a2", "name": None},
+        {"agent_id": "a3", "name": 7},
+        {"name": "no id"},
+        None,
+        agent("a4", "four", archived=None),
+        agent("a5", "five"),
+    ]
+    body = json.dumps({"agents": rows, "has_more": False}).encode()
+    with structlog.testing.capture_logs() as logged:
+        listing, _ = list_agents(Pages({None: httpx.Response(200, content=body)}))
+    assert isinstance(listing, list)
+    assert [(a.agent_id, a.name) for a in listing] == [("a1", "one"), ("a2", ""), ("a5", "five")]
+    skipped = [(e["event"], e["row"], e["field"]) for e in logged]
+    assert skipped == [
+        ("discovered_agent_skipped", 2, "name"),
+        ("discovered_agent_skipped", 3, "agent_id"),
+        ("discovered_agent_skipped", 4, "the row"),
+        ("discovered_agent_skipped", 5, "archived"),
+    ]
+    assert "no id" not in repr(logged)
 
 
 # --- whatever the body, parse_link_body answers ----------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -260,3 +261,72 @@ def test_check_discovers_too_and_says_when_the_listing_fails(
     done = check()
     assert [r["agent_id"] for r in json.loads(done.stdout)["agents"]] == ["configured"]
     assert json.loads(done.stderr.splitlines()[0])["event"] == "discovery_failed"
+
+
+@pytest.mark.integration
+def test_a_bad_listing_row_is_skipped_alone_and_a_null_name_is_an_empty_name(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
+) -> None:
+    """One row that does not fit the schema used to fail the whole workspace's listing:
+    the monitor then watched nothing, silently. Now only that row is skipped, logged by its
+    index and field, never its content; `name: null` is an unnamed agent, not a bad row."""
+    secret = canary_token("in-a-bad-row")
+    rows = [
+        {"agent_id": "named", "name": "ok"},
+        {"agent_id": "unnamed", "name": None},
+        {"agent_id": "bad_name", "name": {"oops": secret}},
+        {"name": secret},  # no agent_id
+        secret,  # not even an object
+        {"agent_id": "last", "name": "fine"},
+    ]
+    body = json.dumps({"agents": rows, "has_more": False}).encode()
+    standin.listing = lambda handler: handler.reply(200, body)
+    for agent_id in ("named", "unnamed", "last"):
+        standin.set(agent_id, link(canary_token(agent_id), time.time() + 30 * 86400))
+    path = write_config(
+        [], discover=True, poll={"interval": "1h", "jitter": 0, "discovery_interval": "1h"}
+    )
+    daemon = start_daemon(path)
+    wait_until(lambda: daemon.get("/readyz")[0] == 200, timeout=30)
+    assert daemon.value("elevenlabs_link_monitor_agents") == 3
+    assert daemon.value("elevenlabs_link_monitor_discovered_agents", workspace="default") == 3
+    for agent_id in ("named", "unnamed", "last"):
+        assert daemon.state_of(agent_id) == "ok", agent_id
+    assert 'agent_id="unnamed",agent_name=""' in daemon.metrics_text()
+    skipped = daemon.events("discovered_agent_skipped")
+    assert [(s["workspace"], s["row"], s["field"]) for s in skipped] == [
+        ("default", 2, "name"),
+        ("default", 3, "agent_id"),
+        ("default", 4, "the row"),
+    ]
+    assert daemon.events("discovery_failed") == []
+    assert secret.encode() not in daemon.output()
+    listed_at = daemon.value(
+        "elevenlabs_link_monitor_discovery_last_success_timestamp_seconds", workspace="default"
+    )
+    assert listed_at is not None
+    assert abs(listed_at - time.time()) < 60
+
+
+@pytest.mark.integration
+def test_a_failing_listing_never_sets_the_last_success_time(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
+) -> None:
+    """The alert on discovery failing reads this gauge: absent until a listing succeeds."""
+    standin.listing = status(403, {"detail": {"status": "missing_permissions", "message": "x"}})
+    path = write_config(
+        [], discover=True, poll={"interval": "1h", "jitter": 0, "discovery_interval": "1s"}
+    )
+    daemon = start_daemon(path)
+    daemon.wait_for("discovery_failed", reason="unauthorized")
+    wait_until(
+        lambda: daemon.value(
+            "elevenlabs_link_monitor_discovery_errors_total",
+            workspace="default",
+            reason="unauthorized",
+        )
+    )
+    gauge = "elevenlabs_link_monitor_discovery_last_success_timestamp_seconds"
+    assert daemon.value(gauge, workspace="default") is None
+    standin.listing = [("now_listed", "", False)]
+    wait_until(lambda: daemon.value(gauge, workspace="default") is not None)
