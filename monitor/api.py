@@ -44,6 +44,9 @@ from monitor.model import (
 
 log = structlog.get_logger("monitor")
 
+# The listing's bounds. 50,000 agents in one workspace is far past any real one, and at
+# about 1 KiB of memory each (300,000 listed agents took 317 MiB) still a bounded share.
+MAX_LISTED_AGENTS = 50_000
 MAX_LISTING_PAGES = 10_000  # a bound even if the API's cursors never end
 
 USER_AGENT = f"elevenlabs-link-monitor/{__version__} (+https://github.com/elevenlabs-link-monitor)"
@@ -319,8 +322,14 @@ class ElevenLabsClient:
 
     async def list_agents(self) -> list[AgentSummary] | PollFailure:
         """Every agent the key can see, all pages, archived ones left out; a row that does
-        not fit the schema is skipped (logged), not the whole listing."""
-        agents: list[AgentSummary] = []
+        not fit the schema is skipped (logged), not the whole listing.
+
+        Bounded whatever the API answers: an id listed twice is kept once, a cursor seen
+        before ends the listing, and more than MAX_LISTED_AGENTS agents fail it; each
+        failure is `invalid_response`, and the caller keeps its last good list.
+        """
+        agents: dict[str, AgentSummary] = {}
+        cursors: set[bytes] = set()  # digests: a cursor is upstream text of any length
         cursor: str | None = None
         row = 0
         async with self.lease():
@@ -334,13 +343,24 @@ class ElevenLabsClient:
                 for raw in page.answer.agents:
                     agent = _listed_agent(raw, row)
                     row += 1
-                    if agent is None or agent.archived:
+                    if agent is None or agent.archived or agent.agent_id in agents:
                         continue
+                    if len(agents) == MAX_LISTED_AGENTS:
+                        return PollFailure(
+                            Reason.INVALID_RESPONSE,
+                            f"the agent listing has more than {MAX_LISTED_AGENTS:,} agents",
+                        )
                     # Names reach the status page and check: redacted like every upstream text.
-                    agents.append(agent.model_copy(update={"name": redact(agent.name)}))
+                    agents[agent.agent_id] = agent.model_copy(update={"name": redact(agent.name)})
                 if not page.answer.has_more or not page.answer.next_cursor:
-                    return agents
+                    return list(agents.values())
                 cursor = page.answer.next_cursor
+                seen = hashlib.blake2b(cursor.encode(), digest_size=16).digest()
+                if seen in cursors:
+                    return PollFailure(
+                        Reason.INVALID_RESPONSE, "the agent listing repeats a cursor"
+                    )
+                cursors.add(seen)
         return PollFailure(Reason.INVALID_RESPONSE, "the agent listing never ends")
 
     async def _with_retries(

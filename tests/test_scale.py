@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -330,3 +331,63 @@ def test_a_failing_listing_never_sets_the_last_success_time(
     assert daemon.value(gauge, workspace="default") is None
     standin.listing = [("now_listed", "", False)]
     wait_until(lambda: daemon.value(gauge, workspace="default") is not None)
+
+
+@pytest.mark.integration
+def test_a_listing_past_its_bounds_fails_and_the_last_good_list_is_kept(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
+) -> None:
+    """A cursor that repeats used to be followed for 10,000 pages, piling up duplicates,
+    and a listing had no size limit (300,000 agents took 317 MiB). Now a repeated cursor
+    and more than 50,000 agents are each an `invalid_response`; the last good list stays."""
+    good = [("g1", "one", False), ("g2", "two", False), ("g3", "three", False)]
+    standin.listing = good
+    for agent_id, _, _ in good:
+        standin.set(agent_id, link(canary_token(agent_id), time.time() + 30 * 86400))
+    path = write_config(
+        [],
+        discover=True,
+        poll={"interval": "1h", "jitter": 0, "discovery_interval": "1s"},
+        elevenlabs={"max_requests_per_second": 1000, "max_concurrency": 16},
+    )
+    daemon = start_daemon(path)
+    wait_until(lambda: daemon.get("/readyz")[0] == 200, timeout=30)
+    assert daemon.value("elevenlabs_link_monitor_agents") == 3
+
+    def listing_runs(since: int) -> list[int]:
+        """Requests per listing run (a run starts with the request without a cursor)."""
+        with standin.lock:
+            paths = [r.path for r in standin.requests[since:]]
+        runs: list[int] = []
+        for path in paths:
+            if path.startswith("/v1/convai/agents?"):
+                if "cursor=" not in path or not runs:
+                    runs.append(0)
+                runs[-1] += 1
+        return runs
+
+    # Every page says "more, at cursor c", with new ids each time.
+    pages = iter(range(1_000_000))
+
+    def repeating(handler: Any) -> None:
+        n = next(pages)
+        body = {"agents": [{"agent_id": f"r{n}_{i}"} for i in range(100)]}
+        handler.reply(200, json.dumps(body | {"has_more": True, "next_cursor": "c"}).encode())
+
+    before = len(standin.requests)
+    standin.listing = repeating
+    line = daemon.wait_for("discovery_failed", reason="invalid_response", timeout=30)
+    assert line["detail"] == "the agent listing repeats a cursor"
+    # The first page, then the cursor once: its second appearance ends the listing.
+    assert max(listing_runs(before)) == 2
+    assert daemon.value("elevenlabs_link_monitor_agents") == 3
+
+    # One agent more than the bound, in 501 pages of 100.
+    standin.listing = [(f"m{i:05d}", "", False) for i in range(50_001)]
+    daemon.wait_for(
+        "discovery_failed", detail="the agent listing has more than 50,000 agents", timeout=60
+    )
+    assert daemon.value("elevenlabs_link_monitor_agents") == 3
+    assert daemon.value("elevenlabs_link_monitor_discovered_agents", workspace="default") == 3
+    for agent_id, _, _ in good:
+        assert daemon.state_of(agent_id) == "ok", agent_id
