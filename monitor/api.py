@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import httpx
+import structlog
 from httpx_aiohttp import AiohttpTransport
 from pydantic import ValidationError
 
@@ -41,6 +42,13 @@ from monitor.model import (
     PollOutcome,
     Reason,
 )
+
+log = structlog.get_logger("monitor")
+
+# The listing's bounds. 50,000 agents in one workspace is far past any real one, and at
+# about 1 KiB of memory each (300,000 listed agents took 317 MiB) still a bounded share.
+MAX_LISTED_AGENTS = 50_000
+MAX_LISTING_PAGES = 10_000  # a bound even if the API's cursors never end
 
 USER_AGENT = f"elevenlabs-link-monitor/{__version__} (+https://github.com/elevenlabs-link-monitor)"
 _T = TypeVar("_T")
@@ -327,26 +335,46 @@ class ElevenLabsClient:
         return _redacted(outcome)
 
     async def list_agents(self) -> list[AgentSummary] | PollFailure:
-        """Every agent the key can see, all pages, archived ones left out."""
-        agents: list[AgentSummary] = []
+        """Every agent the key can see, all pages, archived ones left out; a row that does
+        not fit the schema is skipped (logged), not the whole listing.
+
+        Bounded whatever the API answers: an id listed twice is kept once, a cursor seen
+        before ends the listing, and more than MAX_LISTED_AGENTS agents fail it; each
+        failure is `invalid_response`, and the caller keeps its last good list.
+        """
+        agents: dict[str, AgentSummary] = {}
+        cursors: set[bytes] = set()  # digests: a cursor is upstream text of any length
         cursor: str | None = None
+        row = 0
         async with self.lease():
-            for _ in range(10_000):  # a bound even if the API's cursor never ends
+            for _ in range(MAX_LISTING_PAGES):
                 params = {"page_size": "100"} | ({"cursor": cursor} if cursor else {})
                 page = await self._with_retries(
                     functools.partial(self._get, "/v1/convai/agents", params, _parse_list_body)
                 )
                 if isinstance(page, PollFailure):
                     return _redacted(page)
-                agents.extend(
+                for raw in page.answer.agents:
+                    agent = _listed_agent(raw, row)
+                    row += 1
+                    if agent is None or agent.archived or agent.agent_id in agents:
+                        continue
+                    if len(agents) == MAX_LISTED_AGENTS:
+                        return PollFailure(
+                            Reason.INVALID_RESPONSE,
+                            f"the agent listing has more than {MAX_LISTED_AGENTS:,} agents",
+                        )
                     # Names reach the status page and check: redacted like every upstream text.
-                    a.model_copy(update={"name": redact(a.name)})
-                    for a in page.answer.agents
-                    if not a.archived
-                )
+                    agents[agent.agent_id] = agent.model_copy(update={"name": redact(agent.name)})
                 if not page.answer.has_more or not page.answer.next_cursor:
-                    return agents
+                    return list(agents.values())
                 cursor = page.answer.next_cursor
+                seen = hashlib.blake2b(cursor.encode(), digest_size=16).digest()
+                if seen in cursors:
+                    return PollFailure(
+                        Reason.INVALID_RESPONSE, "the agent listing repeats a cursor"
+                    )
+                cursors.add(seen)
         return PollFailure(Reason.INVALID_RESPONSE, "the agent listing never ends")
 
     async def _with_retries(
@@ -479,6 +507,23 @@ def _parse_list_body(body: bytes) -> _ListPage | PollFailure:
         return PollFailure(
             Reason.INVALID_RESPONSE, "the agent listing does not fit the schema", 200
         )
+
+
+def _listed_agent(row: object, index: int) -> AgentSummary | None:
+    """One row of the listing, or None (logged) when it does not fit the schema."""
+    try:
+        return AgentSummary.model_validate(row)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False, include_context=False)[0]
+        field = ".".join(str(part) for part in error["loc"]) or "the row"
+        # Its index and field, never its content: upstream text that may carry a secret.
+        log.warning(
+            "discovered_agent_skipped",
+            reason=f"listing row {index}: {field}: {error['msg']}",
+            row=index,
+            field=field,
+        )
+        return None
 
 
 @functools.cache

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 import structlog
@@ -16,9 +17,12 @@ log = structlog.get_logger("monitor")
 
 
 class Discovery:
-    def __init__(self, clients: ClientPool, health: Health) -> None:
+    def __init__(
+        self, clients: ClientPool, health: Health, clock: Callable[[], float] = time.time
+    ) -> None:
         self._clients = clients
         self._health = health
+        self._clock = clock
         self.found: dict[str, list[Target]] = {}
         self.failed: set[str] = set()  # workspaces whose last listing failed
 
@@ -37,7 +41,9 @@ class Discovery:
             client = self._clients.get(workspace.name)
             if not workspace.discover or client is None:
                 continue
-            listing = await client.list_agents()
+            # The client logs the rows it skips: they name their workspace through this.
+            with structlog.contextvars.bound_contextvars(workspace=workspace.name):
+                listing = await client.list_agents()
             if not still_discovering(workspace.name):
                 continue
             if not isinstance(listing, list):
@@ -55,6 +61,7 @@ class Discovery:
             self.failed.discard(workspace.name)
             found = listed_targets(workspace.name, listing)
             self._health.discovered[workspace.name] = len(found)
+            self._health.discovery_last_success[workspace.name] = self._clock()
             if found != self.found.get(workspace.name):
                 self.found[workspace.name] = found
                 changed = True
@@ -68,6 +75,9 @@ class Discovery:
         health = self._health
         health.discovered = {k: v for k, v in health.discovered.items() if k in keep}
         health.discovery_errors = {k: v for k, v in health.discovery_errors.items() if k[0] in keep}
+        health.discovery_last_success = {
+            k: v for k, v in health.discovery_last_success.items() if k in keep
+        }
 
     def listed(self, discovering: Iterable[str]) -> bool:
         """Every one of these workspaces has been listed successfully at least once."""

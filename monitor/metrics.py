@@ -318,6 +318,14 @@ class MonitorCollector(Collector):
         for (workspace, reason), count in sorted(health.discovery_errors.items()):
             discovery_errors.add_metric([workspace, reason], count)
         yield discovery_errors
+        discovery_success = GaugeMetricFamily(
+            "elevenlabs_link_monitor_discovery_last_success_timestamp_seconds",
+            "Unix time of the last successful agent listing, by workspace.",
+            labels=["workspace"],
+        )
+        for workspace, at in sorted(health.discovery_last_success.items()):
+            discovery_success.add_metric([workspace], at)
+        yield discovery_success
         yield GaugeMetricFamily(
             "elevenlabs_link_monitor_config_last_reload_successful",
             "1 when the last config (re)load worked.",

@@ -10,7 +10,7 @@ import datetime
 import enum
 import re
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
@@ -74,13 +74,20 @@ class AgentSummary(BaseModel):
     name: str = ""
     archived: bool = False
 
+    @field_validator("name", mode="before")
+    @classmethod
+    def _unnamed(cls, value: object) -> object:
+        # The API names an unnamed agent `null`: that is an empty name, not a bad row.
+        return "" if value is None else value
+
 
 class AgentListResponse(BaseModel):
     """`GET /v1/convai/agents`: one page of the listing."""
 
     model_config = ConfigDict(extra="allow", strict=True)
 
-    agents: list[AgentSummary]
+    # Rows are validated one by one (AgentSummary): one bad row must not fail the page.
+    agents: list[Any]
     next_cursor: str | None = None
     has_more: bool = False
 
@@ -157,6 +164,7 @@ class Health:
     scheduler_events: dict[str, int] = field(default_factory=dict)
     discovered: dict[str, int] = field(default_factory=dict)
     discovery_errors: dict[tuple[str, str], int] = field(default_factory=dict)
+    discovery_last_success: dict[str, float] = field(default_factory=dict)
 
 
 # --- time -------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ class Runtime:
             health=self.health,
             clock=clock,
         )
-        self.discovery = Discovery(self.clients, self.health)
+        self.discovery = Discovery(self.clients, self.health, clock)
         self.started = False
         self.ready = Readiness(
             # Not before start: an empty store, not yet given its agents, is not ready.

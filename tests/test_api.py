@@ -16,9 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from monitor import api as api_module
 from monitor.api import (
     MAX_BODY_BYTES,
     MAX_RETRY_AFTER,
@@ -884,13 +886,86 @@ def test_an_unauthorized_listing_fails_at_once() -> None:
     assert delays == []
 
 
-@pytest.mark.parametrize(
-    "body", [b"not json", b'{"has_more": false}', b'{"agents": [{"name": "no id"}]}']
-)
+@pytest.mark.parametrize("body", [b"not json", b'{"has_more": false}', b'{"agents": {}}'])
 def test_a_listing_that_does_not_fit_is_an_invalid_response(body: bytes) -> None:
     listing, _ = list_agents(Pages({None: httpx.Response(200, content=body)}))
     assert listing == PollFailure(
         Reason.INVALID_RESPONSE, "the agent listing does not fit the schema", 200
+    )
+
+
+def test_a_row_that_does_not_fit_is_skipped_alone_and_a_null_name_is_empty() -> None:
+    rows: list[object] = [
+        agent("a1", "one"),
+        {"agent_id": "a2", "name": None},
+        {"agent_id": "a3", "name": 7},
+        {"name": "no id"},
+        None,
+        agent("a4", "four", archived=None),
+        agent("a5", "five"),
+    ]
+    body = json.dumps({"agents": rows, "has_more": False}).encode()
+    with structlog.testing.capture_logs() as logged:
+        listing, _ = list_agents(Pages({None: httpx.Response(200, content=body)}))
+    assert isinstance(listing, list)
+    assert [(a.agent_id, a.name) for a in listing] == [("a1", "one"), ("a2", ""), ("a5", "five")]
+    skipped = [(e["event"], e["row"], e["field"]) for e in logged]
+    assert skipped == [
+        ("discovered_agent_skipped", 2, "name"),
+        ("discovered_agent_skipped", 3, "agent_id"),
+        ("discovered_agent_skipped", 4, "the row"),
+        ("discovered_agent_skipped", 5, "archived"),
+    ]
+    assert "no id" not in repr(logged)
+
+
+def test_an_id_listed_twice_is_kept_once() -> None:
+    pages = Pages(
+        {
+            None: httpx.Response(200, content=page([agent("a1", "one"), agent("a1")], "c2", True)),
+            "c2": httpx.Response(
+                200, content=page([agent("a2"), agent("a1", "again")], None, False)
+            ),
+        }
+    )
+    listing, _ = list_agents(pages)
+    assert isinstance(listing, list)
+    assert [(a.agent_id, a.name) for a in listing] == [("a1", "one"), ("a2", "")]
+
+
+def test_a_repeated_cursor_ends_the_listing_as_invalid() -> None:
+    """A cursor seen before would list the same pages again, for ever."""
+    pages = Pages(
+        {
+            None: httpx.Response(200, content=page([agent("a1")], "c2", True)),
+            "c2": httpx.Response(200, content=page([agent("a2")], "c3", True)),
+            "c3": httpx.Response(200, content=page([agent("a3")], "c2", True)),
+        }
+    )
+    listing, _ = list_agents(pages)
+    assert listing == PollFailure(Reason.INVALID_RESPONSE, "the agent listing repeats a cursor")
+    assert [q.get("cursor") for q in pages.queries] == [None, "c2", "c3"]
+
+
+def test_more_agents_than_the_cap_fail_the_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api_module, "MAX_LISTED_AGENTS", 3)
+    at_cap = Pages(
+        {None: httpx.Response(200, content=page([agent(f"a{i}") for i in range(3)], None, False))}
+    )
+    listing, _ = list_agents(at_cap)
+    assert isinstance(listing, list)
+    assert len(listing) == 3
+    # Duplicates and archived agents do not count; a fourth agent does.
+    rows = [agent("a0"), agent("a0"), agent("x", archived=True), agent("a1"), agent("a2")]
+    over = Pages(
+        {
+            None: httpx.Response(200, content=page(rows, "c2", True)),
+            "c2": httpx.Response(200, content=page([agent("a3")], None, False)),
+        }
+    )
+    listing, _ = list_agents(over)
+    assert listing == PollFailure(
+        Reason.INVALID_RESPONSE, "the agent listing has more than 3 agents"
     )
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -260,3 +262,132 @@ def test_check_discovers_too_and_says_when_the_listing_fails(
     done = check()
     assert [r["agent_id"] for r in json.loads(done.stdout)["agents"]] == ["configured"]
     assert json.loads(done.stderr.splitlines()[0])["event"] == "discovery_failed"
+
+
+@pytest.mark.integration
+def test_a_bad_listing_row_is_skipped_alone_and_a_null_name_is_an_empty_name(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
+) -> None:
+    """One row that does not fit the schema used to fail the whole workspace's listing:
+    the monitor then watched nothing, silently. Now only that row is skipped, logged by its
+    index and field, never its content; `name: null` is an unnamed agent, not a bad row."""
+    secret = canary_token("in-a-bad-row")
+    rows = [
+        {"agent_id": "named", "name": "ok"},
+        {"agent_id": "unnamed", "name": None},
+        {"agent_id": "bad_name", "name": {"oops": secret}},
+        {"name": secret},  # no agent_id
+        secret,  # not even an object
+        {"agent_id": "last", "name": "fine"},
+    ]
+    body = json.dumps({"agents": rows, "has_more": False}).encode()
+    standin.listing = lambda handler: handler.reply(200, body)
+    for agent_id in ("named", "unnamed", "last"):
+        standin.set(agent_id, link(canary_token(agent_id), time.time() + 30 * 86400))
+    path = write_config(
+        [], discover=True, poll={"interval": "1h", "jitter": 0, "discovery_interval": "1h"}
+    )
+    daemon = start_daemon(path)
+    wait_until(lambda: daemon.get("/readyz")[0] == 200, timeout=30)
+    assert daemon.value("elevenlabs_link_monitor_agents") == 3
+    assert daemon.value("elevenlabs_link_monitor_discovered_agents", workspace="default") == 3
+    for agent_id in ("named", "unnamed", "last"):
+        assert daemon.state_of(agent_id) == "ok", agent_id
+    assert 'agent_id="unnamed",agent_name=""' in daemon.metrics_text()
+    skipped = daemon.events("discovered_agent_skipped")
+    assert [(s["workspace"], s["row"], s["field"]) for s in skipped] == [
+        ("default", 2, "name"),
+        ("default", 3, "agent_id"),
+        ("default", 4, "the row"),
+    ]
+    assert daemon.events("discovery_failed") == []
+    assert secret.encode() not in daemon.output()
+    listed_at = daemon.value(
+        "elevenlabs_link_monitor_discovery_last_success_timestamp_seconds", workspace="default"
+    )
+    assert listed_at is not None
+    assert abs(listed_at - time.time()) < 60
+
+
+@pytest.mark.integration
+def test_a_failing_listing_never_sets_the_last_success_time(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
+) -> None:
+    """The alert on discovery failing reads this gauge: absent until a listing succeeds."""
+    standin.listing = status(403, {"detail": {"status": "missing_permissions", "message": "x"}})
+    path = write_config(
+        [], discover=True, poll={"interval": "1h", "jitter": 0, "discovery_interval": "1s"}
+    )
+    daemon = start_daemon(path)
+    daemon.wait_for("discovery_failed", reason="unauthorized")
+    wait_until(
+        lambda: daemon.value(
+            "elevenlabs_link_monitor_discovery_errors_total",
+            workspace="default",
+            reason="unauthorized",
+        )
+    )
+    gauge = "elevenlabs_link_monitor_discovery_last_success_timestamp_seconds"
+    assert daemon.value(gauge, workspace="default") is None
+    standin.listing = [("now_listed", "", False)]
+    wait_until(lambda: daemon.value(gauge, workspace="default") is not None)
+
+
+@pytest.mark.integration
+def test_a_listing_past_its_bounds_fails_and_the_last_good_list_is_kept(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
+) -> None:
+    """A cursor that repeats used to be followed for 10,000 pages, piling up duplicates,
+    and a listing had no size limit (300,000 agents took 317 MiB). Now a repeated cursor
+    and more than 50,000 agents are each an `invalid_response`; the last good list stays."""
+    good = [("g1", "one", False), ("g2", "two", False), ("g3", "three", False)]
+    standin.listing = good
+    for agent_id, _, _ in good:
+        standin.set(agent_id, link(canary_token(agent_id), time.time() + 30 * 86400))
+    path = write_config(
+        [],
+        discover=True,
+        poll={"interval": "1h", "jitter": 0, "discovery_interval": "1s"},
+        elevenlabs={"max_requests_per_second": 1000, "max_concurrency": 16},
+    )
+    daemon = start_daemon(path)
+    wait_until(lambda: daemon.get("/readyz")[0] == 200, timeout=30)
+    assert daemon.value("elevenlabs_link_monitor_agents") == 3
+
+    def listing_runs(since: int) -> list[int]:
+        """Requests per listing run (a run starts with the request without a cursor)."""
+        with standin.lock:
+            paths = [r.path for r in standin.requests[since:]]
+        runs: list[int] = []
+        for path in paths:
+            if path.startswith("/v1/convai/agents?"):
+                if "cursor=" not in path or not runs:
+                    runs.append(0)
+                runs[-1] += 1
+        return runs
+
+    # Every page says "more, at cursor c", with new ids each time.
+    pages = iter(range(1_000_000))
+
+    def repeating(handler: Any) -> None:
+        n = next(pages)
+        body = {"agents": [{"agent_id": f"r{n}_{i}"} for i in range(100)]}
+        handler.reply(200, json.dumps(body | {"has_more": True, "next_cursor": "c"}).encode())
+
+    before = len(standin.requests)
+    standin.listing = repeating
+    line = daemon.wait_for("discovery_failed", reason="invalid_response", timeout=30)
+    assert line["detail"] == "the agent listing repeats a cursor"
+    # The first page, then the cursor once: its second appearance ends the listing.
+    assert max(listing_runs(before)) == 2
+    assert daemon.value("elevenlabs_link_monitor_agents") == 3
+
+    # One agent more than the bound, in 501 pages of 100.
+    standin.listing = [(f"m{i:05d}", "", False) for i in range(50_001)]
+    daemon.wait_for(
+        "discovery_failed", detail="the agent listing has more than 50,000 agents", timeout=60
+    )
+    assert daemon.value("elevenlabs_link_monitor_agents") == 3
+    assert daemon.value("elevenlabs_link_monitor_discovered_agents", workspace="default") == 3
+    for agent_id, _, _ in good:
+        assert daemon.state_of(agent_id) == "ok", agent_id

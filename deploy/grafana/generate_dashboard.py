@@ -860,6 +860,41 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
             "only when concurrency or CPU is short); see Failure behaviour in the README."
         ),
     },
+    {
+        "uid": "ellm-discovery-failing",
+        "title": "ElevenLabsLinkMonitorDiscoveryFailing",
+        # Seconds without a successful listing of a discovering workspace: since the last
+        # one or, when none succeeded (failed listings say it discovers), since the start.
+        # 1800 s is twice the default poll.discovery_interval.
+        "expr": (
+            "time() - (\n"
+            f'  elevenlabs_link_monitor_discovery_last_success_timestamp_seconds{{job="{JOB}"}}\n'
+            "  or on (job, instance, workspace)\n"
+            "  (\n"
+            "    max without (reason) "
+            f'(elevenlabs_link_monitor_discovery_errors_total{{job="{JOB}"}}) * 0\n'
+            "    + on (job, instance) group_left ()\n"
+            f'    process_start_time_seconds{{job="{JOB}"}}\n'
+            "  )\n"
+            ")"
+        ),
+        "evaluator": ("gt", [1800]),
+        "for": "5m",
+        "no_data": "OK",  # no discovering workspace
+        "severity": "warning",
+        "summary": (
+            "elevenlabs-link-monitor {{ $labels.instance }} cannot list the agents of "
+            "workspace {{ $labels.workspace }}"
+        ),
+        "description": (
+            "elevenlabs-link-monitor at {{ $labels.instance }} (job {{ $labels.job }}) has had "
+            "no successful agent listing of workspace {{ $labels.workspace }} for "
+            f"{VALUE}: agents added since are not watched, and if no listing ever succeeded, "
+            "none of the workspace's agents are. elevenlabs_link_monitor_discovery_errors_total "
+            "and the monitor's discovery_failed log lines give the reason (unauthorized: grant "
+            "the key convai_read or rotate it); see the runbook."
+        ),
+    },
 )
 
 _EXPR_DS = model.DataSourceRef(type_val="__expr__", uid="__expr__")

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.deploy._helpers import JOB, PROMETHEUS_DIR, output, run
@@ -14,6 +15,7 @@ from tests.tooling import require_tool
 RULES = PROMETHEUS_DIR / "rules.yml"
 RULES_TEST = PROMETHEUS_DIR / "rules_test.yml"
 SCRAPE_CONFIG = PROMETHEUS_DIR / "scrape-config.yml"
+DISCOVERY_FAILING = "ElevenLabsLinkMonitorDiscoveryFailing"
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -61,6 +63,35 @@ def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
     assert "a monitor restart neither resolves nor fires anything" in (
         result.stdout + result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("wrong", "expr"),
+    [
+        ("one missed listing pages", "> 900"),
+        ("a workspace that never listed stays silent", None),
+    ],
+)
+def test_promtool_unit_tests_catch_a_wrong_discovery_alert(
+    tmp_path: Path, wrong: str, expr: str | None
+) -> None:
+    promtool = require_tool("promtool")
+    data = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    (rule,) = [r for r in data["groups"][0]["rules"] if r.get("alert") == DISCOVERY_FAILING]
+    original = rule["expr"]
+    if expr is not None:
+        rule["expr"] = original.replace("> 2 * 900", expr)
+    else:
+        # Only the age since the last success: no listing ever succeeding goes unseen.
+        rule["expr"] = (
+            "time() - elevenlabs_link_monitor_discovery_last_success_timestamp_seconds > 1800"
+        )
+    assert rule["expr"] != original, wrong
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    (tmp_path / "rules_test.yml").write_text(RULES_TEST.read_text(encoding="utf-8"))
+    result = run([promtool, "test", "rules", "rules_test.yml"], cwd=tmp_path)
+    assert result.returncode != 0, output(result)
+    assert "discovery failing alerts after two missed listings" in result.stdout + result.stderr
 
 
 def test_every_alert_is_tested_firing_and_not_firing() -> None:

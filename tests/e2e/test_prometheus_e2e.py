@@ -94,6 +94,7 @@ MONITOR_ALERTS = {
     "ElevenLabsLinkMonitorAbsent",
     "ElevenLabsLinkMonitorConfigReloadFailed",
     "ElevenLabsLinkMonitorCyclesIncomplete",
+    "ElevenLabsLinkMonitorDiscoveryFailing",
 }
 
 # Non-empty only when the counter increased: the setup makes each of them move.
@@ -395,7 +396,10 @@ def test_prometheus_runs_the_dashboards_and_alerts_against_the_daemon(
     start_prometheus: StartPrometheus,
     tmp_path: Path,
 ) -> None:
-    config = write_config(script_every_state(standin), poll={"interval": "1s", "jitter": 0})
+    # Discovery on (an empty listing), so that the discovery alert's expression has data.
+    config = write_config(
+        script_every_state(standin), discover=True, poll={"interval": "1s", "jitter": 0}
+    )
     daemon = start_daemon(config)
     ready(daemon)
     # The premise of every check below: the daemon sees each agent in its state.

@@ -48,7 +48,14 @@ CONTRACT_METRICS = frozenset(
 # Prometheus's own series for a scrape target.
 ALLOWED_METRICS = CONTRACT_METRICS | {"up"}
 # The daemon's own series beyond the contract (README "Metrics") that an alert rule reads.
-ALERT_ONLY_METRICS = frozenset({"elevenlabs_link_monitor_cycles_overrun_total"})
+ALERT_ONLY_METRICS = frozenset(
+    {
+        "elevenlabs_link_monitor_cycles_overrun_total",
+        "elevenlabs_link_monitor_discovery_last_success_timestamp_seconds",
+        "elevenlabs_link_monitor_discovery_errors_total",
+        "process_start_time_seconds",
+    }
+)
 
 
 def load_module(name: str, path: Path) -> ModuleType:

@@ -20,6 +20,7 @@ EXPECTED_ALERTS = {
     "ElevenLabsLinkMonitorAbsent": "critical",
     "ElevenLabsLinkMonitorConfigReloadFailed": "warning",
     "ElevenLabsLinkMonitorCyclesIncomplete": "warning",  # overruns in the past hour, for 30m
+    "ElevenLabsLinkMonitorDiscoveryFailing": "warning",  # no listing for 30m, for 5m
 }
 THRESHOLD_TYPES = {"gt", "lt", "within_range", "outside_range"}
 

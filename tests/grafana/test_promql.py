@@ -49,7 +49,7 @@ def alert_exprs(promql: ModuleType) -> list[str]:
 def test_expressions_found(dashboard_exprs: list[str], alert_exprs: list[str]) -> None:
     assert len(dashboard_exprs) >= 15
     # One Prometheus query per alert rule, and the agent name query (N) of the six per-agent ones.
-    assert len(alert_exprs) == 16
+    assert len(alert_exprs) == 17
 
 
 @pytest.mark.parametrize("source", ["dashboard", "alerts"])
