@@ -4,7 +4,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do   $$p -c
 VENV := .venv
 BIN := $(VENV)/bin
 # `make demo` runs from a virtualenv of its own holding only the runtime dependencies
-# (about 60 MB); the development tools (Playwright, kubectl, hadolint...) go into .venv.
+# (about 64 MB); the development tools (Playwright, kubectl, hadolint...) go into .venv.
 DEMO_VENV := .venv-demo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

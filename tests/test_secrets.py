@@ -175,18 +175,26 @@ def test_a_key_file_must_hold_one_printable_line(
     assert_clean("the refusal", done.stdout + done.stderr)
 
 
-def test_a_key_file_broken_while_running_fails_the_reload_and_keeps_the_key(
-    standin: StandIn, tmp_path: Path, start_daemon: Callable[..., Daemon]
-) -> None:
+def _key_file_config(standin: StandIn, tmp_path: Path) -> tuple[Path, str]:
+    """A key file holding the canary key, and a config's head (all but `agents:`) using it,
+    polling every second an agent `bot` whose link never expires."""
     standin.set("bot", link(canary_token("k"), None))
     key_file = tmp_path / "key"
     key_file.write_text(CANARY_KEY + "\n")
-    config = tmp_path / "config.yaml"
-    config.write_text(
+    head = (
         f"elevenlabs:\n  api_key_file: {key_file}\n  base_url: {standin.url}\n"
-        "  max_retries: 0\nagents:\n  - id: bot\n"
-        "poll:\n  interval: 1s\n  jitter: 0\nserver:\n  host: 127.0.0.1\n  port: 0\n"
+        "  max_retries: 0\npoll:\n  interval: 1s\n  jitter: 0\n"
+        "server:\n  host: 127.0.0.1\n  port: 0\n"
     )
+    return key_file, head
+
+
+def test_a_key_file_broken_while_running_fails_the_reload_and_keeps_the_key(
+    standin: StandIn, tmp_path: Path, start_daemon: Callable[..., Daemon]
+) -> None:
+    key_file, head = _key_file_config(standin, tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(head + "agents:\n  - id: bot\n")
     daemon = start_daemon(config)
     wait_until(lambda: daemon.state_of("bot") == "ok")
     key_file.write_text(CANARY_KEY + "\nsecond line\n")
@@ -249,15 +257,8 @@ def test_an_agent_holding_another_workspaces_key_is_refused() -> None:
 def test_an_agent_holding_the_key_fails_the_reload_and_keeps_running(
     standin: StandIn, tmp_path: Path, start_daemon: Callable[..., Daemon]
 ) -> None:
-    standin.set("bot", link(canary_token("k"), None))
-    key_file = tmp_path / "key"
-    key_file.write_text(CANARY_KEY + "\n")
+    _, head = _key_file_config(standin, tmp_path)
     config = tmp_path / "config.yaml"
-    head = (
-        f"elevenlabs:\n  api_key_file: {key_file}\n  base_url: {standin.url}\n"
-        "  max_retries: 0\npoll:\n  interval: 1s\n  jitter: 0\n"
-        "server:\n  host: 127.0.0.1\n  port: 0\n"
-    )
     config.write_text(head + "agents:\n  - id: bot\n")
     daemon = start_daemon(config)
     wait_until(lambda: daemon.state_of("bot") == "ok")
