@@ -24,7 +24,7 @@ test: venv tools node lint typecheck  ## every linter and test (what CI runs)
 lint: venv node
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	node_modules/.bin/biome ci monitor/static
+	node_modules/.bin/biome ci monitor/web/static
 
 # The status page's JavaScript tools, pinned by package-lock.json: Biome lints and formats the
 # script and the stylesheet; axe-core checks the page's accessibility in the browser tests.

@@ -127,7 +127,7 @@ def serve_sim(args: argparse.Namespace) -> int:
     """The simulated API in this process, on 127.0.0.1; prints {"port": N} once it listens."""
     import uvicorn
 
-    from monitor.simulator import Behaviour, SimAgent, SimulatedApi, many_agents
+    from monitor.elevenlabs.simulator import Behaviour, SimAgent, SimulatedApi, many_agents
 
     agents = many_agents(args.agents)
     crossing: SimAgent | None = None
@@ -155,7 +155,7 @@ def serve_sim(args: argparse.Namespace) -> int:
             return
         await sim.app(scope, receive, send)
 
-    # Plain uvicorn rather than monitor.server.HttpServer: that one caps concurrency at 64
+    # Plain uvicorn rather than monitor.web.server.HttpServer: that one caps concurrency at 64
     # connections + tasks (503 beyond), which a 64-wide client plus this script would exceed.
     # httptools and uvloop (the `bench` extra) make the stand-in cheaper per request, so that
     # it can keep up with 64 requests in flight at 20 ms (3,200 requests/s) on its own core.

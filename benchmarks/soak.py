@@ -5,7 +5,7 @@
 Prints RSS at the end of the warm-up and at the end, requests made, errors by reason and
 cycles completed. The simulated API runs in its own process (`bench.py _sim`-style) with a
 mix of faults: 5xx, 429 with Retry-After, answers that are not JSON, answers slower than the
-timeout, 404s and missing links (see `monitor.simulator.soak_agents`). Loopback only; the
+timeout, 404s and missing links (see `monitor.elevenlabs.simulator.soak_agents`). Loopback only; the
 run and every child process end by themselves.
 """
 
@@ -43,7 +43,7 @@ def serve(args: argparse.Namespace) -> int:
     """The simulated API with faults, in this process; prints {"port": N} once listening."""
     import uvicorn
 
-    from monitor.simulator import SimulatedApi, soak_agents
+    from monitor.elevenlabs.simulator import SimulatedApi, soak_agents
 
     sim = SimulatedApi(soak_agents(args.agents), API_KEY, latency=args.latency)
 

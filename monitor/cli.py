@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from monitor import __version__, logs
-from monitor.clientpool import ClientPool, http_clients, wanted_clients
-from monitor.config import (
+from monitor.config.schema import (
     Config,
     ConfigError,
     config_path,
@@ -20,12 +19,13 @@ from monitor.config import (
     read_api_key,
     refuse_agents_with_key,
 )
-from monitor.discovery import Discovery
+from monitor.elevenlabs.pool import ClientPool, http_clients, wanted_clients
 from monitor.evaluate import State, Thresholds, evaluate, worst
 from monitor.model import Health, iso
-from monitor.poller import Poller
+from monitor.runtime.discovery import Discovery
+from monitor.runtime.poller import Poller
+from monitor.runtime.targets import Shard, parse_shard, resolve_targets
 from monitor.store import AgentRecord, Store
-from monitor.targets import Shard, parse_shard, resolve_targets
 
 EXIT_OK = 0
 EXIT_WARNING = 1
@@ -117,8 +117,8 @@ def _keys(config: Config, base: Any) -> dict[str, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from monitor.daemon import Daemon
-    from monitor.runtime import Runtime
+    from monitor.runtime.daemon import Daemon
+    from monitor.runtime.wiring import Runtime
 
     config, path = _load(args)
     shard = parse_shard(args.shard)

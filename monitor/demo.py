@@ -6,11 +6,11 @@ import secrets
 
 import structlog
 
-from monitor.config import Config
-from monitor.daemon import Daemon
-from monitor.runtime import Runtime
-from monitor.server import HttpServer
-from monitor.simulator import SimulatedApi, demo_agents
+from monitor.config.schema import Config
+from monitor.elevenlabs.simulator import SimulatedApi, demo_agents
+from monitor.runtime.daemon import Daemon
+from monitor.runtime.wiring import Runtime
+from monitor.web.server import HttpServer
 
 log = structlog.get_logger("monitor.demo")
 

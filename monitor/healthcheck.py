@@ -12,7 +12,7 @@ import ssl
 import sys
 import urllib.request
 
-from monitor.config import ConfigError, ServerSettings, config_path, load_config
+from monitor.config.schema import ConfigError, ServerSettings, config_path, load_config
 
 TIMEOUT = 4.0
 

@@ -20,8 +20,8 @@ import structlog
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from monitor import api as api_module
-from monitor.api import (
+from monitor.elevenlabs import client as api_module
+from monitor.elevenlabs.client import (
     MAX_BODY_BYTES,
     MAX_RETRY_AFTER,
     ClientSettings,

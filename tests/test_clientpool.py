@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from monitor.api import ClientSettings
-from monitor.clientpool import ClientPool, http_clients
+from monitor.elevenlabs.client import ClientSettings
+from monitor.elevenlabs.pool import ClientPool, http_clients
 from monitor.model import AgentSummary, PollOutcome
 from tests.conftest import CANARY_KEY, canary_token
 from tests.standin import StandIn, link
@@ -82,7 +82,7 @@ def test_a_listing_holds_its_client_until_its_last_page(standin: StandIn) -> Non
 
 
 def test_a_changed_rate_keeps_the_starts_already_made() -> None:
-    from monitor.api import RateLimiter
+    from monitor.elevenlabs.client import RateLimiter
 
     now = [0.0]
     slept: list[float] = []

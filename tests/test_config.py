@@ -16,7 +16,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from monitor.config import (
+from monitor.config.schema import (
     DEFAULT_BASE_URL,
     ApiSettings,
     Config,

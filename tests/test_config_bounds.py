@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.config import (
+from monitor.config.schema import (
     MAX_CONFIG_BYTES,
     MAX_PROBLEM_CHARS,
     SHOWN_PROBLEMS,

@@ -8,7 +8,7 @@ import asyncio
 
 import httpx
 
-from monitor.api import ClientSettings, ElevenLabsClient
+from monitor.elevenlabs.client import ClientSettings, ElevenLabsClient
 from monitor.model import PollFailure, PollOutcome, Reason
 from tests.fakeclock import FakeClockLoop
 

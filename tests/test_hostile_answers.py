@@ -21,11 +21,10 @@ from structlog.testing import capture_logs
 
 from monitor import logs
 from monitor.alerts import AlertLog, log_poll_failed
-from monitor.api import ClientSettings, ElevenLabsClient, parse_link_body
 from monitor.cli import _row, _table
-from monitor.config import AgentConfig, Config
+from monitor.config.schema import AgentConfig, Config
+from monitor.elevenlabs.client import ClientSettings, ElevenLabsClient, parse_link_body
 from monitor.evaluate import Thresholds, evaluate, next_change
-from monitor.metrics import Metrics
 from monitor.model import (
     AgentKey,
     AgentSummary,
@@ -37,9 +36,10 @@ from monitor.model import (
     is_safe_agent_id,
     iso,
 )
-from monitor.statuspage import status_routes
+from monitor.runtime.targets import listed_targets
 from monitor.store import Store
-from monitor.targets import listed_targets
+from monitor.web.metrics import Metrics
+from monitor.web.statuspage import status_routes
 from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
 from tests.daemon import Daemon, run_monitor, wait_until
 from tests.standin import StandIn, encoded, gzip_layers, link, zeros_gzipped

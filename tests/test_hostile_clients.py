@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from monitor.metrics import CONTENT_TYPE, Exposition
-from monitor.server import MAX_REQUESTS, METRICS_REQUESTS, HttpServer, build_app
+from monitor.web.metrics import CONTENT_TYPE, Exposition
+from monitor.web.server import MAX_REQUESTS, METRICS_REQUESTS, HttpServer, build_app
 from tests.conftest import ConfigWriter, canary_token
 from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, link

@@ -10,8 +10,8 @@ import warnings
 
 import pytest
 
-from monitor.jobs import Jobs
 from monitor.model import Health
+from monitor.runtime.jobs import Jobs
 
 
 def _unawaited(scenario: str) -> list[str]:

@@ -12,7 +12,6 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor import server
 from monitor.evaluate import (
     AGENT_NOT_FOUND,
     TOKEN_MISSING,
@@ -21,11 +20,12 @@ from monitor.evaluate import (
     State,
     Thresholds,
 )
-from monitor.metrics import CHUNK_BYTES, OPENMETRICS_CONTENT_TYPE, Metrics
 from monitor.model import AgentKey, Health, LinkAnswer, PollFailure, Reason, Target
 from monitor.revision import revision
-from monitor.server import HttpServer, build_app, wants_openmetrics
 from monitor.store import AgentRecord, Store
+from monitor.web import server
+from monitor.web.metrics import CHUNK_BYTES, OPENMETRICS_CONTENT_TYPE, Metrics
+from monitor.web.server import HttpServer, build_app, wants_openmetrics
 
 # What Prometheus 2.x sends when it scrapes (OpenMetrics preferred).
 PROMETHEUS_ACCEPT = (
@@ -156,7 +156,7 @@ def test_hostile_names_are_escaped_and_read_back_intact(store: Store, metrics: M
 def test_unchanged_agents_are_not_rendered_again(
     store: Store, metrics: Metrics, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import monitor.metrics as module
+    import monitor.web.metrics as module
 
     store.sync([agent(f"a{i}") for i in range(10)])
     metrics.render()

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from monitor.cycle import paced
+from monitor.runtime.cycle import paced
 
 
 def run_paced(items: list[int], workers: int, step: float) -> tuple[list[int], int, list[float]]:

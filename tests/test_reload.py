@@ -14,9 +14,9 @@ import structlog
 import yaml
 from structlog.typing import EventDict
 
-from monitor.config import Config, load_config, read_api_key
-from monitor.runtime import Runtime
-from monitor.watcher import FileWatcher
+from monitor.config.schema import Config, load_config, read_api_key
+from monitor.config.watcher import FileWatcher
+from monitor.runtime.wiring import Runtime
 from tests.conftest import kubelet_secret
 from tests.daemon import wait_until
 from tests.fakeapi import FakeApi, FakeClient, expires
@@ -104,7 +104,7 @@ def test_a_swapped_key_is_picked_up_and_a_bad_one_kept_out(
 def test_reload_parses_off_the_event_loop_and_logs_a_bounded_list(
     tmp_path: Path, logged: list[EventDict], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import monitor.reload
+    import monitor.runtime.reload
 
     path = write_config(tmp_path / "config.yaml", ["bot"])
     monkeypatch.setenv("ELEVENLABS_API_KEY", "sk_env_key")
@@ -116,7 +116,7 @@ def test_reload_parses_off_the_event_loop_and_logs_a_bounded_list(
         threads.append(threading.current_thread())
         return real_load(file)
 
-    monkeypatch.setattr(monitor.reload, "load_config", load)
+    monkeypatch.setattr(monitor.runtime.reload, "load_config", load)
 
     async def main() -> None:
         runtime.start()
@@ -136,7 +136,7 @@ def test_reload_parses_off_the_event_loop_and_logs_a_bounded_list(
 def test_shutdown_never_waits_for_a_slow_reload_parse(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import monitor.reload
+    import monitor.runtime.reload
 
     path = write_config(tmp_path / "config.yaml", ["bot"])
     monkeypatch.setenv("ELEVENLABS_API_KEY", "sk_env_key")
@@ -148,7 +148,7 @@ def test_shutdown_never_waits_for_a_slow_reload_parse(
         release.wait(30)  # a parse of a large config, as long as the test wants
         return load_config(file)
 
-    monkeypatch.setattr(monitor.reload, "load_config", slow_load)
+    monkeypatch.setattr(monitor.runtime.reload, "load_config", slow_load)
 
     async def main() -> None:
         runtime.start()

@@ -12,9 +12,9 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.typing import EventDict
 
-from monitor.config import Config
+from monitor.config.schema import Config
 from monitor.model import AgentSummary, PollOutcome, Reason
-from monitor.runtime import Runtime
+from monitor.runtime.wiring import Runtime
 from tests.conftest import config_data
 from tests.fakeapi import FakeApi, after, expires, fails, missing
 from tests.fakeclock import FakeClockLoop, fake_clock

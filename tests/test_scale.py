@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.clientpool import client_settings
-from monitor.config import ConfigError, WorkspaceConfig, parse_config
+from monitor.config.schema import ConfigError, WorkspaceConfig, parse_config
+from monitor.elevenlabs.pool import client_settings
 from monitor.model import AgentKey, Target
-from monitor.targets import Shard, parse_shard, resolve_targets
+from monitor.runtime.targets import Shard, parse_shard, resolve_targets
 from tests.conftest import ConfigWriter, canary_token
 from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, link, status
@@ -39,7 +39,7 @@ def test_shards_split_every_agent_exactly_once() -> None:
 def test_the_shard_hash_is_stable_across_processes() -> None:
     """Python's hash() is salted per process; replicas must agree, so it is not used."""
     code = (
-        "from monitor.targets import Shard; from monitor.model import AgentKey;"
+        "from monitor.runtime.targets import Shard; from monitor.model import AgentKey;"
         "print([i for i in range(50) if Shard(0, 3).owns(AgentKey('w', f'a{i}'))])"
     )
     runs = {

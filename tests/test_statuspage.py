@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
-from monitor import __version__, statuspage
-from monitor.config import Config
+from monitor import __version__
+from monitor.config.schema import Config
 from monitor.evaluate import (
     LINK_WITHOUT_EXPIRY,
     STATES,
@@ -31,7 +31,9 @@ from monitor.evaluate import (
     State,
 )
 from monitor.model import AgentKey, Health, LinkAnswer, PollFailure, Reason, Target
-from monitor.statuspage import (
+from monitor.store import Store
+from monitor.web import statuspage
+from monitor.web.statuspage import (
     API_MAX_PAGE_SIZE,
     API_PAGE_SIZE,
     CSP,
@@ -51,7 +53,6 @@ from monitor.statuspage import (
     time_of_day,
     when,
 )
-from monitor.store import Store
 from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
 from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, link
@@ -555,14 +556,14 @@ def test_the_script_never_writes_html_nor_formats_anything() -> None:
 
 
 def test_no_javascript_or_css_lives_in_python() -> None:
-    package = Path(statuspage.__file__).parent
+    package = Path(statuspage.__file__).parents[1]
     assert not (package / "statuspage_assets.py").exists()
-    for path in package.glob("*.py"):
+    for path in package.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         for marker in ("addEventListener", "querySelector", "font-family", "border-radius"):
             assert marker not in text, (path.name, marker)
     for name in STATIC_FILES:
-        assert (package / "static" / name).is_file(), name
+        assert (package / "web" / "static" / name).is_file(), name
 
 
 @pytest.mark.parametrize(
@@ -889,7 +890,7 @@ def test_odd_times_render_without_an_error(odd: float) -> None:
 
 @pytest.mark.integration
 def test_the_wheel_ships_the_templates_and_static_files(tmp_path: Path) -> None:
-    root = Path(statuspage.__file__).parent.parent
+    root = Path(statuspage.__file__).parents[2]
     subprocess.run(
         [
             sys.executable,
@@ -908,7 +909,7 @@ def test_the_wheel_ships_the_templates_and_static_files(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in STATIC_FILES:
-        assert f"monitor/static/{name}" in names
+        assert f"monitor/web/static/{name}" in names
     for name in ("page.html", "partial.html", "regions.html"):
-        assert f"monitor/templates/{name}" in names
+        assert f"monitor/web/templates/{name}" in names
     assert not [n for n in names if "node_modules" in n or "statuspage_assets" in n]

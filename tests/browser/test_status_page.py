@@ -16,11 +16,11 @@ import yaml
 from playwright.sync_api import Request, expect
 from starlette.applications import Starlette
 
-from monitor.config import Config
+from monitor.config.schema import Config
 from monitor.evaluate import Kind, Observation
 from monitor.model import AgentKey, Health, LinkAnswer, Target
-from monitor.statuspage import PAGE_SIZE, PARTIAL_PATH, status_routes
 from monitor.store import Store
+from monitor.web.statuspage import PAGE_SIZE, PARTIAL_PATH, status_routes
 from tests.browser.conftest import OpenTab, Tab, axe_violations
 from tests.browser.screenshot import DEMO_AGENTS, photograph, running_demo
 from tests.conftest import ConfigWriter, canary_token

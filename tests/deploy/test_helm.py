@@ -25,8 +25,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from monitor.config import ConfigError, load_config, parse_config
-from monitor.targets import Shard, parse_shard
+from monitor.config.schema import ConfigError, load_config, parse_config
+from monitor.runtime.targets import Shard, parse_shard
 from tests.conftest import CANARY_KEY, canary_token
 from tests.daemon import Daemon, wait_until
 from tests.deploy._helpers import (

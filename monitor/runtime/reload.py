@@ -12,9 +12,15 @@ from typing import Any, TypeVar
 
 import structlog
 
-from monitor.config import Config, ConfigError, WorkspaceConfig, load_config, refuse_agents_with_key
+from monitor.config.schema import (
+    Config,
+    ConfigError,
+    WorkspaceConfig,
+    load_config,
+    refuse_agents_with_key,
+)
+from monitor.config.watcher import FileWatcher
 from monitor.model import Health
-from monitor.watcher import FileWatcher
 
 log = structlog.get_logger("monitor")
 T = TypeVar("T")

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
-from monitor.clientpool import ClientPool
-from monitor.config import WorkspaceConfig
+from monitor.config.schema import WorkspaceConfig
+from monitor.elevenlabs.pool import ClientPool
 from monitor.model import Health, Target
-from monitor.targets import listed_targets
+from monitor.runtime.targets import listed_targets
 
 log = structlog.get_logger("monitor")
 

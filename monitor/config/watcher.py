@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from monitor.regularfile import open_regular
+from monitor.config.files import open_regular
 
 DIGEST_LIMIT = 64 * 1024  # bytes: key files are a line; a config may be megabytes
 

@@ -8,9 +8,9 @@ import signal
 import structlog
 
 from monitor import __version__
-from monitor.runtime import Runtime
-from monitor.server import HttpServer, build_app
-from monitor.statuspage import status_routes
+from monitor.runtime.wiring import Runtime
+from monitor.web.server import HttpServer, build_app
+from monitor.web.statuspage import status_routes
 
 log = structlog.get_logger("monitor")
 

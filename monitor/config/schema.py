@@ -21,8 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.config.files import open_regular
 from monitor.model import AGENT_ID_RULE, is_safe_agent_id
-from monitor.regularfile import open_regular
 
 DEFAULT_CONFIG_PATH = "config.yaml"
 CONFIG_ENV = "MONITOR_CONFIG"

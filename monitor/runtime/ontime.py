@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from monitor.alerts import AlertLog
-from monitor.duequeue import DueQueue
 from monitor.evaluate import Thresholds, evaluate, next_change
 from monitor.model import AgentKey
+from monitor.runtime.duequeue import DueQueue
 from monitor.store import Store
 
 

@@ -22,8 +22,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from monitor.config import TlsSettings
-from monitor.metrics import Exposition
+from monitor.config.schema import TlsSettings
+from monitor.web.metrics import Exposition
 
 _NO_STORE = {"cache-control": "no-store"}
 # Level 1: several times faster than the default 9, and the body still shrinks about

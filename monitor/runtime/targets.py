@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from monitor.config import Config, ConfigError
+from monitor.config.schema import Config, ConfigError
 from monitor.logs import redact
 from monitor.model import AGENT_ID_RULE, AgentKey, AgentSummary, Target, is_safe_agent_id
 

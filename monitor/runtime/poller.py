@@ -8,7 +8,7 @@ from collections.abc import Callable
 import structlog
 
 from monitor.alerts import log_poll_failed
-from monitor.clientpool import ClientPool
+from monitor.elevenlabs.pool import ClientPool
 from monitor.model import AgentKey, PollFailure, PollOutcome, Reason
 from monitor.store import AgentRecord, Store
 

@@ -3,7 +3,7 @@ the state store.
 
 Everything here is read-only: GET and HEAD only, and a strict Content-Security-Policy (the
 script and the stylesheet are files under `/static/`, never inline). The HTML comes from
-autoescaped Jinja2 templates (`monitor/templates/`): an agent's name is whatever somebody
+autoescaped Jinja2 templates (`monitor/web/templates/`): an agent's name is whatever somebody
 typed in the ElevenLabs console. The server renders every row and figure; the script only
 fetches the partial and swaps it in. The schema of the JSON API is documented in
 `docs/status-api.md`; fields are only ever added to version 1.
@@ -29,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from monitor import __version__
-from monitor.config import Config
+from monitor.config.schema import Config
 from monitor.evaluate import ALERTING, STATES, Kind, State, Thresholds, evaluate
 from monitor.model import AgentKey, Health, Reason, iso
 from monitor.store import AgentRecord, Store
@@ -543,7 +543,7 @@ def _environment() -> jinja2.Environment:
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("monitor", "templates"),
+        loader=jinja2.PackageLoader("monitor.web", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -581,8 +581,8 @@ class FingerprintedFiles(StaticFiles):
     """The package's static files, served only under their content-hashed names."""
 
     def __init__(self) -> None:
-        super().__init__(packages=[("monitor", "static")])
-        folder = importlib.resources.files("monitor").joinpath("static")
+        super().__init__(packages=[("monitor.web", "static")])
+        folder = importlib.resources.files("monitor.web").joinpath("static")
         self.urls: dict[str, str] = {}  # real name -> URL
         self._names: dict[str, str] = {}  # fingerprinted name -> real name
         for name in STATIC_FILES:

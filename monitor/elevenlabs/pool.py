@@ -7,8 +7,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Protocol
 
-from monitor.api import ClientSettings, ElevenLabsClient, RateLimiter
-from monitor.config import WorkspaceConfig
+from monitor.config.schema import WorkspaceConfig
+from monitor.elevenlabs.client import ClientSettings, ElevenLabsClient, RateLimiter
 from monitor.model import AgentSummary, PollFailure, PollOutcome
 
 

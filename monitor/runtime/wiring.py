@@ -15,20 +15,20 @@ import structlog
 
 from monitor import logs
 from monitor.alerts import AlertLog
-from monitor.clientpool import ClientFactory, ClientPool, http_clients, wanted_clients
-from monitor.config import Config, WorkspaceConfig
-from monitor.cycle import Cycle
-from monitor.discovery import Discovery
+from monitor.config.schema import Config, WorkspaceConfig
+from monitor.elevenlabs.pool import ClientFactory, ClientPool, http_clients, wanted_clients
 from monitor.evaluate import Thresholds
-from monitor.jobs import Jobs
-from monitor.metrics import Metrics
 from monitor.model import Health, Target
-from monitor.ontime import OnTime
-from monitor.poller import Poller
-from monitor.readiness import Readiness
-from monitor.reload import Reloader
+from monitor.runtime.cycle import Cycle
+from monitor.runtime.discovery import Discovery
+from monitor.runtime.jobs import Jobs
+from monitor.runtime.ontime import OnTime
+from monitor.runtime.poller import Poller
+from monitor.runtime.readiness import Readiness
+from monitor.runtime.reload import Reloader
+from monitor.runtime.targets import Shard, resolve_targets
 from monitor.store import Store
-from monitor.targets import Shard, resolve_targets
+from monitor.web.metrics import Metrics
 
 log = structlog.get_logger("monitor")
 
