@@ -1,6 +1,8 @@
 """A poll cycle: every watched agent once, in turn, paced, each with a verdict by the deadline.
 
-Order: a cycle starts where the last cut-short one stopped, so no agent is always left out.
+Order: each workspace's batch starts where its last cut-short one stopped, so no agent is
+always left out. The cursor is per workspace: one shared cursor, moved by every workspace's
+polls together, would skip over some of a slow workspace's agents cycle after cycle.
 Pacing: each workspace through its own fixed set of workers, spread over the interval when
 asked. Deadline: 90% of the interval; no poll starts after it, each poll is handed it (its
 client judges a retry that would outlast it now), and a poll still in flight a moment later is
@@ -10,8 +12,8 @@ cut and judged `timeout`. A cycle is full when every agent got a verdict.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import structlog
@@ -76,6 +78,7 @@ class Sweep:
     agents: int
     started: int
     cut: int
+    started_by_workspace: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def unfinished(self) -> int:
@@ -104,19 +107,30 @@ class Cycle:
         self._workers = workers
         self._health = health
         self._clock = clock
-        self._cursor = 0
+        # Per workspace: polls started since its batch was first polled (read modulo its size).
+        self._cursors: dict[str, int] = {}
 
     async def run(self, interval: float, *, spread: bool) -> Sweep:
         """Poll every watched agent once within the interval's deadline."""
-        keys = self._keys()
-        # Start where the last cut-short cycle stopped, so no agent is always left out.
-        offset = self._cursor % len(keys) if keys else 0
-        keys = keys[offset:] + keys[:offset]
+        batches: dict[str, list[AgentKey]] = {}
+        for key in self._keys():
+            batches.setdefault(key.workspace, []).append(key)
+        # Each workspace starts where its last cut-short batch stopped, so no agent is always
+        # left out: a slow workspace's rotation is its own, whatever the others poll.
+        offsets = {ws: self._cursors.get(ws, 0) % len(batch) for ws, batch in batches.items()}
+        keys = [
+            key
+            for ws, batch in batches.items()
+            for key in batch[offsets[ws] :] + batch[: offsets[ws]]
+        ]
         started = self._clock()
         # The first cycle fires at once so the monitor is ready quickly; later ones are spread.
         window = interval * SPREAD_SHARE if spread and self._health.last_cycle is not None else 0
         sweep = await self.sweep(keys, interval, window)
-        self._cursor = offset + sweep.started
+        # Rebuilt each cycle: a workspace that left takes its cursor with it.
+        self._cursors = {
+            ws: offset + sweep.started_by_workspace.get(ws, 0) for ws, offset in offsets.items()
+        }
         finished = self._clock()
         self._health.last_cycle_duration = finished - started
         if sweep.unfinished:
@@ -125,6 +139,12 @@ class Cycle:
                 "cycle_overrun",
                 unfinished=sweep.unfinished,
                 agents=sweep.agents,
+                # Which workspaces ran out of time: the one to give more time or concurrency.
+                unfinished_by_workspace={
+                    ws: left
+                    for ws, batch in batches.items()
+                    if (left := len(batch) - sweep.started_by_workspace.get(ws, 0))
+                },
                 deadline_seconds=round(interval * DEADLINE_SHARE, 3),
             )
         else:
@@ -138,11 +158,10 @@ class Cycle:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + interval * DEADLINE_SHARE
         in_flight: set[AgentKey] = set()
-        started = 0
+        started: dict[str, int] = {}
 
         async def poll(key: AgentKey) -> None:
-            nonlocal started
-            started += 1
+            started[key.workspace] = started.get(key.workspace, 0) + 1
             in_flight.add(key)
             await self._poll(key, deadline)
             in_flight.discard(key)
@@ -169,4 +188,4 @@ class Cycle:
         cut = sorted(in_flight)
         for key in cut:
             self._judge(key, PollFailure(Reason.TIMEOUT, "cut by the cycle's deadline"))
-        return Sweep(len(keys), started, len(cut))
+        return Sweep(len(keys), sum(started.values()), len(cut), started)
