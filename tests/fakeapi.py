@@ -7,7 +7,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from monitor.elevenlabs.client import ClientSettings, RateLimiter
+from monitor.elevenlabs.client import ClientSettings
+from monitor.elevenlabs.limiter import RateLimiter
 from monitor.evaluate import TOKEN_MISSING, Kind, Observation
 from monitor.model import AgentSummary, LinkAnswer, PollFailure, PollOutcome, Reason
 

@@ -21,16 +21,14 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from monitor.elevenlabs import client as api_module
+from monitor.elevenlabs.answers import classify_status, parse_link_body, parse_retry_after
 from monitor.elevenlabs.client import (
     MAX_BODY_BYTES,
     MAX_RETRY_AFTER,
     ClientSettings,
     ElevenLabsClient,
-    RateLimiter,
-    classify_status,
-    parse_link_body,
-    parse_retry_after,
 )
+from monitor.elevenlabs.limiter import RateLimiter
 from monitor.evaluate import AGENT_NOT_FOUND, LINK_WITHOUT_EXPIRY, TOKEN_MISSING, Kind, Observation
 from monitor.model import AgentSummary, LinkAnswer, PollFailure, PollOutcome, Reason
 

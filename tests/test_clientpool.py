@@ -82,7 +82,7 @@ def test_a_listing_holds_its_client_until_its_last_page(standin: StandIn) -> Non
 
 
 def test_a_changed_rate_keeps_the_starts_already_made() -> None:
-    from monitor.elevenlabs.client import RateLimiter
+    from monitor.elevenlabs.limiter import RateLimiter
 
     now = [0.0]
     slept: list[float] = []

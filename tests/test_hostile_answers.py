@@ -23,7 +23,8 @@ from monitor import logs
 from monitor.alerts import AlertLog, log_poll_failed
 from monitor.cli import _row, _table
 from monitor.config.schema import AgentConfig, Config
-from monitor.elevenlabs.client import ClientSettings, ElevenLabsClient, parse_link_body
+from monitor.elevenlabs.answers import parse_link_body
+from monitor.elevenlabs.client import ClientSettings, ElevenLabsClient
 from monitor.evaluate import Thresholds, evaluate, next_change
 from monitor.model import (
     AgentKey,
@@ -39,9 +40,10 @@ from monitor.model import (
 from monitor.runtime.targets import listed_targets
 from monitor.store import Store
 from monitor.web.metrics import Metrics
-from monitor.web.statuspage import status_routes
+from monitor.web.status.routes import status_routes
 from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
 from tests.daemon import Daemon, run_monitor, wait_until
+from tests.settings import holder
 from tests.standin import StandIn, encoded, gzip_layers, link, zeros_gzipped
 
 DAY = 86400.0
@@ -123,12 +125,12 @@ def test_no_answer_breaks_any_output(body: bytes, now: float) -> None:
     assert record is not None
     state = evaluate(record.observation, now, THRESHOLDS)
     with capture_logs():
-        AlertLog(3600).observe(record, state, now)
+        AlertLog(holder()).observe(record, state, now)
         if isinstance(outcome, PollFailure):
             log_poll_failed(record, outcome)
     when = next_change(record.observation, now, THRESHOLDS)
     assert when is None or iso(when)
-    metrics = Metrics(store, Health(), lambda: THRESHOLDS, lambda: now, lambda: True)
+    metrics = Metrics(store, Health(), holder(expose_relative=True), lambda: now)
     assert b"elevenlabs_agent_link_state" in metrics.render().body()
     assert metrics.render(openmetrics=True).body().endswith(b"# EOF\n")
     config = Config(agents=[AgentConfig(id="agent_1")])
@@ -186,7 +188,8 @@ def test_unsafe_discovered_ids_are_skipped_with_one_line_each() -> None:
         targets = listed_targets("prod", listing)
     assert [t.key.agent_id for t in targets] == ["good_1", "good_2"]
     assert [line["event"] for line in lines] == ["discovered_agent_skipped"]
-    assert "../" not in json.dumps(lines)
+    # Named, so the operator can find it: escaped, cut and redacted (tests/unit/test_unsafe_ids.py).
+    assert [line["agent_id"] for line in lines] == ["../../v1/user"]
 
 
 def test_a_discovered_id_that_carries_the_key_is_skipped() -> None:
@@ -322,8 +325,12 @@ def test_an_unsafe_discovered_id_is_never_requested(
     daemon = start_daemon(write_config([], discover=True))
     wait_until(lambda: daemon.state_of("good_1") == "ok")
     skipped = daemon.events("discovered_agent_skipped")
-    assert len(skipped) == 4
-    assert ".." not in json.dumps(skipped)
+    assert [(s["agent_id"], s["agent_id_cut"]) for s in skipped] == [
+        ("..", False),
+        ("../../v1/user", False),
+        ("a/b", False),
+        ("x" * 64, True),
+    ]
     with standin.lock:
         paths = {r.path.split("?")[0] for r in standin.requests}
     assert paths == {"/v1/convai/agents", "/v1/convai/agents/good_1/link"}

@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Protocol
 
 from monitor.config.schema import WorkspaceConfig
-from monitor.elevenlabs.client import ClientSettings, ElevenLabsClient, RateLimiter
+from monitor.elevenlabs.client import ClientSettings, ElevenLabsClient
+from monitor.elevenlabs.limiter import RateLimiter
 from monitor.model import AgentSummary, PollFailure, PollOutcome
 
 
