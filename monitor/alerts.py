@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from monitor.config.holder import ConfigHolder
 from monitor.evaluate import ALERTING, State
 from monitor.model import AgentKey, PollFailure, iso
 from monitor.store import AgentRecord
@@ -24,8 +25,8 @@ class AlertMemory:
 class AlertLog:
     """Decides which alert lines a new evaluation calls for, and writes them."""
 
-    def __init__(self, repeat_interval: float) -> None:
-        self.repeat_interval = repeat_interval
+    def __init__(self, settings: ConfigHolder) -> None:
+        self._settings = settings
         self._memory: dict[AgentKey, AlertMemory] = {}
 
     def forget(self, keys: list[AgentKey]) -> None:
@@ -37,7 +38,7 @@ class AlertLog:
         memory = self._memory.get(key)
         if memory is None or memory.alerted_at is None:
             return None
-        return memory.alerted_at + self.repeat_interval
+        return memory.alerted_at + self._settings.current.repeat_interval
 
     def observe(self, record: AgentRecord, state: State, now: float) -> str | None:
         """Log what entering or staying in `state` calls for; return the event logged."""
@@ -45,7 +46,8 @@ class AlertLog:
         event = None
         if state in ALERTING:
             repeat_due = (
-                memory.alerted_at is not None and now - memory.alerted_at >= self.repeat_interval
+                memory.alerted_at is not None
+                and now - memory.alerted_at >= self._settings.current.repeat_interval
             )
             if state != memory.state or repeat_due:
                 self._alert(record, state, memory.state, now, repeated=state == memory.state)

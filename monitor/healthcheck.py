@@ -12,7 +12,9 @@ import ssl
 import sys
 import urllib.request
 
-from monitor.config.schema import ConfigError, ServerSettings, config_path, load_config
+from monitor.config.errors import ConfigError
+from monitor.config.loading import config_path, load_config
+from monitor.config.schema import ServerSettings
 
 TIMEOUT = 4.0
 

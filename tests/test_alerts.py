@@ -11,6 +11,7 @@ from monitor.alerts import AlertLog
 from monitor.evaluate import Kind, Observation, State
 from monitor.model import AgentKey
 from monitor.store import AgentRecord
+from tests.settings import holder
 
 KEY = AgentKey("prod", "agent_1")
 NOW = 1_800_000_000.0
@@ -28,7 +29,7 @@ def lines(alerts: AlertLog, steps: list[tuple[State, float]]) -> list[MutableMap
 
 
 def test_entering_warning_logs_one_alert_with_the_contract_fields() -> None:
-    [line] = lines(AlertLog(3600), [(State.OK, NOW), (State.WARNING, NOW + 1)])
+    [line] = lines(AlertLog(holder(repeat=3600)), [(State.OK, NOW), (State.WARNING, NOW + 1)])
     assert line == {
         "event": "link_alert",
         "log_level": "warning",
@@ -44,7 +45,7 @@ def test_entering_warning_logs_one_alert_with_the_contract_fields() -> None:
 
 def test_bad_states_are_errors() -> None:
     logged = lines(
-        AlertLog(3600),
+        AlertLog(holder(repeat=3600)),
         [
             (State.CRITICAL, NOW),
             (State.EXPIRED, NOW + 1),
@@ -62,7 +63,7 @@ def test_bad_states_are_errors() -> None:
 
 def test_a_lasting_alert_repeats_only_every_repeat_interval() -> None:
     logged = lines(
-        AlertLog(3600),
+        AlertLog(holder(repeat=3600)),
         [
             (State.WARNING, NOW),
             (State.WARNING, NOW + 3599),
@@ -76,7 +77,7 @@ def test_a_lasting_alert_repeats_only_every_repeat_interval() -> None:
 
 
 def test_next_due_says_when_to_repeat() -> None:
-    alerts = AlertLog(600)
+    alerts = AlertLog(holder(repeat=600))
     lines(alerts, [(State.OK, NOW)])
     assert alerts.next_due(KEY) is None
     lines(alerts, [(State.CRITICAL, NOW + 5)])
@@ -84,7 +85,7 @@ def test_next_due_says_when_to_repeat() -> None:
 
 
 def test_recovery_is_logged_once_and_clears_the_alert() -> None:
-    alerts = AlertLog(3600)
+    alerts = AlertLog(holder(repeat=3600))
     logged = lines(alerts, [(State.MISSING, NOW), (State.OK, NOW + 60), (State.OK, NOW + 7200)])
     assert [x["event"] for x in logged] == ["link_alert", "link_recovered"]
     assert logged[1]["previous_state"] == "missing"
@@ -93,11 +94,11 @@ def test_recovery_is_logged_once_and_clears_the_alert() -> None:
 
 
 def test_first_ok_answer_is_not_a_recovery() -> None:
-    assert lines(AlertLog(3600), [(State.UNKNOWN, NOW), (State.OK, NOW + 1)]) == []
+    assert lines(AlertLog(holder(repeat=3600)), [(State.UNKNOWN, NOW), (State.OK, NOW + 1)]) == []
 
 
 def test_forgotten_agents_start_afresh() -> None:
-    alerts = AlertLog(3600)
+    alerts = AlertLog(holder(repeat=3600))
     lines(alerts, [(State.WARNING, NOW)])
     alerts.forget([KEY])
     [line] = lines(alerts, [(State.WARNING, NOW + 1)])

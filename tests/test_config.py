@@ -16,16 +16,15 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from monitor.config.errors import ConfigError
+from monitor.config.keys import read_api_key
+from monitor.config.loading import load_config, parse_config
 from monitor.config.schema import (
     DEFAULT_BASE_URL,
     ApiSettings,
     Config,
-    ConfigError,
     WorkspaceConfig,
-    load_config,
-    parse_config,
     parse_duration,
-    read_api_key,
 )
 
 EXAMPLE_CONFIG = Path(__file__).parents[1] / "config.yaml"

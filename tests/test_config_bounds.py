@@ -9,13 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.config.schema import (
-    MAX_CONFIG_BYTES,
-    MAX_PROBLEM_CHARS,
-    SHOWN_PROBLEMS,
-    ConfigError,
-    parse_config,
-)
+from monitor.config.errors import MAX_PROBLEM_CHARS, SHOWN_PROBLEMS, ConfigError
+from monitor.config.loading import MAX_CONFIG_BYTES, parse_config
 from tests.daemon import run_monitor
 
 

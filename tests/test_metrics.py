@@ -18,7 +18,6 @@ from monitor.evaluate import (
     Kind,
     Observation,
     State,
-    Thresholds,
 )
 from monitor.model import AgentKey, Health, LinkAnswer, PollFailure, Reason, Target
 from monitor.revision import revision
@@ -26,6 +25,7 @@ from monitor.store import AgentRecord, Store
 from monitor.web import server
 from monitor.web.metrics import CHUNK_BYTES, OPENMETRICS_CONTENT_TYPE, Metrics
 from monitor.web.server import HttpServer, build_app, wants_openmetrics
+from tests.settings import config_with, holder
 
 # What Prometheus 2.x sends when it scrapes (OpenMetrics preferred).
 PROMETHEUS_ACCEPT = (
@@ -74,7 +74,7 @@ def store() -> Store:
 
 @pytest.fixture
 def metrics(store: Store, clock: Clock) -> Metrics:
-    return Metrics(store, Health(), lambda: Thresholds(7 * DAY, DAY), clock, lambda: False)
+    return Metrics(store, Health(), holder(), clock)
 
 
 def labels(agent_id: str, **extra: str) -> tuple[tuple[str, str], ...]:
@@ -177,7 +177,7 @@ def test_unchanged_agents_are_not_rendered_again(
 
 
 def test_relative_expiry_is_optional(store: Store, clock: Clock) -> None:
-    relative = Metrics(store, Health(), lambda: Thresholds(7 * DAY, DAY), clock, lambda: True)
+    relative = Metrics(store, Health(), holder(expose_relative=True), clock)
     store.sync([agent("a")])
     store.record(LinkAnswer(Observation(Kind.LINK, NOW + 100), "f"), AgentKey("default", "a"), NOW)
     clock.now += 40
@@ -359,14 +359,14 @@ def test_between_polls_a_scrape_reuses_the_joined_families(
 
 
 def test_new_thresholds_re_evaluate_every_agent(store: Store, clock: Clock) -> None:
-    thresholds = [Thresholds(7 * DAY, DAY)]
-    metrics = Metrics(store, Health(), lambda: thresholds[0], clock, lambda: False)
+    settings = holder()
+    metrics = Metrics(store, Health(), settings, clock)
     store.sync([agent("a")])
     store.record(
         LinkAnswer(Observation(Kind.LINK, NOW + 3 * DAY), "f"), AgentKey("default", "a"), NOW
     )
     assert families(metrics)["elevenlabs_agent_link_state"][labels("a", state="warning")] == 1
-    thresholds[0] = Thresholds(2 * DAY, DAY)
+    settings.swap(config_with(warning=2 * DAY))
     assert families(metrics)["elevenlabs_agent_link_state"][labels("a", state="ok")] == 1
 
 

@@ -14,7 +14,9 @@ import structlog
 import yaml
 from structlog.typing import EventDict
 
-from monitor.config.schema import Config, load_config, read_api_key
+from monitor.config.keys import read_api_key
+from monitor.config.loading import load_config
+from monitor.config.schema import Config
 from monitor.config.watcher import FileWatcher
 from monitor.runtime.wiring import Runtime
 from tests.conftest import kubelet_secret

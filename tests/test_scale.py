@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.config.schema import ConfigError, WorkspaceConfig, parse_config
+from monitor.config.errors import ConfigError
+from monitor.config.loading import parse_config
+from monitor.config.schema import WorkspaceConfig
 from monitor.elevenlabs.pool import client_settings
 from monitor.model import AgentKey, Target
 from monitor.runtime.targets import Shard, parse_shard, resolve_targets

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config.schema import ConfigError, parse_config, refuse_agents_with_key
+from monitor.config.errors import ConfigError
+from monitor.config.keys import refuse_agents_with_key
+from monitor.config.loading import parse_config
 from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
 from tests.daemon import Daemon, run_monitor, wait_until
 from tests.standin import StandIn, link, raw, status

@@ -1,31 +1,24 @@
-"""Configuration: models, durations, loading and locating errors. The only YAML reader."""
+"""The config's schema: pydantic models, durations and the bounds of every value."""
 
 from __future__ import annotations
 
 import ipaddress
 import math
-import os
 import re
-from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from monitor.config.files import open_regular
 from monitor.model import AGENT_ID_RULE, is_safe_agent_id
 
-DEFAULT_CONFIG_PATH = "config.yaml"
-CONFIG_ENV = "MONITOR_CONFIG"
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
 DEFAULT_WORKSPACE = "default"
 
@@ -42,34 +35,6 @@ MAX_THRESHOLD = 3650 * DAY  # thresholds.warning and .critical: ten years
 MAX_REPEAT = 30 * DAY  # alerts.repeat_interval
 MIN_RATE = 0.001  # max_requests_per_second: one request in 1000 s ...
 MAX_RATE = 10_000.0  # ... to far more than any workspace allows
-MAX_CONFIG_BYTES = 4 * 1024 * 1024  # the file; 10,000 agents take about 0.5 MiB
-MAX_KEY_FILE_BYTES = 4096  # an API key is about 50 characters
-
-# A failed load reports this many problems and how many it left out; each at most this long.
-SHOWN_PROBLEMS = 20
-MAX_PROBLEM_CHARS = 300
-
-
-def _bounded_line(problem: str) -> str:
-    if len(problem) <= MAX_PROBLEM_CHARS:
-        return problem
-    return problem[: MAX_PROBLEM_CHARS - 1] + "…"
-
-
-class ConfigError(Exception):
-    """A config that cannot be used; `problems` holds one located line each, bounded: the
-    first SHOWN_PROBLEMS, then one line saying how many were left out (`all_problems` has
-    them all). What a log line or stderr gets stays small however bad the file is."""
-
-    def __init__(self, problems: Iterable[str]) -> None:
-        self.all_problems = list(problems)
-        self.shown = [_bounded_line(p) for p in self.all_problems[:SHOWN_PROBLEMS]]
-        self.left_out = len(self.all_problems) - len(self.shown)
-        more = self.left_out
-        self.problems = self.shown + (
-            [f"and {more} more problem{'s' if more > 1 else ''}"] if more > 0 else []
-        )
-        super().__init__("; ".join(self.problems))
 
 
 def _at_most(name: str, value: float, limit: float) -> float:
@@ -354,205 +319,3 @@ class Config(_Model):
                 name=DEFAULT_WORKSPACE, agents=self.agents, discover=self.discover, **fields
             )
         ]
-
-
-# --- loading -------------------------------------------------------------------------------
-
-
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """SafeLoader that refuses duplicate keys: the second one would silently win."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    keys: set[Any] = set()
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue  # `<<: *defaults`: the mapping's own keys may override merged ones
-        key = loader.construct_object(key_node)
-        if not isinstance(key, Hashable):
-            raise yaml.constructor.ConstructorError(
-                None, None, "a key cannot be a list or a mapping", key_node.start_mark
-            )
-        if key in keys:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        keys.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
-)
-
-
-def config_path(explicit: str | None) -> Path:
-    """`--config`, then `$MONITOR_CONFIG`, then `./config.yaml`."""
-    return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
-
-
-def load_config(path: Path) -> Config:
-    """Read and validate a config file, or raise ConfigError with located problems."""
-    try:
-        with open_regular(path) as file:
-            # Read one byte past the limit rather than trust the size a stat reports.
-            data = file.read(MAX_CONFIG_BYTES + 1)
-        if len(data) > MAX_CONFIG_BYTES:
-            raise ConfigError(
-                [
-                    f"{path}: the config is larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB: "
-                    "refused unread"
-                ]
-            )
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError([f"{path}: cannot read the config: {reason}"]) from None
-    return parse_config(text, str(path))
-
-
-def parse_config(text: str, source: str = "<config>") -> Config:
-    """Validate YAML text; problems name the source, the line and the field."""
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError([f"{source}{line}: invalid YAML: {problem}"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{source}: invalid YAML: {exc}"]) from None
-    except RecursionError:
-        raise ConfigError([f"{source}: invalid YAML: nested too deeply"]) from None
-    except (ValueError, TypeError, LookupError, AttributeError):
-        # PyYAML's constructors raise these for values such as `!!int abc` or `!!bool maybe`.
-        raise ConfigError(
-            [f"{source}: invalid YAML: a value does not fit its tag (such as !!int)"]
-        ) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            [f"{source}:1: the config must be a mapping of keys, not a list or value"]
-        )
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        # The node tree (for line numbers) is built only when there is something to locate:
-        # for 10,000 agents it costs tens of MB.
-        root = yaml.compose(text, Loader=_UniqueKeyLoader)
-        raise ConfigError(_located(exc, root, source)) from None
-
-
-def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    node = root
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == part), None)
-            key = next((k for k, _ in node.value if k.value == part), None)
-            if match is None:
-                return line
-            line = (key or match).start_mark.line + 1
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
-def _located(exc: ValidationError, root: yaml.Node | None, source: str) -> list[str]:
-    problems = []
-    for error in exc.errors(include_url=False):
-        loc = tuple(
-            p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))
-        )
-        field = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[")
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; unknown keys are errors)"
-        elif error["type"] == "missing":
-            message = "required key is missing"
-        line = _line_of(root, loc)
-        where = f"{source}:{line}" if line else source
-        problems.append(f"{where}: {field or 'config'}: {message}")
-    return problems
-
-
-# --- secrets -------------------------------------------------------------------------------
-
-
-def read_api_key(
-    workspace: WorkspaceConfig, environ: Mapping[str, str] | None = None, base: Path | None = None
-) -> str:
-    """The workspace's API key from its file or environment variable, never from YAML."""
-    label = "elevenlabs" if workspace.name == DEFAULT_WORKSPACE else f"workspace {workspace.name!r}"
-    if workspace.api_key_file is not None:
-        path = workspace.api_key_file
-        if base is not None and not path.is_absolute():
-            path = base / path
-        try:
-            with open_regular(path) as file:
-                raw = file.read(MAX_KEY_FILE_BYTES + 1)
-            key = raw.decode("utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
-            raise ConfigError(
-                [f"{label}.api_key_file: cannot read the API key from {path}: {reason}"]
-            ) from None
-        if not key:
-            raise ConfigError([f"{label}.api_key_file: {path} is empty"])
-        if len(raw) > MAX_KEY_FILE_BYTES or not _one_printable_line(key):
-            # Name the file, never what is in it.
-            raise ConfigError(
-                [
-                    f"{label}.api_key_file: {path} must hold exactly one line, the API key "
-                    "(printable ASCII)"
-                ]
-            )
-        return key
-    env = os.environ if environ is None else environ
-    key = env.get(workspace.api_key_env, "").strip()
-    if not key:
-        raise ConfigError(
-            [
-                f"{label}.api_key_env: the environment variable {workspace.api_key_env} "
-                "that should hold the API key is not set or empty"
-            ]
-        )
-    if len(key) > MAX_KEY_FILE_BYTES or not _one_printable_line(key):
-        raise ConfigError(
-            [
-                f"{label}.api_key_env: the environment variable {workspace.api_key_env} must "
-                "hold one line, the API key (printable ASCII)"
-            ]
-        )
-    return key
-
-
-def refuse_agents_with_key(config: Config, keys: Mapping[str, str]) -> None:
-    """Raise ConfigError if a configured agent's id or name contains any API key read: ids
-    and names are shown on /metrics, the status page and in `check`. The problem names the
-    workspace and the agent's position, never the id, the name or the key."""
-    secrets = [key for key in keys.values() if key]
-    problems = []
-    for number, workspace in enumerate(config.resolved_workspaces()):
-        where = "agents" if config.workspaces is None else f"workspaces[{number}].agents"
-        for index, agent in enumerate(workspace.agents):
-            if any(key in agent.id or key in agent.name for key in secrets):
-                problems.append(
-                    f"workspace {workspace.name!r}: {where}[{index}]: the agent's id or name "
-                    "contains an API key, and ids and names are shown on every page: refused"
-                )
-    if problems:
-        raise ConfigError(problems)
-
-
-def _one_printable_line(key: str) -> bool:
-    """What can go in an HTTP header as it is: a second line or a control character cannot."""
-    return key.isascii() and key.isprintable()

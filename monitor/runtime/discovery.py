@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
-from monitor.config.schema import WorkspaceConfig
+from monitor.config.holder import ConfigHolder
 from monitor.elevenlabs.pool import ClientPool
 from monitor.model import Health, Target
 from monitor.runtime.targets import listed_targets
@@ -18,33 +18,34 @@ log = structlog.get_logger("monitor")
 
 class Discovery:
     def __init__(
-        self, clients: ClientPool, health: Health, clock: Callable[[], float] = time.time
+        self,
+        clients: ClientPool,
+        health: Health,
+        settings: ConfigHolder,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._clients = clients
         self._health = health
+        self._settings = settings
         self._clock = clock
         self.found: dict[str, list[Target]] = {}
         self.failed: set[str] = set()  # workspaces whose last listing failed
 
-    async def list_all(
-        self,
-        workspaces: Iterable[WorkspaceConfig],
-        still_discovering: Callable[[str], bool] = lambda _: True,
-    ) -> bool:
+    async def list_all(self) -> bool:
         """List every discovering workspace once; True if any workspace's list changed.
 
-        `still_discovering` is asked after each listing: a reload may have switched a
-        workspace off (or removed it) while its listing ran.
+        The current settings are asked again after each listing: a reload may have switched
+        a workspace off (or removed it) while its listing ran.
         """
         changed = False
-        for workspace in workspaces:
+        for workspace in self._settings.current.workspaces:
             client = self._clients.get(workspace.name)
             if not workspace.discover or client is None:
                 continue
             # The client logs the rows it skips: they name their workspace through this.
             with structlog.contextvars.bound_contextvars(workspace=workspace.name):
                 listing = await client.list_agents()
-            if not still_discovering(workspace.name):
+            if workspace.name not in self._settings.current.discovering:
                 continue
             if not isinstance(listing, list):
                 self.failed.add(workspace.name)

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from monitor.alerts import AlertLog
-from monitor.evaluate import Thresholds, evaluate, next_change
+from monitor.config.holder import ConfigHolder
+from monitor.evaluate import evaluate, next_change
 from monitor.model import AgentKey
 from monitor.runtime.duequeue import DueQueue
 from monitor.store import Store
@@ -18,12 +19,12 @@ class OnTime:
         self,
         store: Store,
         alerts: AlertLog,
-        thresholds: Callable[[], Thresholds],
+        settings: ConfigHolder,
         clock: Callable[[], float],
     ) -> None:
         self._store = store
         self._alerts = alerts
-        self._thresholds = thresholds
+        self._settings = settings
         self._clock = clock
         self.queue: DueQueue[AgentKey] = DueQueue(self._evaluate_due, clock)
 
@@ -34,7 +35,7 @@ class OnTime:
             self.queue.drop(key)
             return
         now = self._clock()
-        thresholds = self._thresholds()
+        thresholds = self._settings.current.thresholds
         self._alerts.observe(record, evaluate(record.observation, now, thresholds), now)
         times = [
             t

@@ -12,13 +12,11 @@ from typing import Any, TypeVar
 
 import structlog
 
-from monitor.config.schema import (
-    Config,
-    ConfigError,
-    WorkspaceConfig,
-    load_config,
-    refuse_agents_with_key,
-)
+from monitor.config.errors import ConfigError
+from monitor.config.holder import ConfigHolder
+from monitor.config.keys import KeyReader, refuse_agents_with_key
+from monitor.config.loading import load_config
+from monitor.config.schema import Config
 from monitor.config.watcher import FileWatcher
 from monitor.model import Health
 
@@ -26,7 +24,6 @@ log = structlog.get_logger("monitor")
 T = TypeVar("T")
 
 
-KeyReader = Callable[[WorkspaceConfig], str]
 Apply = Callable[[Config, dict[str, str]], dict[str, Any]]  # returns fields to log
 
 
@@ -78,8 +75,8 @@ class Reloader:
         self,
         path: Path,
         read_key: KeyReader,
+        settings: ConfigHolder,
         apply: Apply,
-        current: Callable[[], Config],
         *,
         health: Health,
         clock: Callable[[], float],
@@ -87,7 +84,7 @@ class Reloader:
         self._path = path
         self._read_key = read_key
         self._apply = apply
-        self._current = current
+        self._settings = settings
         self._health = health
         self._clock = clock
         self._lock = asyncio.Lock()
@@ -95,7 +92,7 @@ class Reloader:
         self.watcher.remember(self._watched())
 
     def _watched(self) -> list[Path]:
-        return [self._path, *key_files(self._current(), self._path.parent)]
+        return [self._path, *key_files(self._settings.current.config, self._path.parent)]
 
     async def check_files(self) -> bool:
         """Reload if the config file or a key file changed; True if a reload was done."""

@@ -15,9 +15,10 @@ import structlog
 
 from monitor import logs
 from monitor.alerts import AlertLog
-from monitor.config.schema import Config, WorkspaceConfig
+from monitor.config.holder import ConfigHolder
+from monitor.config.keys import KeyReader
+from monitor.config.schema import Config
 from monitor.elevenlabs.pool import ClientFactory, ClientPool, http_clients, wanted_clients
-from monitor.evaluate import Thresholds
 from monitor.model import Health, Target
 from monitor.runtime.cycle import Cycle
 from monitor.runtime.discovery import Discovery
@@ -35,8 +36,6 @@ log = structlog.get_logger("monitor")
 SHUTDOWN_GRACE = 5.0  # seconds given to in-flight work after SIGTERM
 WATCH_INTERVAL = 2.0  # seconds between looks at the config and key files
 
-KeyReader = Callable[[WorkspaceConfig], str]
-
 
 class Runtime:
     def __init__(
@@ -49,23 +48,16 @@ class Runtime:
         clock: Callable[[], float] = time.time,
         make_client: ClientFactory | None = None,
     ) -> None:
-        self.config = config
+        self.settings = ConfigHolder(config)
         self._read_key = read_key
         self.shard = shard
         self.clock = clock
         self.health = Health(config_reload_at=clock())
         self.store = Store()
-        self.alerts = AlertLog(config.alerts.repeat_interval)
-        self._thresholds = _thresholds(config)
-        self.metrics = Metrics(
-            self.store,
-            self.health,
-            lambda: self._thresholds,
-            clock,
-            lambda: self.config.metrics.expose_relative,
-        )
+        self.alerts = AlertLog(self.settings)
+        self.metrics = Metrics(self.store, self.health, self.settings, clock)
         self.clients = ClientPool(make_client or http_clients(self.metrics.poll_duration.observe))
-        self.ontime = OnTime(self.store, self.alerts, lambda: self._thresholds, clock)
+        self.ontime = OnTime(self.store, self.alerts, self.settings, clock)
         self.poller = Poller(self.store, self.clients, clock, on_verdict=self.ontime.evaluate)
         self.cycle = Cycle(
             self.store.agent_keys,
@@ -75,20 +67,15 @@ class Runtime:
             health=self.health,
             clock=clock,
         )
-        self.discovery = Discovery(self.clients, self.health, clock)
-        self.started = False
-        self.ready = Readiness(
-            # Not before start: an empty store, not yet given its agents, is not ready.
-            lambda: self.started and self.store.ready,
-            lambda: self.discovery.listed(_discovering(self.config)),
-        )
+        self.discovery = Discovery(self.clients, self.health, self.settings, clock)
+        self.ready = Readiness(self.store, self.discovery, self.settings)
         self.jobs = Jobs(self.health, clock)
         self.reloader = (
             Reloader(
                 config_path,
                 read_key,
+                self.settings,
                 self.apply,
-                lambda: self.config,
                 health=self.health,
                 clock=clock,
             )
@@ -96,15 +83,20 @@ class Runtime:
             else None
         )
 
+    @property
+    def config(self) -> Config:
+        """The running config (a reload swaps it, with everything derived from it)."""
+        return self.settings.current.config
+
     # --- start and stop ----------------------------------------------------------------------
 
     def start(self) -> None:
         """Open the clients, watch the configured agents, and start the jobs (the first cycle
         and the first listing run at once)."""
-        keys = {w.name: self._read_key(w) for w in self.config.resolved_workspaces()}
-        self._open_clients(self.config, keys)
+        keys = {w.name: self._read_key(w) for w in self.settings.current.workspaces}
+        self._open_clients(keys)
         self.store.sync(self._targets())
-        self.started = True
+        self.ready.open()
         self.jobs.start()
         self._schedule(first=True)
 
@@ -114,10 +106,11 @@ class Runtime:
         await self.clients.aclose()
 
     def _schedule(self, *, first: bool) -> None:
-        poll = self.config.poll
+        settings = self.settings.current
+        poll = settings.config.poll
         # The first cycle runs now; on a reload the trigger picks the next time.
         self.jobs.every("poll-cycle", poll.interval, self.poll_cycle, jitter=poll.jitter, now=first)
-        if _discovering(self.config):
+        if settings.discovering:
             listed_yet = self.jobs.has("discover")
             self.jobs.every(
                 "discover", poll.discovery_interval, self.discover, now=first or not listed_yet
@@ -134,10 +127,7 @@ class Runtime:
 
     async def discover(self) -> None:
         """Refresh the agents of every discovering workspace."""
-        changed = await self.discovery.list_all(
-            self.config.resolved_workspaces(), lambda name: name in _discovering(self.config)
-        )
-        if changed:
+        if await self.discovery.list_all():
             self._sync_targets()
 
     def _targets(self) -> list[Target]:
@@ -163,37 +153,26 @@ class Runtime:
         return await self.reloader.reload(cause)
 
     def apply(self, config: Config, keys: dict[str, str]) -> dict[str, Any]:
-        """Hand a new, valid config and its keys to every piece; keep what is known."""
-        old = self.config
-        self.config = config
+        """Make a new, valid config current, and act on what changed; keep what is known."""
+        previous = self.settings.swap(config)
+        old, current = previous.config, self.settings.current
         if config.server != old.server:
             log.warning("config_needs_restart", keys="server", detail="kept the running server")
         if config.logging != old.logging:
             logs.configure(config.logging.level, config.logging.format)
-        self._open_clients(config, keys)
-        self.alerts.repeat_interval = config.alerts.repeat_interval
-        self._thresholds = _thresholds(config)
-        self.discovery.keep_only(_discovering(config))
+        self._open_clients(keys)
+        self.discovery.keep_only(current.discovering)
         self._sync_targets()
-        if config.poll != old.poll or _discovering(config) != _discovering(old):
+        if config.poll != old.poll or current.discovering != previous.discovering:
             self._schedule(first=False)
-        if _discovering(config) - _discovering(old):
+        if current.discovering - previous.discovering:
             # A workspace that starts discovering is listed now, not a discovery_interval later.
             self.jobs.run_now("discover")
         self.ontime.evaluate_all()
         return {"agents": len(self.store)}
 
-    def _open_clients(self, config: Config, keys: dict[str, str]) -> None:
+    def _open_clients(self, keys: dict[str, str]) -> None:
         for key in keys.values():
             logs.register_secret(key)
         share = self.shard.count if self.shard else 1
-        self.clients.update(wanted_clients(config.resolved_workspaces(), keys, share))
-
-
-def _discovering(config: Config) -> frozenset[str]:
-    """The workspaces that discover their agents."""
-    return frozenset(w.name for w in config.resolved_workspaces() if w.discover)
-
-
-def _thresholds(config: Config) -> Thresholds:
-    return Thresholds(config.thresholds.warning, config.thresholds.critical)
+        self.clients.update(wanted_clients(list(self.settings.current.workspaces), keys, share))

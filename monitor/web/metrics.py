@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from monitor import __version__
+from monitor.config.holder import ConfigHolder
 from monitor.evaluate import STATES, Kind, State, Thresholds, evaluate, next_change
 from monitor.model import AgentKey, Health
 from monitor.revision import revision
@@ -204,14 +205,12 @@ class AgentExposition:
     def __init__(
         self,
         store: Store,
-        thresholds: Callable[[], Thresholds],
+        settings: ConfigHolder,
         clock: Callable[[], float],
-        expose_relative: Callable[[], bool],
     ) -> None:
         self._store = store
-        self._thresholds = thresholds
+        self._settings = settings
         self._clock = clock
-        self._expose_relative = expose_relative
         self._cache: dict[AgentKey, _Rendered] = {}
         self._cached_thresholds: Thresholds | None = None
         self._blocks: tuple[bytes, ...] = ()
@@ -219,7 +218,8 @@ class AgentExposition:
     def render(self, openmetrics: bool = False) -> list[bytes]:
         """The exposition's pieces, in order."""
         now = self._clock()
-        thresholds = self._thresholds()
+        settings = self._settings.current
+        thresholds = settings.thresholds
         records = self._store.snapshot()
         cache = self._cache
         if thresholds != self._cached_thresholds:
@@ -251,7 +251,7 @@ class AgentExposition:
         for family, block in zip(AGENT_FAMILIES, self._blocks, strict=True):
             pieces.append(family.header(openmetrics))
             pieces.append(block)
-        if self._expose_relative():
+        if settings.expose_relative:
             # Changes on every scrape, so never cached (and off by default).
             pieces.append(EXPIRES_IN.header(openmetrics))
             pieces.extend(
@@ -353,11 +353,10 @@ class Metrics:
         self,
         store: Store,
         health: Health,
-        thresholds: Callable[[], Thresholds],
+        settings: ConfigHolder,
         clock: Callable[[], float],
-        expose_relative: Callable[[], bool],
     ) -> None:
-        self.agents = AgentExposition(store, thresholds, clock, expose_relative)
+        self.agents = AgentExposition(store, settings, clock)
         # `_created` series double every counter for no use to an alert rule.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)

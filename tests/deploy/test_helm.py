@@ -25,7 +25,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from monitor.config.schema import ConfigError, load_config, parse_config
+from monitor.config.errors import ConfigError
+from monitor.config.loading import load_config, parse_config
 from monitor.runtime.targets import Shard, parse_shard
 from tests.conftest import CANARY_KEY, canary_token
 from tests.daemon import Daemon, wait_until

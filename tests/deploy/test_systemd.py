@@ -57,7 +57,7 @@ def test_hardening_directives() -> None:
 
 
 def test_credential_path_matches_config() -> None:
-    config_module = pytest.importorskip("monitor.config.schema")
+    config_module = pytest.importorskip("monitor.config.loading")
     (credential,) = _directives()["LoadCredential"]
     name, _, source = credential.partition(":")
     assert source == "/etc/elevenlabs-link-monitor/api-key"
