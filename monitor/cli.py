@@ -21,7 +21,7 @@ from monitor.config.schema import (
 )
 from monitor.elevenlabs.pool import ClientPool, http_clients, wanted_clients
 from monitor.evaluate import State, Thresholds, evaluate, worst
-from monitor.model import Health, iso
+from monitor.model import Health, iso, printable
 from monitor.runtime.discovery import Discovery
 from monitor.runtime.poller import Poller
 from monitor.runtime.targets import Shard, parse_shard, resolve_targets
@@ -229,23 +229,9 @@ def _left(seconds: int | None) -> str:
     return f"{sign}{minutes}m{seconds % 60}s"
 
 
-# Characters a terminal acts on or reorders: C0 and C1 controls and DEL (escape sequences,
-# carriage returns and newlines forge rows or retitle the window), the line and paragraph
-# separators, and the bidirectional overrides and isolates (which reorder what follows).
-_UNPRINTABLE = {
-    **{c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))},
-    **{c: f"\\u{c:04x}" for c in (0x061C, 0x200E, 0x200F, 0x2028, 0x2029)},
-    **{c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))},
-    ord("\t"): "\\t",
-    ord("\n"): "\\n",
-    ord("\r"): "\\r",
-    ord("\\"): "\\\\",  # so that a name spelling `\x1b` cannot pass for an escaped ESC
-}
-
-
 def _cell(value: object) -> str:
     """A table cell as text a terminal shows as is: names and ids are untrusted."""
-    return str(value).translate(_UNPRINTABLE)
+    return printable(str(value))
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

@@ -1,4 +1,5 @@
-"""The types every part of the monitor shares: answers, failures, keys, health, time.
+"""The types every part of the monitor shares: answers, failures, keys, health, time, and
+untrusted text made safe to show.
 
 Imports no I/O library, so that the store, the alerts and the pages never pull in the HTTP
 client to name what it returns.
@@ -182,3 +183,39 @@ def iso(timestamp: float) -> str:
         return f"{float(timestamp):g}"
     except (OverflowError, ValueError, TypeError):
         return "out of range"
+
+
+# --- untrusted text -----------------------------------------------------------------------------
+
+# Characters a terminal acts on or reorders: C0 and C1 controls and DEL (escape sequences,
+# carriage returns and newlines forge rows or retitle the window), the line and paragraph
+# separators, and the bidirectional overrides and isolates (which reorder what follows).
+_UNPRINTABLE = {
+    **{c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))},
+    **{c: f"\\u{c:04x}" for c in (0x061C, 0x200E, 0x200F, 0x2028, 0x2029)},
+    **{c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))},
+    ord("\t"): "\\t",
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\\"): "\\\\",  # so that a name spelling `\x1b` cannot pass for an escaped ESC
+}
+
+
+def printable(text: str) -> str:
+    """`text` (a name, an id: upstream text) as a terminal shows it as is, every character
+    it would act on or reorder written as an escape."""
+    return text.translate(_UNPRINTABLE)
+
+
+def printable_cut(text: str, limit: int) -> tuple[str, bool]:
+    """`printable(text)` in at most `limit` characters, never ending inside an escape; and
+    whether anything was cut. Redact before: a cut could leave half a secret unrecognised."""
+    pieces: list[str] = []
+    used = 0
+    for char in text:  # at most limit + 1 of them: each shows as one character or more
+        piece = char.translate(_UNPRINTABLE)
+        if used + len(piece) > limit:
+            return "".join(pieces), True
+        pieces.append(piece)
+        used += len(piece)
+    return "".join(pieces), False

@@ -12,11 +12,19 @@ import structlog
 
 from monitor.config.schema import Config, ConfigError
 from monitor.logs import redact
-from monitor.model import AGENT_ID_RULE, AgentKey, AgentSummary, Target, is_safe_agent_id
+from monitor.model import (
+    AGENT_ID_RULE,
+    AgentKey,
+    AgentSummary,
+    Target,
+    is_safe_agent_id,
+    printable_cut,
+)
 
 log = structlog.get_logger("monitor")
 
 SHARD_ENV = "MONITOR_SHARD"
+SKIPPED_ID_SHOWN = 64  # characters of a skipped id shown in its log line
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +58,9 @@ def listed_targets(workspace: str, listing: Iterable[AgentSummary]) -> list[Targ
     """The agents of a discovery listing, named as the listing names them.
 
     An id that is not one safe path segment is skipped with one log line: requested, it
-    would reach another path of the API's host.
+    would reach another path of the API's host. The line shows the id so that the operator
+    can find the agent: upstream text of any length and content, so with any key redacted,
+    then escaped and cut (redacted first: a cut through a key would leave half of it).
     """
     targets = []
     for agent in listing:
@@ -61,11 +71,13 @@ def listed_targets(workspace: str, listing: Iterable[AgentSummary]) -> list[Targ
         else:
             targets.append(Target(AgentKey(workspace, agent.agent_id), agent.name))
             continue
-        # Not the id itself: it is upstream text of any length and content.
+        shown, cut = printable_cut(redact(agent.agent_id), SKIPPED_ID_SHOWN)
         log.warning(
             "discovered_agent_skipped",
             workspace=workspace,
             reason=reason,
+            agent_id=shown,
+            agent_id_cut=cut,
             id_length=len(agent.agent_id),
         )
     return targets
