@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/statuspage_bench.py           # 1,000 and 10,000 agents
     .venv/bin/python benchmarks/statuspage_bench.py --agents 500 --rounds 5
 
-The routes the daemon serves (`monitor.web.statuspage.status_routes`) run under uvicorn on
+The routes the daemon serves (`monitor.web.status.routes.status_routes`) run under uvicorn on
 127.0.0.1 in a thread of this process, over a store filled with agents in every state; the
 main thread sends requests one after another over one kept-alive connection and prints, per
 path, the median and the 90th percentile of the wall-clock latency and the answer's size.
@@ -11,7 +11,7 @@ path, the median and the 90th percentile of the wall-clock latency and the answe
 ASGI app directly (no socket): what every other request, scrape and poll waits for meanwhile.
 
 "refresh" is what the page's script fetches on every refresh: whatever paths
-`monitor.web.statuspage.REFRESH_PATHS` names, or, on code that predates it, the two JSON
+`monitor.web.status.routes.REFRESH_PATHS` names, or, on code that predates it, the two JSON
 endpoints the old script fetched. It is a script that prints figures, not a timed test.
 """
 
@@ -39,7 +39,7 @@ from monitor.config.schema import Config  # noqa: E402
 from monitor.evaluate import LINK_WITHOUT_EXPIRY, TOKEN_MISSING, Kind, Observation  # noqa: E402
 from monitor.model import AgentKey, Health, LinkAnswer, PollFailure, Reason, Target  # noqa: E402
 from monitor.store import Store  # noqa: E402
-from monitor.web import statuspage  # noqa: E402
+from monitor.web.status import routes as status_page  # noqa: E402
 
 DAY = 86400.0
 NOW = 1_800_000_000.0
@@ -84,7 +84,7 @@ def app_for(store: Store) -> Starlette:
         }
     )
     health = Health(last_cycle=NOW - 7, config_reload_at=NOW - 60)
-    routes = statuspage.status_routes(store, health, lambda: config, lambda: NOW)
+    routes = status_page.status_routes(store, health, lambda: config, lambda: NOW)
     return Starlette(routes=routes)
 
 
@@ -199,7 +199,7 @@ def loop_ms(app: Starlette, paths: list[str], rounds: int) -> float:
 
 
 def scenarios(agents: int) -> dict[str, list[str]]:
-    refresh = list(getattr(statuspage, "REFRESH_PATHS", ("/api/v1/agents", "/api/v1/status")))
+    refresh = list(getattr(status_page, "REFRESH_PATHS", ("/api/v1/agents", "/api/v1/status")))
     target = f"agent_{agents - 3:06d}"  # near the end of the list, in state ok
     return {
         "page /": ["/"],
@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20, help="requests per path and size")
     parser.add_argument("--only", help="run only the scenarios whose name contains this")
     args = parser.parse_args()
-    print(f"code: {Path(statuspage.__file__).parents[2]}", flush=True)
+    print(f"code: {Path(status_page.__file__).parents[3]}", flush=True)
     print(
         f"{'agents':>7}  {'what':<44} {'median ms':>10} {'p90 ms':>8} {'loop ms':>8} {'bytes':>10}"
     )

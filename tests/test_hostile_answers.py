@@ -40,7 +40,7 @@ from monitor.model import (
 from monitor.runtime.targets import listed_targets
 from monitor.store import Store
 from monitor.web.metrics import Metrics
-from monitor.web.statuspage import status_routes
+from monitor.web.status.routes import status_routes
 from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
 from tests.daemon import Daemon, run_monitor, wait_until
 from tests.settings import holder

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import math
+import pkgutil
 import re
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
+import monitor.web.status
 from monitor import __version__
 from monitor.config.schema import Config
 from monitor.evaluate import (
@@ -32,27 +35,13 @@ from monitor.evaluate import (
 )
 from monitor.model import AgentKey, Health, LinkAnswer, PollFailure, Reason, Target
 from monitor.store import Store
-from monitor.web import statuspage
-from monitor.web.statuspage import (
-    API_MAX_PAGE_SIZE,
-    API_PAGE_SIZE,
-    CSP,
-    LABELS,
-    MAX_TERMS,
-    PAGE_SIZE,
-    PARTIAL_PATH,
-    QUERY_LIMIT,
-    STATIC_FILES,
-    agent_row,
-    ago,
-    fingerprinted,
-    page_url,
-    span,
-    status_routes,
-    time_left,
-    time_of_day,
-    when,
-)
+from monitor.web.status import assets
+from monitor.web.status.assets import STATIC_FILES, fingerprinted
+from monitor.web.status.figures import agent_row
+from monitor.web.status.headers import CSP
+from monitor.web.status.routes import API_MAX_PAGE_SIZE, API_PAGE_SIZE, PARTIAL_PATH, status_routes
+from monitor.web.status.search import MAX_TERMS, PAGE_SIZE, QUERY_LIMIT, page_url, search_terms
+from monitor.web.status.text import LABELS, ago, span, time_left, time_of_day, when
 from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
 from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, link
@@ -556,7 +545,7 @@ def test_the_script_never_writes_html_nor_formats_anything() -> None:
 
 
 def test_no_javascript_or_css_lives_in_python() -> None:
-    package = Path(statuspage.__file__).parents[1]
+    package = Path(assets.__file__).parents[2]
     assert not (package / "statuspage_assets.py").exists()
     for path in package.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
@@ -612,7 +601,7 @@ def test_static_files_have_fingerprinted_names_and_are_cached_for_good(
 ) -> None:
     s = every_state()
     url = static_urls(s)[name]
-    package = Path(statuspage.__file__).parent
+    package = Path(assets.__file__).parents[1]
     body = (package / "static" / name).read_bytes()
     assert url == "/static/" + fingerprinted(name, body)
     response = s.client.get(url)
@@ -628,7 +617,7 @@ def test_static_files_have_fingerprinted_names_and_are_cached_for_good(
         missing = s.client.get(other)
         assert missing.status_code == 404, other
         assert "immutable" not in missing.headers.get("cache-control", "")
-    assert s.client.get("/static/../statuspage.py").status_code == 404
+    assert s.client.get("/static/../status/routes.py").status_code == 404
     for method in ("POST", "PUT", "DELETE"):
         assert s.client.request(method, url).status_code == 405, method
 
@@ -725,9 +714,8 @@ def test_the_status_counts_without_building_or_sorting_rows(
     def forbidden(*_: object) -> Any:
         raise AssertionError("the status must not build or sort rows")
 
-    monkeypatch.setattr(statuspage, "agent_row", forbidden)
-    monkeypatch.setattr(statuspage, "sort_key", forbidden)
-    monkeypatch.setattr(statuspage, "select", forbidden)
+    for name in ("agent_row", "sort_key", "select"):
+        replace_everywhere(monkeypatch, name, forbidden)
     body = s.json("/api/v1/status")
     assert body["agents"] == 12
     assert sum(body["states"].values()) == 12
@@ -786,16 +774,31 @@ def test_ten_thousand_agents_are_paged_and_any_one_can_be_found() -> None:
 
 
 def counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[object]:
-    """Count the calls of one of statuspage's functions (the calls are the list's length)."""
+    """Count the calls of one of the status page's functions (the calls are the list's
+    length), wherever it is called from."""
     calls: list[object] = []
-    real = getattr(statuspage, name)
+    real = next(getattr(m, name) for m in STATUS_MODULES if hasattr(m, name))
 
     def counted(*args: Any) -> Any:
         calls.append(args)
         return real(*args)
 
-    monkeypatch.setattr(statuspage, name, counted)
+    replace_everywhere(monkeypatch, name, counted)
     return calls
+
+
+# Each of the status page's modules: a function is replaced in every one that calls it.
+STATUS_MODULES = tuple(
+    importlib.import_module(f"monitor.web.status.{module.name}")
+    for module in pkgutil.iter_modules(monitor.web.status.__path__)
+)
+
+
+def replace_everywhere(monkeypatch: pytest.MonkeyPatch, name: str, replacement: object) -> None:
+    """Replace one of the status page's functions in every module that calls it by name."""
+    for module in STATUS_MODULES:
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, replacement)
 
 
 def test_a_query_builds_each_search_text_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -821,11 +824,11 @@ def test_a_query_builds_each_search_text_once(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_the_words_of_a_query_are_deduplicated_and_capped() -> None:
-    assert statuspage.search_terms("e " * 100) == ["e"]
-    assert statuspage.search_terms("Bo bot BOT prod") == ["bot", "prod"]
+    assert search_terms("e " * 100) == ["e"]
+    assert search_terms("Bo bot BOT prod") == ["bot", "prod"]
     words = [f"w{i:02d}" for i in range(30)]
-    assert statuspage.search_terms(" ".join(words)) == words[:MAX_TERMS]
-    assert statuspage.search_terms("x" * QUERY_LIMIT + " beyond") == ["x" * QUERY_LIMIT]
+    assert search_terms(" ".join(words)) == words[:MAX_TERMS]
+    assert search_terms("x" * QUERY_LIMIT + " beyond") == ["x" * QUERY_LIMIT]
     # Dropping a word found inside another never changes what matches.
     s = every_state()
     for query, narrowest in (("ok ok_near", "ok_near"), ("crit critical", "critical")):
@@ -890,7 +893,7 @@ def test_odd_times_render_without_an_error(odd: float) -> None:
 
 @pytest.mark.integration
 def test_the_wheel_ships_the_templates_and_static_files(tmp_path: Path) -> None:
-    root = Path(statuspage.__file__).parents[2]
+    root = Path(assets.__file__).parents[3]
     subprocess.run(
         [
             sys.executable,

@@ -10,7 +10,7 @@ import structlog
 from monitor import __version__
 from monitor.runtime.wiring import Runtime
 from monitor.web.server import HttpServer, build_app
-from monitor.web.statuspage import status_routes
+from monitor.web.status.routes import status_routes
 
 log = structlog.get_logger("monitor")
 

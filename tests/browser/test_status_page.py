@@ -20,7 +20,8 @@ from monitor.config.schema import Config
 from monitor.evaluate import Kind, Observation
 from monitor.model import AgentKey, Health, LinkAnswer, Target
 from monitor.store import Store
-from monitor.web.statuspage import PAGE_SIZE, PARTIAL_PATH, status_routes
+from monitor.web.status.routes import PARTIAL_PATH, status_routes
+from monitor.web.status.search import PAGE_SIZE
 from tests.browser.conftest import OpenTab, Tab, axe_violations
 from tests.browser.screenshot import DEMO_AGENTS, photograph, running_demo
 from tests.conftest import ConfigWriter, canary_token

@@ -1,0 +1,189 @@
+"""The figures, shared by the page and the API: each agent's state and row, the order of the
+rows, and the header's counts and the monitor's own health, computed from the store."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor import __version__
+from monitor.config.schema import Config
+from monitor.evaluate import ALERTING, STATES, Kind, State, Thresholds, evaluate
+from monitor.model import Health, Reason, iso
+from monitor.store import AgentRecord
+from monitor.web.status.text import LABELS
+
+SCHEMA_VERSION = 1
+_ANSWERS: Mapping[Kind, str] = {
+    Kind.LINK: "link",
+    Kind.MISSING: "missing",
+    Kind.NOT_FOUND: "not_found",
+}
+_RANK: Mapping[State, int] = {state: rank for rank, state in enumerate(STATES)}
+# Refresh the page every few seconds, but not much faster than the data can change.
+REFRESH_MIN = 2.0
+REFRESH_MAX = 5.0
+
+Row = dict[str, Any]
+Evaluated = tuple[AgentRecord, State]
+
+
+def evaluated(
+    records: Iterable[AgentRecord], now: float, thresholds: Thresholds
+) -> list[Evaluated]:
+    """Every record with its state at `now`, evaluated once per request."""
+    return [(r, evaluate(r.observation, now, thresholds)) for r in records]
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity, and no calendar shows them: such a time is unknown."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _whole(value: float | None) -> int | None:
+    return math.floor(value) if value is not None and math.isfinite(value) else None
+
+
+def _age(value: float | None, now: float) -> int | None:
+    return None if value is None else _whole(max(0.0, now - value))
+
+
+def agent_row(record: AgentRecord, state: State, now: float) -> Row:
+    """One agent as the API shows it: what is known, never a token."""
+    observation = record.observation
+    expires = _finite(observation.expires_at if observation is not None else None)
+    last_success = _finite(record.last_success)
+    return {
+        "workspace": record.key.workspace,
+        "agent_id": record.key.agent_id,
+        "agent_name": record.name,
+        "state": state.value,
+        "state_label": LABELS[state],
+        "answer": _ANSWERS[observation.kind] if observation is not None else None,
+        "expires_at": iso(expires) if expires is not None else None,
+        "expires_at_unix": expires,
+        "seconds_left": _whole(expires - now) if expires is not None else None,
+        "polled": record.polled,
+        "last_poll_ok": record.poll_success,
+        "last_success_at": iso(last_success) if last_success is not None else None,
+        "last_success_unix": last_success,
+        "last_success_age_seconds": _age(last_success, now),
+        "last_error": record.last_error.value if record.last_error is not None else None,
+        "last_error_detail": record.last_error_detail or None,
+    }
+
+
+def sort_key(item: Evaluated) -> tuple[int, float, str, str, str]:
+    """Soonest to die first: by state (most urgent first), then by expiry."""
+    record, state = item
+    observation = record.observation
+    expires = _finite(observation.expires_at if observation is not None else None)
+    return (
+        _RANK[state],
+        expires if expires is not None else math.inf,
+        record.key.workspace,
+        record.name.casefold(),
+        record.key.agent_id,
+    )
+
+
+def stale_after(config: Config) -> float:
+    """How old the last full cycle may get before the page calls the knowledge stale."""
+    return 2 * config.poll.interval + config.poll.jitter + 30
+
+
+@dataclass
+class _Reach:
+    agents: int = 0
+    polled: int = 0
+    answered: int = 0
+    errors: dict[Reason, int] = field(default_factory=dict)
+
+
+def status_figures(
+    items: Sequence[Evaluated], health: Health, config: Config, now: float, ready: bool
+) -> dict[str, Any]:
+    """The header: the monitor's own health and a count per state, in one pass over the
+    agents (no row is built, nothing is sorted)."""
+    by_state = Counter(state for _, state in items)
+    counts = {s.value: by_state[s] for s in STATES}
+    reach: dict[str, _Reach] = {w.name: _Reach() for w in config.resolved_workspaces()}
+    configured = len(reach)
+    not_found = Reason.NOT_FOUND
+    for record, _ in items:
+        workspace = record.key.workspace
+        tally = reach.get(workspace)
+        if tally is None:
+            tally = reach[workspace] = _Reach()
+        tally.agents += 1
+        if not record.polled:
+            continue
+        tally.polled += 1
+        # A 404 for an agent is an answer (the API is up, the agent is gone); a timeout, a
+        # 5xx, a 401 or a 429 is not.
+        error = record.last_error
+        if record.poll_success or error is not_found:
+            tally.answered += 1
+        if error is not None and not record.poll_success:
+            tally.errors[error] = tally.errors.get(error, 0) + 1
+    names = list(reach)
+    names = names[:configured] + sorted(names[configured:])
+    last_cycle = _finite(health.last_cycle)
+    reload_at = _finite(health.config_reload_at)
+    limit = stale_after(config)
+    if last_cycle is not None:
+        stale = now - last_cycle > limit
+    else:  # no cycle has finished since start (the reload time is set at start, too)
+        stale = reload_at is not None and now - reload_at > limit
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": iso(now),
+        "generated_at_unix": now,
+        "version": __version__,
+        "agents": len(items),
+        "ready": ready,
+        "states": counts,
+        "alerting": sum(counts[s.value] for s in ALERTING),
+        "last_cycle_at": iso(last_cycle) if last_cycle is not None else None,
+        "last_cycle_unix": last_cycle,
+        "last_cycle_age_seconds": _age(last_cycle, now),
+        "poll_interval_seconds": config.poll.interval,
+        "stale_after_seconds": limit,
+        "stale": stale,
+        "config_reload": {
+            "ok": health.config_reload_ok,
+            "last_success_at": iso(reload_at) if reload_at is not None else None,
+            "last_success_age_seconds": _age(reload_at, now),
+        },
+        "thresholds": {
+            "warning_seconds": config.thresholds.warning,
+            "critical_seconds": config.thresholds.critical,
+        },
+        "workspaces": [_reachability(name, reach[name]) for name in names],
+    }
+
+
+def _reachability(name: str, tally: _Reach) -> dict[str, Any]:
+    if not tally.polled:
+        reachability = "pending"
+    elif tally.answered == tally.polled:
+        reachability = "ok"
+    elif not tally.answered:
+        reachability = "unreachable"
+    else:
+        reachability = "degraded"
+    return {
+        "name": name,
+        "agents": tally.agents,
+        "polled": tally.polled,
+        "answered": tally.answered,
+        "reachability": reachability,
+        "last_errors": {str(k): v for k, v in sorted(tally.errors.items())},
+    }
+
+
+def refresh_seconds(config: Config) -> float:
+    return min(REFRESH_MAX, max(REFRESH_MIN, config.poll.interval))

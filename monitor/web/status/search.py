@@ -1,0 +1,178 @@
+"""The search index, the parsing of a query (`state`, `q`), filters and pages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
+from urllib.parse import urlencode
+
+from monitor.evaluate import STATES, State
+from monitor.model import AgentKey
+from monitor.store import AgentRecord
+from monitor.web.status.figures import Evaluated, Row, agent_row, sort_key
+from monitor.web.status.text import LABELS
+
+PAGE_SIZE = 100  # rows per page: the page stays light at 10,000 agents
+QUERY_LIMIT = 200  # characters of `q` that count
+MAX_TERMS = 8  # distinct words of `q` that count: each one is a pass over the agents
+_STATE_WORDS: Mapping[State, str] = {state: f"{state.value} {LABELS[state]}" for state in STATES}
+
+
+class BadQuery(ValueError):
+    pass
+
+
+def requested_states(values: Iterable[str], *, strict: bool) -> set[State] | None:
+    """`?state=a&state=b` or `?state=a,b`; None when no state is asked for (all of them).
+
+    An empty value (`?state=`) asks for none; an unknown one is an error when `strict`.
+    """
+    chosen: set[State] | None = None
+    for value in values:
+        chosen = chosen if chosen is not None else set()
+        for raw in value.split(","):
+            part = raw.strip()
+            if not part:
+                continue
+            try:
+                chosen.add(State(part))
+            except ValueError:
+                if strict:
+                    known = ", ".join(s.value for s in STATES)
+                    raise BadQuery(f"unknown state {part!r}: use one of {known}") from None
+    return chosen
+
+
+def search_text(record: AgentRecord, state: State) -> str:
+    """What the filter box matches: workspace, name, id, state and the last error."""
+    parts = (
+        record.key.workspace,
+        record.name,
+        record.key.agent_id,
+        _STATE_WORDS[state],
+        record.last_error or "",
+        record.last_error_detail,
+    )
+    return " ".join(parts).lower()
+
+
+def search_terms(query: str) -> list[str]:
+    """The words of `q` that count: its first QUERY_LIMIT characters, each word once, a word
+    found inside another word left out (it cannot narrow the match), then the first
+    MAX_TERMS: what a request costs does not grow with what a client types."""
+    words = list(dict.fromkeys(query[:QUERY_LIMIT].lower().split()))
+    narrowing = [w for w in words if not any(w != other and w in other for other in words)]
+    return narrowing[:MAX_TERMS]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    record: AgentRecord
+    state: State
+    text: str
+    key: tuple[int, float, str, str, str]
+
+
+_by_key = attrgetter("key")
+
+
+class Index:
+    """Each agent's search text and sort key, built once per record and state.
+
+    Records are immutable and replaced whole, so an entry is rebuilt only when its agent's
+    record (a poll, a rename) or state (time passing a threshold) changes: a filtered
+    request costs one pass over the agents, however many words its query has.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[AgentKey, _Entry] = {}
+
+    def entries(self, items: Iterable[Evaluated]) -> list[_Entry]:
+        old = self._entries
+        new: dict[AgentKey, _Entry] = {}
+        for item in items:
+            record, state = item
+            entry = old.get(record.key)
+            if entry is None or entry.record is not record or entry.state is not state:
+                entry = _Entry(record, state, search_text(record, state), sort_key(item))
+            new[record.key] = entry
+        self._entries = new  # agents no longer watched are dropped
+        return list(new.values())
+
+
+def chosen_entries(
+    entries: Iterable[_Entry],
+    *,
+    terms: Sequence[str] = (),
+    states: set[State] | None = None,
+    workspaces: set[str] | None = None,
+) -> list[_Entry]:
+    """The entries a filter lets through, soonest to die first."""
+    chosen = list(entries)
+    if states is not None:
+        chosen = [e for e in chosen if e.state in states]
+    if workspaces:
+        chosen = [e for e in chosen if e.record.key.workspace in workspaces]
+    for term in terms:  # at most MAX_TERMS passes, each narrower than the last
+        chosen = [e for e in chosen if term in e.text]
+    chosen.sort(key=_by_key)
+    return chosen
+
+
+def page_url(query: str = "", states: Iterable[str] | None = None, page: int = 1) -> str:
+    """The page's URL for a filter and a page number, as the script writes it."""
+    params: list[tuple[str, str]] = []
+    if states is not None:
+        chosen = list(states)
+        params += [("state", s) for s in chosen] if chosen else [("state", "")]
+    if query:
+        params.append(("q", query))
+    if page > 1:
+        params.append(("page", str(page)))
+    return "/?" + urlencode(params) if params else "/"
+
+
+@dataclass(frozen=True)
+class View:
+    """One page of the agents that match a filter, in order, as rows."""
+
+    rows: list[Row]
+    total: int  # agents watched
+    matching: int  # agents the filter lets through
+    page: int
+    pages: int
+    first: int  # the position of the first row shown, from 1
+    previous_url: str | None
+    next_url: str | None
+
+
+def select(
+    items: Sequence[Evaluated],
+    now: float,
+    *,
+    query: str = "",
+    states: set[State] | None = None,
+    page: int = 1,
+    page_size: int = PAGE_SIZE,
+    index: Index | None = None,
+) -> View:
+    """Filter, sort, then build rows for one page only: 10,000 agents cost a sort of keys.
+
+    `index` keeps search texts and sort keys from one request to the next."""
+    entries = (index or Index()).entries(items)
+    chosen = chosen_entries(entries, terms=search_terms(query), states=states)
+    pages = max(1, -(-len(chosen) // page_size))
+    page = min(max(1, page), pages)
+    start = (page - 1) * page_size
+    in_url = None if states is None else [s.value for s in STATES if s in states]
+    return View(
+        rows=[agent_row(e.record, e.state, now) for e in chosen[start : start + page_size]],
+        total=len(items),
+        matching=len(chosen),
+        page=page,
+        pages=pages,
+        first=start + 1,
+        previous_url=page_url(query, in_url, page - 1) if page > 1 else None,
+        next_url=page_url(query, in_url, page + 1) if page < pages else None,
+    )
