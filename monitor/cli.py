@@ -11,16 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from monitor import __version__, logs
-from monitor.config.schema import (
-    Config,
-    ConfigError,
-    config_path,
-    load_config,
-    read_api_key,
-    refuse_agents_with_key,
-)
+from monitor.config.errors import ConfigError
+from monitor.config.holder import ConfigHolder, Settings
+from monitor.config.keys import read_api_key, refuse_agents_with_key
+from monitor.config.loading import config_path, load_config
+from monitor.config.schema import Config
 from monitor.elevenlabs.pool import ClientPool, http_clients, wanted_clients
-from monitor.evaluate import State, Thresholds, evaluate, worst
+from monitor.evaluate import State, evaluate, worst
 from monitor.model import Health, iso, printable
 from monitor.runtime.discovery import Discovery
 from monitor.runtime.poller import Poller
@@ -157,7 +154,7 @@ def _check(args: argparse.Namespace) -> int:
     logs.configure("warning", config.logging.format, stream=sys.stderr)
     records, listing_failed = asyncio.run(_poll_once(config, keys, shard))
     now = time.time()
-    thresholds = Thresholds(config.thresholds.warning, config.thresholds.critical)
+    thresholds = Settings.of(config).thresholds
     rows = [_row(r, evaluate(r.observation, now, thresholds), now) for r in records]
     rows.sort(key=lambda r: (r["workspace"], r["agent_id"]))
     if args.output == "json":
@@ -189,8 +186,8 @@ async def _poll_once(
     clients = ClientPool(http_clients(lambda _: None))
     clients.update(wanted_clients(config.resolved_workspaces(), keys, shard.count if shard else 1))
     try:
-        discovery = Discovery(clients, Health())
-        await discovery.list_all(config.resolved_workspaces())
+        discovery = Discovery(clients, Health(), ConfigHolder(config))
+        await discovery.list_all()
         store.sync(resolve_targets(config, discovery.found, shard))
         poller = Poller(store, clients)
         await asyncio.gather(*(poller.poll(key) for key in store.agent_keys()))

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from monitor.config.schema import Config, ConfigError
+from monitor.config.errors import ConfigError
+from monitor.config.schema import Config
 from monitor.logs import redact
 from monitor.model import (
     AGENT_ID_RULE,
