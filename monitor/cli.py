@@ -30,6 +30,9 @@ EXIT_CONFIG = 2
 EXIT_CRITICAL = 2
 EXIT_UNKNOWN = 3
 EXIT_INTERNAL = 1
+# `check` is read as a Nagios plugin, where 1 and 2 are the agents' verdicts: its own config
+# or internal error is UNKNOWN, as the plugin guidelines say, never WARNING or CRITICAL.
+EXIT_CHECK_ERROR = EXIT_UNKNOWN
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    checking = args.command == "check"
     try:
         if args.command == "validate-config":
             return _validate(args)
@@ -77,12 +81,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_CHECK_ERROR if checking else EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
     except OSError as exc:
         print(f"error: {exc.strerror or type(exc).__name__}", file=sys.stderr)
-        return EXIT_INTERNAL
+        return EXIT_CHECK_ERROR if checking else EXIT_INTERNAL
+    except Exception as exc:
+        if not checking:
+            raise
+        # One line and no traceback: a monitoring system shows the plugin's first line.
+        print(f"error: internal error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_CHECK_ERROR
+
+
+def _one_line(exc: Exception) -> str:
+    """An exception as one line of text a terminal shows as is, any key redacted."""
+    return printable(logs.redact(f"{type(exc).__name__}: {exc}"))
 
 
 def _load(args: argparse.Namespace) -> tuple[Config, Any]:

@@ -93,7 +93,7 @@ def test_check_with_a_missing_link_exits_2(standin: StandIn, write_config: Confi
 
 def test_check_without_a_key_names_where_it_looked(write_config: ConfigWriter) -> None:
     done = run("check", "--config", str(write_config(["bot"])), key=None)
-    assert done.returncode == 2
+    assert done.returncode == 3  # a config error is UNKNOWN for `check`
     assert done.stderr == (
         "error: elevenlabs.api_key_env: the environment variable ELEVENLABS_API_KEY "
         "that should hold the API key is not set or empty\n"

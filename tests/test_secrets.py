@@ -169,7 +169,7 @@ def test_a_key_file_must_hold_one_printable_line(
         "agents:\n  - id: a\nserver:\n  host: 127.0.0.1\n  port: 0\n"
     )
     done = run_monitor(command, "--config", str(config))
-    assert done.returncode == 2
+    assert done.returncode == (3 if command == "check" else 2)  # `check`: UNKNOWN
     assert done.stderr == (
         f"error: elevenlabs.api_key_file: {key_file} must hold exactly one line, "
         "the API key (printable ASCII)\n"
@@ -237,7 +237,7 @@ def test_an_agent_holding_the_key_is_refused_at_start(
         f"agents:\n  - id: bot\n  - {agent}\nserver:\n  host: 127.0.0.1\n  port: 0\n"
     )
     done = run_monitor(command, "--config", str(config), key=CANARY_KEY)
-    assert done.returncode == 2
+    assert done.returncode == (3 if command == "check" else 2)  # `check`: UNKNOWN
     assert done.stderr == f"error: workspace 'default': agents[1]: {KEY_IN_AGENT_PROBLEM}\n"
     assert_clean("the refusal", done.stdout + done.stderr)
 
