@@ -35,6 +35,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/statuspage_bench.py` from an
 import uvicorn  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 
+from monitor.config.holder import ConfigHolder  # noqa: E402
 from monitor.config.schema import Config  # noqa: E402
 from monitor.evaluate import LINK_WITHOUT_EXPIRY, TOKEN_MISSING, Kind, Observation  # noqa: E402
 from monitor.model import AgentKey, Health, LinkAnswer, PollFailure, Reason, Target  # noqa: E402
@@ -84,7 +85,7 @@ def app_for(store: Store) -> Starlette:
         }
     )
     health = Health(last_cycle=NOW - 7, config_reload_at=NOW - 60)
-    routes = status_page.status_routes(store, health, lambda: config, lambda: NOW)
+    routes = status_page.status_routes(store, health, ConfigHolder(config), lambda: NOW)
     return Starlette(routes=routes)
 
 

@@ -22,6 +22,7 @@ from structlog.testing import capture_logs
 from monitor import logs
 from monitor.alerts import AlertLog, log_poll_failed
 from monitor.cli import _row, _table
+from monitor.config.holder import ConfigHolder
 from monitor.config.schema import AgentConfig, Config
 from monitor.elevenlabs.answers import parse_link_body
 from monitor.elevenlabs.client import ClientSettings, ElevenLabsClient
@@ -134,7 +135,7 @@ def test_no_answer_breaks_any_output(body: bytes, now: float) -> None:
     assert b"elevenlabs_agent_link_state" in metrics.render().body()
     assert metrics.render(openmetrics=True).body().endswith(b"# EOF\n")
     config = Config(agents=[AgentConfig(id="agent_1")])
-    app = Starlette(routes=status_routes(store, Health(), lambda: config, lambda: now))
+    app = Starlette(routes=status_routes(store, Health(), ConfigHolder(config), lambda: now))
     assert [r.status_code for r in asyncio.run(_pages(app))] == [200, 200, 200]
     rows = [_row(r, evaluate(r.observation, now, THRESHOLDS), now) for r in store.snapshot()]
     assert json.dumps({"agents": rows})

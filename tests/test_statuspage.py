@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 
 import monitor.web.status
 from monitor import __version__
+from monitor.config.holder import ConfigHolder
 from monitor.config.schema import Config
 from monitor.evaluate import (
     LINK_WITHOUT_EXPIRY,
@@ -126,10 +127,12 @@ class Setup:
         self.now = NOW
         self.store = Store()
         self.health = Health(config_reload_at=NOW - 60)
-        self.config = Config.model_validate(
-            config or {"agents": [{"id": "x"}], "poll": {"interval": "5m", "jitter": "10s"}},
+        self.settings = ConfigHolder(
+            Config.model_validate(
+                config or {"agents": [{"id": "x"}], "poll": {"interval": "5m", "jitter": "10s"}},
+            )
         )
-        routes = status_routes(self.store, self.health, lambda: self.config, lambda: self.now)
+        routes = status_routes(self.store, self.health, self.settings, lambda: self.now)
         self.client = Client(Starlette(routes=routes))
 
     def watch(self, *agents: tuple[str, str, str]) -> None:
@@ -724,7 +727,7 @@ def test_the_status_counts_without_building_or_sorting_rows(
 def test_ready_is_what_the_daemon_says() -> None:
     s = every_state()
     assert s.json("/api/v1/status")["ready"] is True  # by default, the store's readiness
-    routes = status_routes(s.store, s.health, lambda: s.config, lambda: s.now, lambda: False)
+    routes = status_routes(s.store, s.health, s.settings, lambda: s.now, lambda: False)
     assert Client(Starlette(routes=routes)).get("/api/v1/status").json()["ready"] is False
 
 

@@ -44,7 +44,7 @@ class Daemon:
             status_routes(
                 runtime.store,
                 runtime.health,
-                lambda: runtime.config,
+                runtime.settings,
                 runtime.clock,
                 ready=runtime.ready,
             )

@@ -16,6 +16,7 @@ import yaml
 from playwright.sync_api import Request, expect
 from starlette.applications import Starlette
 
+from monitor.config.holder import ConfigHolder
 from monitor.config.schema import Config
 from monitor.evaluate import Kind, Observation
 from monitor.model import AgentKey, Health, LinkAnswer, Target
@@ -380,7 +381,7 @@ class InProcess:
             store.record(LinkAnswer(Observation(Kind.LINK, expires), "f"), key, NOW)
         config = Config.model_validate({"agents": [{"id": "agent_00000"}]})
         health = Health(last_cycle=NOW, config_reload_at=NOW)
-        routes = status_routes(store, health, lambda: config, time.time)
+        routes = status_routes(store, health, ConfigHolder(config), time.time)
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.server = uvicorn.Server(

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from monitor.config.holder import ConfigHolder
 from monitor.config.schema import Config
-from monitor.evaluate import Thresholds
 from monitor.model import Health, iso
 from monitor.store import Store
 from monitor.web.status.assets import STATIC_PATH, FingerprintedFiles, jinja_templates
@@ -46,7 +46,7 @@ API_MAX_PAGE_SIZE = 1000
 def status_routes(
     store: Store,
     health: Health,
-    config: Callable[[], Config],
+    settings: ConfigHolder,
     clock: Callable[[], float],
     ready: Callable[[], bool] | None = None,
 ) -> list[BaseRoute]:
@@ -61,9 +61,8 @@ def status_routes(
 
     def current() -> tuple[float, Config, list[Evaluated]]:
         now = clock()
-        settings = config()
-        thresholds = Thresholds(settings.thresholds.warning, settings.thresholds.critical)
-        return now, settings, evaluated(store.snapshot(), now, thresholds)
+        active = settings.current
+        return now, active.config, evaluated(store.snapshot(), now, active.thresholds)
 
     def render(request: Request, template: str) -> Response:
         now, settings, items = current()
