@@ -43,10 +43,12 @@ from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import expr as expr_builders
 from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
+from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models import prometheus as prom_model
+from grafana_foundation_sdk.models.alerting import Query as AlertQuery
 from grafana_foundation_sdk.models.alerting import RelativeTimeRange
 
 HERE = Path(__file__).resolve().parent
@@ -644,7 +646,8 @@ def build_dashboard() -> dict[str, Any]:
         builder = builder.with_row(dash.Row(title).id(ids()))
         for panel in panels(ids):
             builder = builder.with_panel(panel)
-    return json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+    built: dict[str, Any] = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+    return built
 
 
 def render_dashboard() -> str:
@@ -746,7 +749,14 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
     {
         "uid": "ellm-link-missing",
         "title": "ElevenLabsAgentLinkMissing",
-        "expr": _state_last_known("missing"),
+        # As in rules.yml: missing now, or for at least 40% of the past 30 minutes (a link
+        # missing on every other poll). That case comes first: `or` keeps the left side's
+        # value, and the last-known state is 0 between two missing polls.
+        "expr": (
+            f"max by ({_AGENT_KEYS}) "
+            '(avg_over_time(elevenlabs_agent_link_state{state="missing"}[30m])) >= 0.4\n'
+            "or\n" + _state_last_known("missing")
+        ),
         "evaluator": ("gt", [0]),
         "for": "15m",
         "no_data": "OK",
@@ -958,7 +968,7 @@ def _alert_rule(spec: dict[str, Any]) -> alert_builders.Rule:
             ]
         ),
     )
-    queries = [query, reduce, threshold]
+    queries: list[Builder[AlertQuery]] = [query, reduce, threshold]
     if "elevenlabs_agent_" in spec["expr"]:
         queries.append(_name_query())
     return (
