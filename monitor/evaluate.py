@@ -90,6 +90,8 @@ def next_change(
     alone can change it (only a known expiry can)."""
     if observation is None or observation.kind is not Kind.LINK or observation.expires_at is None:
         return None
+    if not math.isfinite(observation.expires_at) or not math.isfinite(now):
+        return None  # no instant to step to: the search below would never end
     state = evaluate(observation, now, thresholds)
     ahead = _BY_TIME[_BY_TIME.index(state) + 1 :]
     if not ahead:

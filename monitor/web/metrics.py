@@ -11,7 +11,6 @@ and the closing `# EOF`), so the cache serves both.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -29,8 +28,9 @@ from prometheus_client.utils import floatToGoString
 
 from monitor import __version__
 from monitor.config.holder import ConfigHolder
-from monitor.evaluate import STATES, Kind, State, Thresholds, evaluate, next_change
+from monitor.evaluate import STATES, Kind, State
 from monitor.model import AgentKey, Health
+from monitor.peragent import PerAgent
 from monitor.revision import revision
 from monitor.store import AgentRecord, Store
 
@@ -186,20 +186,13 @@ class Exposition:
         return b"".join(self.pieces)
 
 
-@dataclass(frozen=True, slots=True)
-class _Rendered:
-    record: AgentRecord
-    state: State
-    until: float  # the state holds while the clock is before this instant
-    parts: tuple[bytes, ...]  # one per AGENT_FAMILIES
-
-
 class AgentExposition:
-    """The per-agent families: a rendered chunk cached per agent, and each family's
-    samples joined into one block that is rebuilt only when some agent changed.
+    """The per-agent families: a rendered chunk kept per agent (see monitor/peragent.py),
+    and each family's samples joined into one block that is rebuilt only when some agent
+    changed.
 
     Between polls nothing changes but the clock, so a scrape then checks each agent's
-    record and state deadline and sends the cached blocks as they are.
+    record and state deadline and sends the kept blocks as they are.
     """
 
     def __init__(
@@ -211,40 +204,19 @@ class AgentExposition:
         self._store = store
         self._settings = settings
         self._clock = clock
-        self._cache: dict[AgentKey, _Rendered] = {}
-        self._cached_thresholds: Thresholds | None = None
+        self._rendered: PerAgent[tuple[bytes, ...]] = PerAgent(render_agent)
         self._blocks: tuple[bytes, ...] = ()
 
     def render(self, openmetrics: bool = False) -> list[bytes]:
         """The exposition's pieces, in order."""
         now = self._clock()
         settings = self._settings.current
-        thresholds = settings.thresholds
         records = self._store.snapshot()
-        cache = self._cache
-        if thresholds != self._cached_thresholds:
-            cache = {}  # every state deadline moved
-            self._cached_thresholds = thresholds
-        changed = not self._blocks or len(records) != len(cache)
-        fresh: dict[AgentKey, _Rendered] = {}
-        for record in records:
-            entry = cache.get(record.key)
-            if entry is None or entry.record is not record or now >= entry.until:
-                state = evaluate(record.observation, now, thresholds)
-                if entry is None or entry.record is not record or entry.state is not state:
-                    parts = render_agent(record, state)
-                    changed = True
-                else:
-                    parts = entry.parts
-                until = next_change(record.observation, now, thresholds)
-                entry = _Rendered(record, state, math.inf if until is None else until, parts)
-            fresh[record.key] = entry
-        # Swapped whole: an agent that left the store leaves the cache with it.
-        self._cache = fresh
-        if changed:
-            entries = list(fresh.values())
+        changed = self._rendered.refresh(records, now, settings.thresholds)
+        if changed or not self._blocks:
+            entries = self._rendered.kept()
             self._blocks = tuple(
-                b"".join(entry.parts[index] for entry in entries)
+                b"".join(entry.value[index] for entry in entries)
                 for index in range(len(AGENT_FAMILIES))
             )
         pieces: list[bytes] = []

@@ -21,7 +21,6 @@ from monitor.web.status.figures import (
     SCHEMA_VERSION,
     Evaluated,
     agent_row,
-    evaluated,
     refresh_seconds,
     status_figures,
 )
@@ -62,7 +61,7 @@ def status_routes(
     def current() -> tuple[float, Config, list[Evaluated]]:
         now = clock()
         active = settings.current
-        return now, active.config, evaluated(store.snapshot(), now, active.thresholds)
+        return now, active.config, index.refresh(store.snapshot(), now, active.thresholds)
 
     def render(request: Request, template: str) -> Response:
         now, settings, items = current()
@@ -75,7 +74,7 @@ def status_routes(
             page = 1
         context = {
             "status": status_figures(items, health, settings, now, is_ready()),
-            "view": select(items, now, query=query, states=states, page=page, index=index),
+            "view": select(index, now, query=query, states=states, page=page),
             "query": query,
             "chosen": states,
             "refresh_ms": int(refresh_seconds(settings) * 1000),
@@ -100,7 +99,7 @@ def status_routes(
             return _json({"error": str(exc)}, 400)
         now, _, items = current()
         chosen = chosen_entries(
-            index.entries(items),
+            index.entries(),
             terms=search_terms(params.get("q", "")),
             states=states,
             workspaces={w for w in params.getlist("workspace") if w},

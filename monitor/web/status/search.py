@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from operator import attrgetter
 from urllib.parse import urlencode
 
-from monitor.evaluate import STATES, State
-from monitor.model import AgentKey
+from monitor.evaluate import STATES, State, Thresholds
+from monitor.peragent import PerAgent
 from monitor.store import AgentRecord
 from monitor.web.status.figures import Evaluated, Row, agent_row, sort_key
 from monitor.web.status.text import LABELS
@@ -78,27 +78,30 @@ _by_key = attrgetter("key")
 
 
 class Index:
-    """Each agent's search text and sort key, built once per record and state.
+    """Each agent's state, search text and sort key, kept per agent (monitor/peragent.py).
 
-    Records are immutable and replaced whole, so an entry is rebuilt only when its agent's
-    record (a poll, a rename) or state (time passing a threshold) changes: a filtered
-    request costs one pass over the agents, however many words its query has.
+    An entry is rebuilt only when its agent's record (a poll, a rename) or state (time
+    passing a threshold) changes: a filtered request costs one pass over the agents,
+    however many words its query has.
     """
 
     def __init__(self) -> None:
-        self._entries: dict[AgentKey, _Entry] = {}
+        self._kept: PerAgent[_Entry] = PerAgent(_entry)
 
-    def entries(self, items: Iterable[Evaluated]) -> list[_Entry]:
-        old = self._entries
-        new: dict[AgentKey, _Entry] = {}
-        for item in items:
-            record, state = item
-            entry = old.get(record.key)
-            if entry is None or entry.record is not record or entry.state is not state:
-                entry = _Entry(record, state, search_text(record, state), sort_key(item))
-            new[record.key] = entry
-        self._entries = new  # agents no longer watched are dropped
-        return list(new.values())
+    def refresh(
+        self, records: Iterable[AgentRecord], now: float, thresholds: Thresholds
+    ) -> list[Evaluated]:
+        """Every agent with its state at `now`; agents no longer watched are dropped."""
+        self._kept.refresh(records, now, thresholds)
+        return [(kept.record, kept.state) for kept in self._kept.kept()]
+
+    def entries(self) -> list[_Entry]:
+        """Every agent's entry, as of the last refresh."""
+        return [kept.value for kept in self._kept.kept()]
+
+
+def _entry(record: AgentRecord, state: State) -> _Entry:
+    return _Entry(record, state, search_text(record, state), sort_key((record, state)))
 
 
 def chosen_entries(
@@ -148,19 +151,16 @@ class View:
 
 
 def select(
-    items: Sequence[Evaluated],
+    index: Index,
     now: float,
     *,
     query: str = "",
     states: set[State] | None = None,
     page: int = 1,
     page_size: int = PAGE_SIZE,
-    index: Index | None = None,
 ) -> View:
-    """Filter, sort, then build rows for one page only: 10,000 agents cost a sort of keys.
-
-    `index` keeps search texts and sort keys from one request to the next."""
-    entries = (index or Index()).entries(items)
+    """Filter, sort, then build rows for one page only: 10,000 agents cost a sort of keys."""
+    entries = index.entries()
     chosen = chosen_entries(entries, terms=search_terms(query), states=states)
     pages = max(1, -(-len(chosen) // page_size))
     page = min(max(1, page), pages)
@@ -168,7 +168,7 @@ def select(
     in_url = None if states is None else [s.value for s in STATES if s in states]
     return View(
         rows=[agent_row(e.record, e.state, now) for e in chosen[start : start + page_size]],
-        total=len(items),
+        total=len(entries),
         matching=len(chosen),
         page=page,
         pages=pages,

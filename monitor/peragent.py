@@ -1,0 +1,70 @@
+"""A value derived from each agent's record and state, kept until either changes.
+
+Records are immutable and replaced whole on every poll, so identity tells a new record; a
+state changes only with a new record, new thresholds, or when the clock reaches the instant
+`next_change` names. /metrics (an agent's rendered series) and the status page (its search
+text) keep their per-agent values in one of these, so the rule of when a value is stale is
+written once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from monitor.evaluate import State, Thresholds, evaluate, next_change
+from monitor.model import AgentKey
+from monitor.store import AgentRecord
+
+_V = TypeVar("_V")
+
+
+@dataclass(frozen=True, slots=True)
+class Kept(Generic[_V]):
+    record: AgentRecord
+    state: State
+    until: float  # the state holds while the clock is before this instant
+    value: _V
+
+
+class PerAgent(Generic[_V]):
+    """`build(record, state)` for every agent, rebuilt only when its record or state changes."""
+
+    def __init__(self, build: Callable[[AgentRecord, State], _V]) -> None:
+        self._build = build
+        self._kept: dict[AgentKey, Kept[_V]] = {}
+        self._thresholds: Thresholds | None = None
+
+    def refresh(self, records: Iterable[AgentRecord], now: float, thresholds: Thresholds) -> bool:
+        """Bring every agent up to date at `now`; True if a value was rebuilt or an agent left.
+
+        The agents kept are exactly `records`, in their order: one that left the store
+        leaves the cache with it.
+        """
+        kept = self._kept
+        if thresholds != self._thresholds:
+            kept = {}  # every state deadline moved
+            self._thresholds = thresholds
+        changed = False
+        fresh: dict[AgentKey, Kept[_V]] = {}
+        for record in records:
+            entry = kept.get(record.key)
+            if entry is None or entry.record is not record or now >= entry.until:
+                state = evaluate(record.observation, now, thresholds)
+                if entry is None or entry.record is not record or entry.state is not state:
+                    value = self._build(record, state)
+                    changed = True
+                else:
+                    value = entry.value
+                until = next_change(record.observation, now, thresholds)
+                entry = Kept(record, state, math.inf if until is None else until, value)
+            fresh[record.key] = entry
+        changed = changed or len(fresh) != len(self._kept)
+        self._kept = fresh
+        return changed
+
+    def kept(self) -> list[Kept[_V]]:
+        """Every agent's entry, as of the last refresh."""
+        return list(self._kept.values())
