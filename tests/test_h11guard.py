@@ -104,3 +104,16 @@ def test_what_the_guard_overrides_and_adds_is_known() -> None:
     assert {"connection_made", "connection_lost", "pause_writing"} <= set(OVERRIDES)
     assert {"header_timeout", "write_timeout", "_idle_since", "_deadline", "_arm"} <= set(OWN)
     assert {"loop", "transport", "conn", "cycle", "connections"} <= init_attributes(H11Protocol)
+
+
+def test_the_server_hooks_the_daemon_overrides_are_still_there() -> None:
+    # server.py turns uvicorn's own signal handling off (the daemon owns SIGTERM and SIGHUP)
+    # and closes lingering connections itself at shutdown: both lean on uvicorn internals.
+    assert callable(getattr(uvicorn.Server, "capture_signals", None)), (
+        f"uvicorn.Server.capture_signals is gone: {REVISIT}"
+    )
+    config = uvicorn.Config(app=None)  # type: ignore[arg-type]
+    state = uvicorn.Server(config).server_state
+    assert isinstance(getattr(state, "connections", None), set), (
+        f"uvicorn ServerState.connections is gone or not a set: {REVISIT}"
+    )
