@@ -176,8 +176,29 @@ def _check(args: argparse.Namespace) -> int:
         print(json.dumps({"version": 1, "agents": rows}, indent=2))
     else:
         print(_table(rows))
+    if not rows:
+        # Having checked nothing is not OK: UNKNOWN, with the reason.
+        reason = _nothing(config, shard, listing_failed)
+        print(f"error: nothing to check: {reason}", file=sys.stderr)
+        return EXIT_UNKNOWN
     # A failed listing means agents that could not be polled: at least `unknown`.
     return exit_status([State(r["state"]) for r in rows] + [State.UNKNOWN] * listing_failed)
+
+
+def _nothing(config: Config, shard: Shard | None, listing_failed: bool) -> str:
+    """Why `check` found no agent: the shard held none, or nothing was configured or listed."""
+    names = sorted(printable(w.name) for w in config.resolved_workspaces())
+    quoted = ", ".join(f"'{name}'" for name in names)
+    if shard is not None:
+        where = "workspace" if len(names) == 1 else "workspaces"
+        return f"shard {shard} holds none of the agents configured or listed in {where} {quoted}"
+    # Without a shard every configured agent is checked: none is configured, all discover.
+    listings = "the listing of workspace" if len(names) == 1 else "the listings of workspaces"
+    if not listing_failed:
+        outcome = "returned none"
+    else:
+        outcome = "failed" if len(names) == 1 else "failed or returned none"
+    return f"no configured agents and {listings} {quoted} {outcome}"
 
 
 def exit_status(states: list[State]) -> int:
