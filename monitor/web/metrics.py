@@ -258,7 +258,8 @@ class MonitorCollector(Collector):
         if health.last_cycle_duration is not None:
             yield GaugeMetricFamily(
                 "elevenlabs_link_monitor_last_cycle_duration_seconds",
-                "How long the last full poll cycle took.",
+                "How long the last poll cycle took, whether every poll ended or it was cut short "
+                "at its deadline (then about 90% of poll.interval).",
                 value=health.last_cycle_duration,
             )
         yield CounterMetricFamily(
