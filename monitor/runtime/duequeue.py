@@ -17,40 +17,53 @@ _K = TypeVar("_K", bound=Hashable)
 
 BATCH = 0.25  # seconds: wake-ups are batched into quarter seconds
 BATCH_SLACK = 0.01
+# The heap may hold stale entries (a key set again, dropped) besides the live ones, up to as
+# many as there are live ones and this many more; then it is rebuilt from the live ones.
+STALE_SLACK = 16
 
 
 class DueQueue(Generic[_K]):
+    """A heap with lazy deletion, bounded: setting a key again pushes a new entry and leaves
+    the old one stale, to be skipped when it comes up; once the stale entries outnumber the
+    live ones (and `STALE_SLACK`), the heap is rebuilt from the live ones. So memory stays
+    O(keys) however often due times move (an expiry that moves on every poll), and a set
+    costs O(log n), amortised.
+    """
+
     def __init__(self, fire: Callable[[list[_K]], None], clock: Callable[[], float]) -> None:
         """`fire` gets the keys that are due; `clock` is the wall clock due times are in."""
         self._fire = fire
         self._clock = clock
-        self._due_at: dict[_K, float] = {}
+        # key -> its live entry's (due, order): one per key; any other entry is stale.
+        self._live: dict[_K, tuple[float, int]] = {}
         self._heap: list[tuple[float, int, _K]] = []
         self._order = 0  # ties broken by insertion, so keys need not be comparable
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
 
     def __len__(self) -> int:
-        return len(self._due_at)
+        return len(self._live)
 
     def set(self, key: _K, due: float | None) -> None:
         """`key` is due at `due` (wall time), or never."""
         if due is None:
-            self._due_at.pop(key, None)
+            self.drop(key)
             return
-        if self._due_at.get(key) == due:
+        live = self._live.get(key)
+        if live is not None and live[0] == due:
             return
-        # One live entry per key: a stale one is skipped when it comes up.
-        self._due_at[key] = due
         self._order += 1
+        self._live[key] = (due, self._order)
         heapq.heappush(self._heap, (due, self._order, key))
+        self._compact()
         self._arm(due)
 
     def drop(self, key: _K) -> None:
-        self._due_at.pop(key, None)
+        if self._live.pop(key, None) is not None:
+            self._compact()
 
     def clear(self) -> None:
-        self._due_at.clear()
+        self._live.clear()
         self._heap.clear()
         self.close()
 
@@ -58,6 +71,13 @@ class DueQueue(Generic[_K]):
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self._timer_at = None
+
+    def _compact(self) -> None:
+        if len(self._heap) <= 2 * len(self._live) + STALE_SLACK:
+            return
+        # O(n), after at least n/2 stale entries came in: O(1) a set or drop, amortised.
+        self._heap = [(due, order, key) for key, (due, order) in self._live.items()]
+        heapq.heapify(self._heap)
 
     def _arm(self, when: float) -> None:
         # Up to the next quarter second, unless it is a hair past one: a repeat due at
@@ -76,13 +96,15 @@ class DueQueue(Generic[_K]):
         now = self._clock()
         due: list[_K] = []
         while self._heap and self._heap[0][0] <= now:
-            when, _, key = heapq.heappop(self._heap)
-            if self._due_at.get(key) == when:
-                del self._due_at[key]
+            when, order, key = heapq.heappop(self._heap)
+            if self._live.get(key) == (when, order):
+                del self._live[key]
                 due.append(key)
-        if due:
-            self._fire(due)
-        while self._heap and self._due_at.get(self._heap[0][2]) != self._heap[0][0]:
-            heapq.heappop(self._heap)  # stale entries
-        if self._heap:
-            self._arm(self._heap[0][0])
+        try:
+            if due:
+                self._fire(due)
+        finally:  # a `fire` that raises must not leave every later key without a timer
+            while self._heap and self._live.get(self._heap[0][2]) != self._heap[0][:2]:
+                heapq.heappop(self._heap)  # stale entries
+            if self._heap:
+                self._arm(self._heap[0][0])
