@@ -293,7 +293,7 @@ def _overview_panels(ids: _Ids) -> list[Any]:
         _stat(
             ids,
             "Agents by state",
-            "How many agents are in each link state (see the README's state table).",
+            "How many agents are in each link state (see the state table in docs/metrics.md).",
             f"sum by (state) (elevenlabs_agent_link_state{{{AGENT_FILTER}}})",
             legend="{{state}}",
             span=12,
@@ -867,7 +867,7 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
             "every agent in time, so agents are polled less often than configured. "
             "Raise elevenlabs.max_requests_per_second or elevenlabs.max_concurrency within the "
             "API's limits, or lengthen poll.interval (shards share the rate limit, so they help "
-            "only when concurrency or CPU is short); see Failure behaviour in the README."
+            "only when concurrency or CPU is short); see Cycles and limits in docs/failure-behaviour.md."
         ),
     },
     {
