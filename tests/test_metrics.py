@@ -154,12 +154,10 @@ def test_hostile_names_are_escaped_and_read_back_intact(store: Store, metrics: M
 
 
 def test_unchanged_agents_are_not_rendered_again(
-    store: Store, metrics: Metrics, monkeypatch: pytest.MonkeyPatch
+    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import monitor.web.metrics as module
 
-    store.sync([agent(f"a{i}") for i in range(10)])
-    metrics.render()
     calls: list[str] = []
     original = module.render_agent
 
@@ -168,6 +166,11 @@ def test_unchanged_agents_are_not_rendered_again(
         return original(record, state)
 
     monkeypatch.setattr(module, "render_agent", counting)
+    metrics = Metrics(store, Health(), holder(), clock)
+    store.sync([agent(f"a{i}") for i in range(10)])
+    metrics.render()
+    assert len(calls) == 10
+    calls.clear()
     first = metrics.render().body()
     assert metrics.render(openmetrics=True).body().startswith(first.split(b"\n", 2)[0])
     store.record(LinkAnswer(AGENT_NOT_FOUND, None), AgentKey("default", "a3"), NOW)
