@@ -1,5 +1,12 @@
 """Reload: read the config and the keys again (off the event loop, in a thread shutdown never
-waits for), and hand them over; a bad config or key file keeps everything that runs."""
+waits for), and hand them over; a bad config or key file keeps everything that runs.
+
+No change to a file is ever taken as seen unless it was read: each file is fingerprinted
+before it is read, and those fingerprints, not the files as they are once the reload is
+done, are what the next look at the files compares with. A file saved while the previous
+version is parsed, or a key rotated just after it was read, differs from what was
+remembered and is loaded at the next look (an extra reload at worst, never a lost one).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ from monitor.config.holder import ConfigHolder
 from monitor.config.keys import KeyReader, refuse_agents_with_key
 from monitor.config.loading import load_config
 from monitor.config.schema import Config
-from monitor.config.watcher import FileWatcher
+from monitor.config.watcher import Fingerprint, fingerprint
 from monitor.model import Health
 
 log = structlog.get_logger("monitor")
@@ -87,49 +94,65 @@ class Reloader:
         self._settings = settings
         self._health = health
         self._clock = clock
-        self._lock = asyncio.Lock()
-        self.watcher = FileWatcher()
-        self.watcher.remember(self._watched())
+        self._lock = asyncio.Lock()  # one look at the files or reload at a time
+        # Each watched file -> its fingerprint when it was last read (at start: now).
+        self._seen: dict[Path, Fingerprint] = {p: fingerprint(p) for p in self._watched()}
 
     def _watched(self) -> list[Path]:
         return [self._path, *key_files(self._settings.current.config, self._path.parent)]
 
     async def check_files(self) -> bool:
         """Reload if the config file or a key file changed; True if a reload was done."""
-        watched = self._watched()
-        changed = await off_loop(lambda: self.watcher.changed(watched))
-        if not changed:
-            return False
-        cause = "file changed" if self._path in changed else "key file changed"
-        await self.reload(cause)
-        return True
+        async with self._lock:
+            seen = dict(self._seen)
+            changed = await off_loop(lambda: [p for p, f in seen.items() if fingerprint(p) != f])
+            if not changed:
+                return False
+            cause = "file changed" if self._path in changed else "key file changed"
+            await self._reload(cause)
+            return True
 
     async def reload(self, cause: str) -> bool:
         """Load the config and keys again; keep the running ones if either is bad."""
         async with self._lock:
-            # What is read now is what is known: a bad file is not retried every tick.
-            self.watcher.remember(self._watched())
-            try:
-                config, keys = await off_loop(self._load)
-            except ConfigError as exc:
-                self._health.config_reload_ok = False
-                # Bounded by ConfigError itself: a huge bad file never makes a huge line.
-                log.error(
-                    "config_reload_failed",
-                    cause=cause,
-                    problems=exc.shown,
-                    problems_left_out=exc.left_out,
-                )
-                return False
-            fields = self._apply(config, keys)
-            self.watcher.remember(self._watched())
-            self._health.config_reload_ok = True
-            self._health.config_reload_at = self._clock()
-            log.info("config_reloaded", cause=cause, **fields)
-            return True
+            return await self._reload(cause)
 
-    def _load(self) -> tuple[Config, dict[str, str]]:
+    async def _reload(self, cause: str) -> bool:
+        read: dict[Path, Fingerprint] = {}  # filled by _load, before each file is read
+        try:
+            config, keys = await off_loop(lambda: self._load(read))
+        except ConfigError as exc:
+            # What was read is what is known: a bad file is not retried every tick, and a
+            # change to any file read (a key file the new config names, too) is looked at.
+            self._seen = read
+            self._health.config_reload_ok = False
+            # Bounded by ConfigError itself: a huge bad file never makes a huge line.
+            log.error(
+                "config_reload_failed",
+                cause=cause,
+                problems=exc.shown,
+                problems_left_out=exc.left_out,
+            )
+            return False
+        except Exception:
+            self._seen = read  # nor is a file that crashes the load
+            raise
+        # Before the apply: a file that changes from here on differs from what is known.
+        self._seen = {p: read[p] for p in [self._path, *key_files(config, self._path.parent)]}
+        fields = self._apply(config, keys)
+        self._health.config_reload_ok = True
+        self._health.config_reload_at = self._clock()
+        log.info("config_reloaded", cause=cause, **fields)
+        return True
+
+    def _load(self, read: dict[Path, Fingerprint]) -> tuple[Config, dict[str, str]]:
+        """The config and its keys; each file is fingerprinted into `read` before it is read
+        (the running config's key files first: the new config may keep them)."""
+        for path in self._watched():
+            read[path] = fingerprint(path)
         config = load_config(self._path)
+        for path in key_files(config, self._path.parent):
+            read.setdefault(path, fingerprint(path))
         problems: list[str] = []
         keys: dict[str, str] = {}
         for workspace in config.resolved_workspaces():
