@@ -35,7 +35,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 screenshot: venv tools  ## refresh docs/status-page.png from `make demo` in Chromium
-	$(BIN)/python -m tests.browser.screenshot docs/status-page.png
+	$(BIN)/python -m tests.system.browser.screenshot docs/status-page.png
 
 typecheck: venv
 	$(BIN)/mypy

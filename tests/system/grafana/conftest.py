@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.grafana.support import (
+from tests.system.grafana.support import (
     ALERT_RULES,
     COMPOSE,
     DASHBOARD,

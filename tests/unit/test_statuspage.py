@@ -50,7 +50,7 @@ from tests.standin import StandIn, link
 DAY = 86400.0
 NOW = 1_800_000_000.0
 XSS = "<img src=x onerror=alert(1)>"
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "status-api.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "status-api.md"
 
 ROW_FIELDS: dict[str, type | tuple[type, ...]] = {
     "workspace": str,

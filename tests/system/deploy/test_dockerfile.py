@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy._helpers import CHART_DIR, REPO, dockerfile_lines, output, run
+from tests.system.deploy._helpers import CHART_DIR, REPO, dockerfile_lines, output, run
 from tests.tooling import require_tool
 
 DOCKERFILE = REPO / "Dockerfile"

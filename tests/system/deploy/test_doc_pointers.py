@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy._helpers import DEPLOY, REPO
+from tests.system.deploy._helpers import DEPLOY, REPO
 
 MOVED = r"(?:Failure behaviour|Configuration reference|Performance|state table)"
 # A moved section named next to the README, either way round, within one sentence.

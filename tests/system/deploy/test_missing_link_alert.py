@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from tests.deploy._helpers import DEPLOY, PROMETHEUS_DIR, output, run
+from tests.system.deploy._helpers import DEPLOY, PROMETHEUS_DIR, output, run
 from tests.tooling import require_tool
 
 RULES = PROMETHEUS_DIR / "rules.yml"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.grafana.support import (
+from tests.system.grafana.support import (
     COMPOSE_ALERTMANAGER,
     COMPOSE_PROMETHEUS,
     DASHBOARD,

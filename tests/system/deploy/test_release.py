@@ -8,7 +8,7 @@ import tomllib
 import yaml
 
 from monitor import __version__
-from tests.deploy._helpers import CHART_DIR, REPO, dockerfile_lines
+from tests.system.deploy._helpers import CHART_DIR, REPO, dockerfile_lines
 
 
 def test_the_version_is_written_once() -> None:

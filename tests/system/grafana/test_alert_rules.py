@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.grafana.support import DATASOURCES, PROMETHEUS_RULES, read_yaml
+from tests.system.grafana.support import DATASOURCES, PROMETHEUS_RULES, read_yaml
 
 EXPECTED_ALERTS = {
     "ElevenLabsAgentLinkExpiringSoon": "warning",  # expires within 7d

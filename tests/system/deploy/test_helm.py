@@ -30,7 +30,7 @@ from monitor.config.loading import load_config, parse_config
 from monitor.runtime.targets import Shard, parse_shard
 from tests.conftest import CANARY_KEY, canary_token
 from tests.daemon import Daemon, wait_until
-from tests.deploy._helpers import (
+from tests.system.deploy._helpers import (
     CHART_DIR,
     DEPLOY,
     HELM_DIR,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy._helpers import SYSTEMD_DIR, output, run
+from tests.system.deploy._helpers import SYSTEMD_DIR, output, run
 
 UNIT = SYSTEMD_DIR / "elevenlabs-link-monitor.service"
 BINARY = "/opt/elevenlabs-link-monitor/bin/elevenlabs-link-monitor"

@@ -23,8 +23,8 @@ from monitor.model import AgentKey, Health, LinkAnswer, Target
 from monitor.store import Store
 from monitor.web.status.routes import PARTIAL_PATH, status_routes
 from monitor.web.status.search import PAGE_SIZE
-from tests.browser.conftest import OpenTab, Tab, axe_violations
-from tests.browser.screenshot import DEMO_AGENTS, photograph, running_demo
+from tests.system.browser.conftest import OpenTab, Tab, axe_violations
+from tests.system.browser.screenshot import DEMO_AGENTS, photograph, running_demo
 from tests.conftest import ConfigWriter, canary_token
 from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, link, status

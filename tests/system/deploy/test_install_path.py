@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy._helpers import REPO, SYSTEMD_DIR, dockerfile_lines, output, run
+from tests.system.deploy._helpers import REPO, SYSTEMD_DIR, dockerfile_lines, output, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

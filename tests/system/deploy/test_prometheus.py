@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy._helpers import JOB, PROMETHEUS_DIR, output, run
+from tests.system.deploy._helpers import JOB, PROMETHEUS_DIR, output, run
 from tests.tooling import require_tool
 
 RULES = PROMETHEUS_DIR / "rules.yml"

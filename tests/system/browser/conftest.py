@@ -11,10 +11,10 @@ from typing import Any, Literal
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
 
-from tests.browser.screenshot import LAUNCH_ARGS
+from tests.system.browser.screenshot import LAUNCH_ARGS
 from tests.tooling import require_tool
 
-AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+AXE = Path(__file__).resolve().parents[3] / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 # The page refreshes every 2 s when the poll interval is 1 s: leave room for a few rounds.
 expect.set_options(timeout=10_000)

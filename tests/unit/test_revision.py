@@ -12,7 +12,7 @@ import pytest
 from monitor import revision as module
 from monitor.revision import REVISION_ENV, UNKNOWN, revision
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

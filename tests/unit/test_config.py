@@ -27,7 +27,7 @@ from monitor.config.schema import (
     parse_duration,
 )
 
-EXAMPLE_CONFIG = Path(__file__).parents[1] / "config.yaml"
+EXAMPLE_CONFIG = Path(__file__).parents[2] / "config.yaml"
 SECRET = "sk_9f8e7d6c5b4a39281706f5e4d3c2b1a0"  # shaped like an ElevenLabs key; must never leak
 
 

@@ -12,7 +12,7 @@ API with one agent in every state, and evaluates deploy/prometheus/rules.yml. Th
 
 The copy of rules.yml loaded here has every `for:` rewritten to `0s`: the `for:`
 durations are proven by the promtool unit tests (deploy/prometheus/rules_test.yml, run by
-tests/deploy/test_prometheus.py); this test proves the expressions select the right agents
+tests/system/deploy/test_prometheus.py); this test proves the expressions select the right agents
 against real scraped data, which a 15-minute `for:` would not let a test observe.
 """
 
@@ -45,7 +45,7 @@ from tests.tooling import require_tool
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 RULES = REPO / "deploy" / "prometheus" / "rules.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "elevenlabs-link-monitor.json"
 GRAFANA_ALERTS = (
@@ -495,7 +495,7 @@ def test_prometheus_runs_the_dashboards_and_alerts_against_the_daemon(
 def test_demo_has_an_agent_in_every_alerting_state(tmp_path: Path) -> None:
     """`demo` offers an agent for every state the link alerts are about.
 
-    (Formerly checked through Prometheus by tests/deploy/test_rules_live.py; that the
+    (Formerly checked through Prometheus by tests/system/deploy/test_rules_live.py; that the
     rules select the agents in these states is proven by the test above.)
     """
     port = free_port()

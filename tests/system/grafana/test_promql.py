@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.grafana.support import ALERT_ONLY_METRICS, ALERT_RULES, ALLOWED_METRICS, DASHBOARD
+from tests.system.grafana.support import ALERT_ONLY_METRICS, ALERT_RULES, ALLOWED_METRICS, DASHBOARD
 
 # The series the dashboard must show (the whole contract, bar the optional relative gauge).
 EXPECTED_IN_DASHBOARD = ALLOWED_METRICS - {

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.grafana.support import ALERT_RULES, DASHBOARD
+from tests.system.grafana.support import ALERT_RULES, DASHBOARD
 
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 

@@ -1,6 +1,6 @@
 """Refresh the README's screenshot from the demo, in Debian's Chromium (`make screenshot`).
 
-    .venv/bin/python -m tests.browser.screenshot docs/status-page.png
+    .venv/bin/python -m tests.system.browser.screenshot docs/status-page.png
 
 The browser tests take the same picture into a temporary folder, so the tracked one changes
 only when somebody asks for it.
@@ -95,7 +95,7 @@ def photograph(page: Page, url: str, target: Path) -> None:
 
 def main() -> int:
     if len(sys.argv) != 2:
-        print("usage: python -m tests.browser.screenshot PATH.png", file=sys.stderr)
+        print("usage: python -m tests.system.browser.screenshot PATH.png", file=sys.stderr)
         return 2
     target = Path(sys.argv[1])
     chromium = shutil.which("chromium")
