@@ -16,10 +16,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.config.schema import Config
+from monitor.evaluate import Kind, Observation
+from monitor.model import LinkAnswer, PollOutcome
 from monitor.runtime.duequeue import DueQueue
+from monitor.runtime.wiring import Runtime
+from tests.conftest import config_data
 from tests.fakeapi import FakeApi, Script
 from tests.fakeclock import EPOCH, FakeClockLoop, fake_clock
-from tests.test_runtime import make_config, make_runtime
 
 DAY = 86400.0
 AGENTS = 300
@@ -86,9 +90,6 @@ def test_300_agents_whose_expiry_moves_on_every_poll_keep_the_queue_flat(
     answered = 0
 
     def moving() -> Script:
-        from monitor.evaluate import Kind, Observation
-        from monitor.model import LinkAnswer, PollOutcome
-
         async def answer() -> PollOutcome:
             nonlocal answered
             answered += 1
@@ -100,8 +101,10 @@ def test_300_agents_whose_expiry_moves_on_every_poll_keep_the_queue_flat(
     agents = [f"agent{i}" for i in range(AGENTS)]
     for agent in agents:
         api.set(agent, moving())
-    config = make_config(agents, poll={"interval": "2s", "jitter": 0})
-    runtime = make_runtime(loop, api, config)
+    data = config_data("http://127.0.0.1:9", agents, poll={"interval": "2s", "jitter": 0})
+    runtime = Runtime(
+        Config.model_validate(data), lambda _: "sk_fake", clock=loop.wall, make_client=api.client
+    )
     peak = 0
 
     async def main() -> None:
