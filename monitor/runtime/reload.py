@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,7 +32,17 @@ log = structlog.get_logger("monitor")
 T = TypeVar("T")
 
 
-Apply = Callable[[Config, dict[str, str]], dict[str, Any]]  # returns fields to log
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What an apply did: the fields to log, and the top-level keys of the new config it could
+    not apply in a running process (they wait for a restart), with a line saying why."""
+
+    fields: dict[str, Any]
+    not_applied: tuple[str, ...] = ()
+    detail: str = ""
+
+
+Apply = Callable[[Config, dict[str, str]], Applied]
 
 
 def key_files(config: Config, base: Path) -> list[Path]:
@@ -113,7 +124,8 @@ class Reloader:
             return True
 
     async def reload(self, cause: str) -> bool:
-        """Load the config and keys again; keep the running ones if either is bad."""
+        """Load the config and keys again; keep the running ones if either is bad. True if
+        the new config was applied whole."""
         async with self._lock:
             return await self._reload(cause)
 
@@ -139,10 +151,22 @@ class Reloader:
             raise
         # Before the apply: a file that changes from here on differs from what is known.
         self._seen = {p: read[p] for p in [self._path, *key_files(config, self._path.parent)]}
-        fields = self._apply(config, keys)
+        applied = self._apply(config, keys)
+        if applied.not_applied:
+            # Everything else is applied, but the process does not run what the file says:
+            # not a success (`config_last_reload_successful` 0) until a reload applies whole.
+            self._health.config_reload_ok = False
+            log.warning(
+                "config_reload_partial",
+                cause=cause,
+                keys=list(applied.not_applied),
+                detail=applied.detail,
+                **applied.fields,
+            )
+            return False
         self._health.config_reload_ok = True
         self._health.config_reload_at = self._clock()
-        log.info("config_reloaded", cause=cause, **fields)
+        log.info("config_reloaded", cause=cause, **applied.fields)
         return True
 
     def _load(self, read: dict[Path, Fingerprint]) -> tuple[Config, dict[str, str]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -26,7 +25,7 @@ from monitor.runtime.jobs import Jobs
 from monitor.runtime.ontime import OnTime
 from monitor.runtime.poller import Poller
 from monitor.runtime.readiness import Readiness
-from monitor.runtime.reload import Reloader
+from monitor.runtime.reload import Applied, Reloader
 from monitor.runtime.targets import Shard, resolve_targets
 from monitor.store import Store
 from monitor.web.metrics import Metrics
@@ -53,6 +52,7 @@ class Runtime:
         self.shard = shard
         self.clock = clock
         self.health = Health(config_reload_at=clock())
+        self.serving = config.server  # bound once, by the daemon at start: a reload keeps it
         self.store = Store()
         self.alerts = AlertLog(self.settings)
         self.metrics = Metrics(self.store, self.health, self.settings, clock)
@@ -152,12 +152,11 @@ class Runtime:
             return False
         return await self.reloader.reload(cause)
 
-    def apply(self, config: Config, keys: dict[str, str]) -> dict[str, Any]:
-        """Make a new, valid config current, and act on what changed; keep what is known."""
+    def apply(self, config: Config, keys: dict[str, str]) -> Applied:
+        """Make a new, valid config current, and act on what changed; keep what is known.
+        What a running process cannot change (the server) is reported as not applied."""
         previous = self.settings.swap(config)
         old, current = previous.config, self.settings.current
-        if config.server != old.server:
-            log.warning("config_needs_restart", keys="server", detail="kept the running server")
         if config.logging != old.logging:
             logs.configure(config.logging.level, config.logging.format)
         self._open_clients(keys)
@@ -169,7 +168,17 @@ class Runtime:
             # A workspace that starts discovering is listed now, not a discovery_interval later.
             self.jobs.run_now("discover")
         self.ontime.evaluate_all()
-        return {"agents": len(self.store)}
+        fields = {"agents": len(self.store)}
+        # Against the server that runs, not the previous config: put back, it applies whole.
+        moved = [
+            f"server.{name}"
+            for name in type(config.server).model_fields
+            if getattr(config.server, name) != getattr(self.serving, name)
+        ]
+        if not moved:
+            return Applied(fields)
+        detail = f"{', '.join(moved)} changed: kept the running server until a restart"
+        return Applied(fields, not_applied=("server",), detail=detail)
 
     def _open_clients(self, keys: dict[str, str]) -> None:
         for key in keys.values():

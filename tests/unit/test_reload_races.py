@@ -1,5 +1,6 @@
 """Reload races (issue 21, never blind): a file written while a reload reads the previous
-version is never taken as seen; the next look at the files loads it.
+version is never taken as seen; the next look at the files loads it. And a reload that cannot
+be applied whole (a changed `server:`) says so.
 
 In-process: the Runtime on a tmp config file; the parse (`load_config`) or a key read is
 intercepted to write the next version at the worst moment, no sleeps.
@@ -14,6 +15,8 @@ from typing import Any
 
 import pytest
 import structlog
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from structlog.typing import EventDict
 
 import monitor.runtime.reload
@@ -21,9 +24,8 @@ from monitor.config.keys import read_api_key
 from monitor.config.loading import load_config
 from monitor.config.schema import Config, WorkspaceConfig
 from monitor.runtime.wiring import Runtime
-from tests.conftest import kubelet_secret
+from tests.conftest import config_data, kubelet_secret
 from tests.fakeapi import FakeApi, FakeClient, expires
-from tests.test_reload import write_config
 
 
 @pytest.fixture
@@ -39,6 +41,15 @@ def api() -> FakeApi:
     for agent in ("one", "two", "three"):
         api.set(agent, expires(None))
     return api
+
+
+def write_config(
+    path: Path, agents: list[str], server: dict[str, Any] | None = None, **elevenlabs: Any
+) -> Path:
+    """A config (the server on 127.0.0.1, port 0, but for `server`)."""
+    data = config_data("http://127.0.0.1:9", agents, elevenlabs=elevenlabs, server=server or {})
+    path.write_text(yaml.safe_dump(data))
+    return path
 
 
 def runtime_on(
@@ -165,3 +176,64 @@ def test_a_key_file_fixed_after_a_reload_failed_on_it_is_loaded(
         ("config_reload_failed", "file changed"),
         ("config_reloaded", "key file changed"),
     ]
+
+
+# --- a reload that cannot be applied whole says so ---------------------------------------------
+
+
+def reload_gauge(runtime: Runtime) -> float | None:
+    text = runtime.metrics.render().body().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "elevenlabs_link_monitor_config_last_reload_successful":
+                return float(sample.value)
+    return None
+
+
+def test_a_reload_that_changes_the_server_is_partial_until_the_server_is_put_back(
+    tmp_path: Path, api: FakeApi, logged: list[EventDict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server (host, port, TLS, the status page) is bound once, at start: a reload that
+    changes it applies everything else and reports itself not successful."""
+    monkeypatch.setenv("ELEVENLABS_API_KEY", "sk_env_key")
+    path = tmp_path / "config.yaml"
+    write_config(path, ["one"])
+    runtime = runtime_on(path, api)
+    assert runtime.reloader is not None
+    reloader = runtime.reloader
+
+    async def main() -> None:
+        runtime.start()
+        assert reload_gauge(runtime) == 1
+        write_config(path, ["one", "two"], server={"port": 9999})
+        assert await reloader.check_files()
+        assert agents(runtime) == ["one", "two"]  # the rest of the config is applied
+        # Before: reported successful (gauge 1, `config_reloaded`) while the old port served.
+        assert reload_gauge(runtime) == 0, "a server change was reported as applied"
+        assert not runtime.health.config_reload_ok
+        # Another reload that still differs from the running server: still partial.
+        write_config(path, ["one", "two"], server={"port": 9999, "status_page": False})
+        assert not await runtime.reload("SIGHUP")
+        assert reload_gauge(runtime) == 0
+        # The server put back as it runs: the next reload applies whole.
+        write_config(path, ["one", "two", "three"])  # as at start
+        assert await reloader.check_files()
+        assert agents(runtime) == ["one", "two", "three"]
+        assert reload_gauge(runtime) == 1
+        await runtime.stop()
+
+    asyncio.run(main())
+    outcomes = [
+        (x["event"], x["log_level"], x.get("cause"), x.get("keys"))
+        for x in logged
+        if x["event"].startswith("config_")
+    ]
+    assert outcomes == [
+        ("config_reload_partial", "warning", "file changed", ["server"]),
+        ("config_reload_partial", "warning", "SIGHUP", ["server"]),
+        ("config_reloaded", "info", "file changed", None),
+    ]
+    partial = [x for x in logged if x["event"] == "config_reload_partial"]
+    assert "server.port" in partial[0]["detail"]
+    assert "server.status_page" in partial[1]["detail"]
+    assert partial[0]["agents"] == 2
