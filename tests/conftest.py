@@ -19,6 +19,20 @@ def canary_token(name: str) -> str:
     return f"tok_canary_{name}_b7c1e0"
 
 
+SECRETS = [CANARY_KEY.encode(), b"tok_canary_"]
+KEY_IN_AGENT_PROBLEM = (
+    "the agent's id or name contains an API key, and ids and names are shown on every page: refused"
+)
+
+
+def assert_clean(where: str, data: bytes | str) -> None:
+    """Neither the canary key nor any canary token is in `data`."""
+    if isinstance(data, str):
+        data = data.encode()
+    for secret in SECRETS:
+        assert secret not in data, f"a secret ({secret[:8]!r}...) leaked into {where}"
+
+
 @pytest.fixture
 def standin() -> Iterator[StandIn]:
     api = StandIn(CANARY_KEY)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clients import address
 from tests.conftest import ConfigWriter, canary_token
 from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, link
@@ -19,11 +20,6 @@ from tests.tooling import require_tool
 
 pytestmark = pytest.mark.integration
 StartDaemon = Callable[..., Daemon]
-
-
-def _address(daemon: Daemon) -> tuple[str, int]:
-    host, port = daemon.url.rsplit("/", 1)[-1].rsplit(":", 1)
-    return host, int(port)
 
 
 @pytest.fixture
@@ -35,7 +31,7 @@ def daemon(standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaem
 
 
 def test_slow_and_garbage_clients_do_not_block_a_scrape(daemon: Daemon) -> None:
-    host, port = _address(daemon)
+    host, port = address(daemon)
     slow = []
     for _ in range(20):  # clients that send half a request line and stall
         sock = socket.create_connection((host, port), timeout=5)
@@ -59,7 +55,7 @@ def test_slow_and_garbage_clients_do_not_block_a_scrape(daemon: Daemon) -> None:
 
 
 def test_many_connections_at_once_are_bounded_and_survived(daemon: Daemon) -> None:
-    host, port = _address(daemon)
+    host, port = address(daemon)
     socks = [socket.create_connection((host, port), timeout=5) for _ in range(200)]
     for sock in socks:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -72,7 +68,7 @@ def test_many_connections_at_once_are_bounded_and_survived(daemon: Daemon) -> No
 
 
 def test_nothing_over_http_changes_the_daemon(daemon: Daemon) -> None:
-    host, port = _address(daemon)
+    host, port = address(daemon)
     before = daemon.metrics_text().count("\n")
     for method, path in [
         ("POST", "/metrics"),
@@ -181,7 +177,7 @@ def test_tls_with_client_certificates(
         )
     )
     assert daemon.url.startswith("https://")
-    host, port = _address(daemon)
+    host, port = address(daemon)
     context = ssl.create_default_context(cafile=str(certs["ca.crt"]))
     context.load_cert_chain(str(certs["client.crt"]), str(certs["client.key"]))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +10,6 @@ import pytest
 
 from monitor import revision as module
 from monitor.revision import REVISION_ENV, UNKNOWN, revision
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -31,19 +28,6 @@ def test_image_build_argument_wins(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_an_unsafe_value_is_not_exported(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv(REVISION_ENV, value)
     assert revision() == UNKNOWN
-
-
-def test_a_source_checkout_reports_its_head(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(REVISION_ENV, raising=False)
-    git = shutil.which("git")
-    if git is None or not (REPO / ".git").exists():
-        pytest.skip("not a git checkout")
-    head = subprocess.run(
-        [git, "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    found = revision()
-    assert len(found) == 12
-    assert head.startswith(found)
 
 
 def test_no_checkout_no_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -5,16 +5,13 @@ command, the file watch or shutdown."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CANARY_KEY, canary_token
-from tests.daemon import Daemon, monitor_cmd, wait_until
-from tests.standin import StandIn, link
+from tests.conftest import CANARY_KEY
+from tests.daemon import monitor_cmd
 
 pytestmark = pytest.mark.integration
 LIMIT = 20  # seconds: before, the command waited for a writer for good
@@ -59,24 +56,3 @@ def test_a_fifo_at_the_key_path_is_a_one_line_error(tmp_path: Path, command: str
         f"error: elevenlabs.api_key_file: cannot read the API key from {fifo}: "
         "not a regular file (a FIFO)\n"
     )
-
-
-def test_a_key_file_that_becomes_a_fifo_fails_the_reload_and_sigterm_still_ends_the_daemon(
-    standin: StandIn, tmp_path: Path, start_daemon: Callable[..., Daemon]
-) -> None:
-    standin.set("bot", link(canary_token("f"), None))
-    key_file = tmp_path / "key"
-    key_file.write_text(CANARY_KEY + "\n")
-    daemon = start_daemon(_config(tmp_path / "config.yaml", standin.url, key_file))
-    wait_until(lambda: daemon.state_of("bot") == "ok")
-    key_file.unlink()
-    os.mkfifo(key_file)  # a careless operator: the file watch notices it on its own
-    failed = daemon.wait_for("config_reload_failed")
-    assert failed["problems"] == [
-        f"elevenlabs.api_key_file: cannot read the API key from {key_file}: "
-        "not a regular file (a FIFO)"
-    ]
-    assert daemon.get("/healthz") == (200, "ok\n")
-    daemon.signal(signal.SIGTERM)
-    # Before: the watcher's thread waited in open() for a writer, and so did the exit.
-    assert daemon.proc.wait(5) == 0

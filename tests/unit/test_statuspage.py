@@ -7,11 +7,6 @@ import importlib
 import math
 import pkgutil
 import re
-import subprocess
-import sys
-import time
-import zipfile
-from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -43,9 +38,6 @@ from monitor.web.status.headers import CSP
 from monitor.web.status.routes import API_MAX_PAGE_SIZE, API_PAGE_SIZE, PARTIAL_PATH, status_routes
 from monitor.web.status.search import MAX_TERMS, PAGE_SIZE, QUERY_LIMIT, page_url, search_terms
 from monitor.web.status.text import LABELS, ago, span, time_left, time_of_day, when
-from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
-from tests.daemon import Daemon, wait_until
-from tests.standin import StandIn, link
 
 DAY = 86400.0
 NOW = 1_800_000_000.0
@@ -648,49 +640,6 @@ def test_the_documented_schema_matches_the_api() -> None:
     assert "schema version 1" in doc
 
 
-# --- against the real daemon ------------------------------------------------------------------
-
-StartDaemon = Callable[..., Daemon]
-
-
-@pytest.mark.integration
-def test_the_daemon_serves_the_page_without_secrets(
-    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
-) -> None:
-    now = time.time()
-    standin.set("ok", link(canary_token("ok"), now + 30 * DAY))
-    standin.set("soon", link(canary_token("soon"), now + 3600))
-    standin.set("missing", link(None))
-    daemon = start_daemon(write_config(["ok", "soon", "missing", "gone"]))
-    wait_until(lambda: daemon.get("/readyz")[0] == 200, what="readiness")
-    served = ""
-    for path in ("/", PARTIAL_PATH, "/api/v1/agents", "/api/v1/status"):
-        code, text = daemon.get(path)
-        assert code == 200, path
-        served += text
-    assert CANARY_KEY not in served
-    assert "tok_canary_" not in served
-    assert "conversation_token" not in served
-    code, text = daemon.get("/api/v1/agents?state=critical")
-    assert '"agent_id":"soon"' in text
-    assert '"agent_id":"ok"' not in text
-
-
-@pytest.mark.integration
-def test_status_page_false_removes_the_routes(
-    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
-) -> None:
-    standin.set("ok", link(canary_token("ok"), None))
-    daemon = start_daemon(write_config(["ok"], server={"status_page": False}))
-    code, text = daemon.get("/")
-    assert code == 200
-    assert "<html" not in text
-    assert "see /metrics" in text
-    for path in ("/api/v1/agents", "/api/v1/status", PARTIAL_PATH, "/static/app.js"):
-        assert daemon.get(path)[0] == 404, path
-    assert daemon.get("/metrics")[0] == 200
-
-
 # --- one renderer, many agents, total formatters ----------------------------------------------
 
 
@@ -892,30 +841,3 @@ def test_odd_times_render_without_an_error(odd: float) -> None:
         assert s.client.get(path).status_code == 200, path
     assert when(math.nan) == "nan"
     assert span(math.nan) == "an unknown time"
-
-
-@pytest.mark.integration
-def test_the_wheel_ships_the_templates_and_static_files(tmp_path: Path) -> None:
-    root = Path(assets.__file__).parents[3]
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "-w",
-            str(tmp_path),
-            str(root),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
-    for name in STATIC_FILES:
-        assert f"monitor/web/static/{name}" in names
-    for name in ("page.html", "partial.html", "regions.html"):
-        assert f"monitor/web/templates/{name}" in names
-    assert not [n for n in names if "node_modules" in n or "statuspage_assets" in n]
