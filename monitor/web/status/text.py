@@ -113,8 +113,8 @@ def banners(status: Mapping[str, Any]) -> list[str]:
         )
     if not status["config_reload"]["ok"]:
         found.append(
-            "The last config reload failed: the monitor runs on the previous config "
-            "(see its log for the problems)."
+            "The last config reload failed, or changed server: settings that wait for a "
+            "restart: see its log (config_reload_failed or config_reload_partial)."
         )
     for workspace in status["workspaces"]:
         if workspace["reachability"] == "unreachable":
