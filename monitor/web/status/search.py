@@ -66,12 +66,29 @@ def search_terms(query: str) -> list[str]:
     return narrowing[:MAX_TERMS]
 
 
-@dataclass(frozen=True, slots=True)
 class _Entry:
-    record: AgentRecord
-    state: State
-    text: str
-    key: tuple[int, float, str, str, str]
+    """An agent's search text and sort key, each built on first use: the status figures,
+    which only count, never pay for either."""
+
+    __slots__ = ("_key", "_text", "record", "state")
+
+    def __init__(self, record: AgentRecord, state: State) -> None:
+        self.record = record
+        self.state = state
+        self._text: str | None = None
+        self._key: tuple[int, float, str, str, str] | None = None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = search_text(self.record, self.state)
+        return self._text
+
+    @property
+    def key(self) -> tuple[int, float, str, str, str]:
+        if self._key is None:
+            self._key = sort_key((self.record, self.state))
+        return self._key
 
 
 _by_key = attrgetter("key")
@@ -86,7 +103,7 @@ class Index:
     """
 
     def __init__(self) -> None:
-        self._kept: PerAgent[_Entry] = PerAgent(_entry)
+        self._kept: PerAgent[_Entry] = PerAgent(_Entry)
 
     def refresh(
         self, records: Iterable[AgentRecord], now: float, thresholds: Thresholds
@@ -98,10 +115,6 @@ class Index:
     def entries(self) -> list[_Entry]:
         """Every agent's entry, as of the last refresh."""
         return [kept.value for kept in self._kept.kept()]
-
-
-def _entry(record: AgentRecord, state: State) -> _Entry:
-    return _Entry(record, state, search_text(record, state), sort_key((record, state)))
 
 
 def chosen_entries(
