@@ -139,7 +139,10 @@ class StandIn:
         self._server.daemon_threads = True
         self._server.standin = self  # type: ignore[attr-defined]
         self._server.release = threading.Event()  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: close() waits for it (0.5 s by default, at every test's end).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
 
     @property

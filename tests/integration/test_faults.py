@@ -138,37 +138,6 @@ def test_the_rate_limit_and_concurrency_hold_at_the_server_retries_included(
     assert standin.max_in_flight <= 2
 
 
-def test_a_missing_key_file_stops_start_up_naming_it(
-    tmp_path: Path, write_config: ConfigWriter
-) -> None:
-
-    from tests.daemon import run_monitor
-
-    missing = tmp_path / "nope"
-    path = write_config(["bot"], elevenlabs={"api_key_file": str(missing)})
-    done = run_monitor("run", "--config", str(path))
-    assert done.returncode == 2
-    assert done.stderr == (
-        f"error: elevenlabs.api_key_file: cannot read the API key from {missing}: "
-        "No such file or directory\n"
-    )
-
-
-def test_check_keeps_the_rate_limit_too(standin: StandIn, write_config: ConfigWriter) -> None:
-
-    from tests.daemon import run_monitor
-
-    agents = [f"c{i}" for i in range(12)]
-    for agent in agents:
-        standin.set(agent, link(canary_token(agent), None))
-    path = write_config(agents, elevenlabs={"max_requests_per_second": 4, "max_concurrency": 2})
-    done = run_monitor("check", "--config", str(path), key=CANARY_KEY)
-    assert done.returncode == 0, done.stderr
-    assert standin.count() == 12
-    assert standin.max_per_window(1.0) <= 4
-    assert standin.max_in_flight <= 2
-
-
 # --- where the runtime's pieces meet (each of these failed on the one-class scheduler) ------
 
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from tests.cli import run_cli
 from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
-from tests.daemon import Daemon, run_monitor, wait_until
+from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, encoded, link, zeros_gzipped
 
 DAY = 86400.0
@@ -79,7 +80,7 @@ def test_a_hostile_answer_blinds_nothing_else(
         assert daemon.get(path)[0] == 200, path
     assert not daemon.events("scheduler_problem")
     assert not daemon.events("poll_crashed")
-    checked = run_monitor("check", "--config", str(config), "--output", "json", key=CANARY_KEY)
+    checked = run_cli("check", "--config", str(config), "--output", "json", key=CANARY_KEY)
     assert checked.returncode == 3, checked.stderr  # `bad` could not be polled: unknown
     rows = {r["agent_id"]: r for r in json.loads(checked.stdout)["agents"]}
     assert (rows["bad"]["reason"], rows["bad"]["detail"]) == ("invalid_response", detail)

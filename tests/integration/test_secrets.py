@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.cli import run_cli
 from tests.conftest import (
     CANARY_KEY,
     KEY_IN_AGENT_PROBLEM,
@@ -63,11 +64,11 @@ def test_no_secret_in_any_output(
     assert_clean("the daemon's stdout/stderr", daemon.output())
     assert_clean("/metrics", scrapes)
 
-    check = run_monitor(
+    check = run_cli(
         "check", "--config", str(write_config(agents)), "--output", "json", key=CANARY_KEY
     )
     assert_clean("check", check.stdout + check.stderr)
-    table = run_monitor("check", "--config", str(write_config(agents)), key=CANARY_KEY)
+    table = run_cli("check", "--config", str(write_config(agents)), key=CANARY_KEY)
     assert_clean("check's table", table.stdout + table.stderr)
 
     key_file = tmp_path / "key"
@@ -76,7 +77,7 @@ def test_no_secret_in_any_output(
     invalid.write_text(
         f"elevenlabs:\n  api_key_file: {key_file}\n  max_retries: many\nagents:\n  - id: a\n"
     )
-    validate = run_monitor("validate-config", "--config", str(invalid), key=CANARY_KEY)
+    validate = run_cli("validate-config", "--config", str(invalid), key=CANARY_KEY)
     assert validate.returncode == 2
     assert_clean("validate-config", validate.stdout + validate.stderr)
 
@@ -129,7 +130,7 @@ def test_an_upstream_that_echoes_the_key_reaches_no_output(
         assert daemon.stop() == 0
         outputs["the daemon's output"] = daemon.output().decode()
         for form in ("json", "table"):
-            checked = run_monitor("check", "--config", str(config), "--output", form, key=PLAIN_KEY)
+            checked = run_cli("check", "--config", str(config), "--output", form, key=PLAIN_KEY)
             assert checked.returncode == 3, checked.stderr
             outputs[f"check --output {form}"] = checked.stdout + checked.stderr
         for where, text in outputs.items():

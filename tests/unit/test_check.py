@@ -1,10 +1,9 @@
-"""`check`, `validate-config` and `--version`: one-shot commands and their exit statuses."""
+"""`check`, `validate-config` and `run`'s refusals: one-shot commands and their exit statuses,
+in-process (`monitor.cli.main`; tests/integration/test_cli.py runs the real console script)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,15 +12,15 @@ import yaml
 
 from monitor.cli import exit_status
 from monitor.evaluate import State
+from tests.cli import Done, run_cli
 from tests.conftest import CANARY_KEY, ConfigWriter, canary_token, config_data
-from tests.daemon import run_monitor
-from tests.standin import StandIn, link, status
+from tests.standin import StandIn, link
 
 DAY = 86400
 
 
-def run(*args: str, key: str | None = CANARY_KEY) -> subprocess.CompletedProcess[str]:
-    return run_monitor(*args, key=key)
+def run(*args: str, key: str | None = CANARY_KEY) -> Done:
+    return run_cli(*args, key=key)
 
 
 @pytest.mark.parametrize(
@@ -58,30 +57,6 @@ def test_check_exits_by_state(
     assert row["agent_id"] == "bot"
     assert row["agent_name"] == "bot-name"
     assert row["poll_success"] is True
-
-
-def test_check_reports_unreachable_agents_as_unknown(
-    standin: StandIn, write_config: ConfigWriter
-) -> None:
-    standin.set("ok", link(canary_token("o"), None))
-    standin.set("down", status(503))
-    done = run("check", "--config", str(write_config(["ok", "down"])))
-    assert done.returncode == 3
-    table = done.stdout.splitlines()
-    assert table[0].split() == [
-        "WORKSPACE",
-        "AGENT_ID",
-        "NAME",
-        "STATE",
-        "EXPIRES_AT",
-        "LEFT",
-        "ERROR",
-    ]
-    assert table[1].split()[:4] == ["default", "down", "down-name", "unknown"]
-    assert table[1].split()[-1] == "server_error"
-    assert table[2].split()[:4] == ["default", "ok", "ok-name", "ok"]
-    # Poll failures are logged on stderr, never mixed into the report.
-    assert json.loads(done.stderr.splitlines()[0])["event"] == "poll_failed"
 
 
 def test_check_with_a_missing_link_exits_2(standin: StandIn, write_config: ConfigWriter) -> None:
@@ -125,31 +100,6 @@ def test_validate_config_prints_one_line_per_problem(tmp_path: Path) -> None:
     ]
 
 
-def test_config_defaults_to_monitor_config_then_cwd(tmp_path: Path) -> None:
-    (tmp_path / "config.yaml").write_text("agents:\n  - id: from_cwd\n")
-    other = tmp_path / "other.yaml"
-    other.write_text("agents:\n  - id: a\n  - id: b\n")
-
-    def validate(**env: str) -> str:
-        return run_monitor("validate-config", cwd=tmp_path, **env).stdout
-
-    assert (
-        validate(MONITOR_CONFIG=str(other))
-        == f"{other}: valid (1 workspace(s), 2 configured agent(s))\n"
-    )
-    done_stdout = validate()
-    assert done_stdout == "config.yaml: valid (1 workspace(s), 1 configured agent(s))\n"
-
-
-def test_version_and_console_script() -> None:
-    done = run("--version")
-    assert done.returncode == 0
-    assert done.stdout.strip() == "elevenlabs-link-monitor 0.1.0"
-    script = Path(sys.executable).parent / "elevenlabs-link-monitor"
-    done = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=False)
-    assert done.stdout.strip() == "elevenlabs-link-monitor 0.1.0"
-
-
 # What an agent's name may hold to forge rows or drive the terminal: an escape sequence that
 # retitles the window and clears the screen, a carriage return, a newline and a fake row, a
 # C1 control (CSI), a bidirectional override.
@@ -173,3 +123,28 @@ def test_check_table_escapes_control_characters_in_names(standin: StandIn, tmp_p
     # JSON keeps the name as it is (JSON escapes it).
     done = run("check", "--config", str(path), "--output", "json")
     assert json.loads(done.stdout)["agents"][0]["agent_name"] == HOSTILE_NAME
+
+
+def test_a_missing_key_file_stops_start_up_naming_it(
+    tmp_path: Path, write_config: ConfigWriter
+) -> None:
+    missing = tmp_path / "nope"
+    path = write_config(["bot"], elevenlabs={"api_key_file": str(missing)})
+    done = run_cli("run", "--config", str(path))
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"error: elevenlabs.api_key_file: cannot read the API key from {missing}: "
+        "No such file or directory\n"
+    )
+
+
+def test_check_keeps_the_rate_limit_too(standin: StandIn, write_config: ConfigWriter) -> None:
+    agents = [f"c{i}" for i in range(12)]
+    for agent in agents:
+        standin.set(agent, link(canary_token(agent), None))
+    path = write_config(agents, elevenlabs={"max_requests_per_second": 4, "max_concurrency": 2})
+    done = run("check", "--config", str(path))
+    assert done.returncode == 0, done.stderr
+    assert standin.count() == 12
+    assert standin.max_per_window(1.0) <= 4
+    assert standin.max_in_flight <= 2

@@ -11,7 +11,7 @@ import yaml
 
 from monitor.config.errors import MAX_PROBLEM_CHARS, SHOWN_PROBLEMS, ConfigError
 from monitor.config.loading import MAX_CONFIG_BYTES, parse_config
-from tests.daemon import run_monitor
+from tests.cli import run_cli
 
 
 def _write(tmp_path: Path, config: dict[str, object]) -> Path:
@@ -52,7 +52,7 @@ def test_validate_config_refuses_an_absurd_value(
     tmp_path: Path, section: dict[str, object], problem: str
 ) -> None:
     path = _write(tmp_path, section)
-    done = run_monitor("validate-config", "--config", str(path))
+    done = run_cli("validate-config", "--config", str(path))
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"error: {path}:")
@@ -70,7 +70,7 @@ def test_validate_config_refuses_an_absurd_value(
     ],
 )
 def test_the_bounds_themselves_are_valid(tmp_path: Path, section: dict[str, object]) -> None:
-    done = run_monitor("validate-config", "--config", str(_write(tmp_path, section)))
+    done = run_cli("validate-config", "--config", str(_write(tmp_path, section)))
     assert done.returncode == 0, done.stderr
 
 
@@ -80,7 +80,7 @@ def test_a_config_above_the_size_limit_is_refused_with_one_line(tmp_path: Path) 
         file.write("agents:\n")
         line = "  - id: agent_0000000000000000\n"
         file.write(line * (MAX_CONFIG_BYTES // len(line) + 1))
-    done = run_monitor("validate-config", "--config", str(path))
+    done = run_cli("validate-config", "--config", str(path))
     assert done.returncode == 2
     assert done.stderr == f"error: {path}: the config is larger than 4 MiB: refused unread\n"
 
@@ -106,7 +106,7 @@ def test_a_problem_line_is_bounded_too() -> None:
 def test_validate_config_prints_the_bounded_list(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("agents:\n" + "".join(f"  - id: a{n}\n    nam: x\n" for n in range(100)))
-    done = run_monitor("validate-config", "--config", str(path))
+    done = run_cli("validate-config", "--config", str(path))
     assert done.returncode == 2
     lines = done.stderr.splitlines()
     assert len(lines) == SHOWN_PROBLEMS + 1
@@ -135,7 +135,7 @@ def test_a_boolean_is_not_a_number(section: dict[str, object], field: str) -> No
 )
 def test_validate_config_refuses_a_host_that_cannot_be_bound(tmp_path: Path, host: str) -> None:
     path = _write(tmp_path, {"server": {"host": host}})
-    done = run_monitor("validate-config", "--config", str(path))
+    done = run_cli("validate-config", "--config", str(path))
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"error: {path}:")

@@ -10,8 +10,8 @@ import pytest
 from monitor.config.errors import ConfigError
 from monitor.config.keys import refuse_agents_with_key
 from monitor.config.loading import parse_config
+from tests.cli import run_cli
 from tests.conftest import CANARY_KEY, KEY_IN_AGENT_PROBLEM, assert_clean
-from tests.daemon import run_monitor
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ def test_a_key_file_must_hold_one_printable_line(
         f"elevenlabs:\n  api_key_file: {key_file}\n  base_url: http://127.0.0.1:9\n"
         "agents:\n  - id: a\nserver:\n  host: 127.0.0.1\n  port: 0\n"
     )
-    done = run_monitor(command, "--config", str(config))
+    done = run_cli(command, "--config", str(config))
     assert done.returncode == (3 if command == "check" else 2)  # `check`: UNKNOWN
     assert done.stderr == (
         f"error: elevenlabs.api_key_file: {key_file} must hold exactly one line, "
@@ -59,7 +59,7 @@ def test_an_agent_holding_the_key_is_refused_at_start(
         "elevenlabs:\n  base_url: http://127.0.0.1:9\n"
         f"agents:\n  - id: bot\n  - {agent}\nserver:\n  host: 127.0.0.1\n  port: 0\n"
     )
-    done = run_monitor(command, "--config", str(config), key=CANARY_KEY)
+    done = run_cli(command, "--config", str(config), key=CANARY_KEY)
     assert done.returncode == (3 if command == "check" else 2)  # `check`: UNKNOWN
     assert done.stderr == f"error: workspace 'default': agents[1]: {KEY_IN_AGENT_PROBLEM}\n"
     assert_clean("the refusal", done.stdout + done.stderr)

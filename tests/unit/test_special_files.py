@@ -5,25 +5,15 @@ command, the file watch or shutdown."""
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.cli import run_cli
 from tests.conftest import CANARY_KEY
-from tests.daemon import monitor_cmd
 
-pytestmark = pytest.mark.integration
-LIMIT = 20  # seconds: before, the command waited for a writer for good
-
-
-def _run(*args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if k != "ELEVENLABS_API_KEY"}
-    if key is not None:
-        environ["ELEVENLABS_API_KEY"] = key
-    return subprocess.run(
-        monitor_cmd(*args), capture_output=True, text=True, timeout=LIMIT, env=environ, check=False
-    )
+# Before, the command waited for a writer for good: it must end well within this.
+pytestmark = pytest.mark.timeout(20)
 
 
 def _config(path: Path, base_url: str, key_file: Path | None = None) -> Path:
@@ -40,7 +30,7 @@ def _config(path: Path, base_url: str, key_file: Path | None = None) -> Path:
 def test_a_fifo_at_the_config_path_is_a_one_line_error(tmp_path: Path, command: str) -> None:
     fifo = tmp_path / "config.yaml"
     os.mkfifo(fifo)
-    done = _run(command, "--config", str(fifo), key=CANARY_KEY)
+    done = run_cli(command, "--config", str(fifo), key=CANARY_KEY)
     assert done.returncode == (3 if command == "check" else 2)  # `check`: UNKNOWN
     assert done.stderr == f"error: {fifo}: cannot read the config: not a regular file (a FIFO)\n"
 
@@ -50,7 +40,7 @@ def test_a_fifo_at_the_key_path_is_a_one_line_error(tmp_path: Path, command: str
     fifo = tmp_path / "key"
     os.mkfifo(fifo)
     config = _config(tmp_path / "config.yaml", "http://127.0.0.1:9", fifo)
-    done = _run(command, "--config", str(config))
+    done = run_cli(command, "--config", str(config))
     assert done.returncode == (3 if command == "check" else 2)  # `check`: UNKNOWN
     assert done.stderr == (
         f"error: elevenlabs.api_key_file: cannot read the API key from {fifo}: "
