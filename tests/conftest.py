@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,14 @@ def assert_clean(where: str, data: bytes | str) -> None:
 
 @pytest.fixture
 def standin() -> Iterator[StandIn]:
+    api = StandIn(CANARY_KEY)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="module")
+def module_standin() -> Iterator[StandIn]:
+    """One stand-in for a module's shared daemon (see running_daemon)."""
     api = StandIn(CANARY_KEY)
     yield api
     api.close()
@@ -82,30 +91,40 @@ def kubelet_secret(directory: Path, key: str, version: int) -> Path:
     return link
 
 
+def write_config_file(path: Path, base_url: str, agents: list[str], **sections: Any) -> Path:
+    """`config_data` written as YAML to `path`."""
+    path.write_text(yaml.safe_dump(config_data(base_url, agents, **sections)))
+    return path
+
+
 @pytest.fixture
 def write_config(tmp_path: Path, standin: StandIn) -> ConfigWriter:
     """Write a config for the stand-in; keyword arguments override top-level sections."""
 
     def write(agents: list[str], path: Path | None = None, **sections: Any) -> Path:
-        config = config_data(standin.url, agents, **sections)
-        target = path or tmp_path / "config.yaml"
-        target.write_text(yaml.safe_dump(config))
-        return target
+        return write_config_file(path or tmp_path / "config.yaml", standin.url, agents, **sections)
 
     return write
 
 
-@pytest.fixture
-def start_daemon() -> Iterator[Callable[..., Daemon]]:
-    daemons: list[Daemon] = []
-
-    def start(config: Path, *args: str, env: dict[str, str] | None = None) -> Daemon:
-        daemon = Daemon(config, {"ELEVENLABS_API_KEY": CANARY_KEY, **(env or {})}, *args)
-        daemons.append(daemon)
-        return daemon.started()
-
-    yield start
-    for daemon in daemons:
+@contextmanager
+def running_daemon(config: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Daemon]:
+    """The real daemon on `config`, started (its address known); killed at the end if it is
+    still running. For a module-scoped fixture: one daemon that several tests only read."""
+    daemon = Daemon(config, {"ELEVENLABS_API_KEY": CANARY_KEY, **(env or {})}, *args)
+    try:
+        yield daemon.started()
+    finally:
         if daemon.proc.poll() is None:
             daemon.proc.kill()
             daemon.proc.wait(10)
+
+
+@pytest.fixture
+def start_daemon() -> Iterator[Callable[..., Daemon]]:
+    with ExitStack() as daemons:
+
+        def start(config: Path, *args: str, env: dict[str, str] | None = None) -> Daemon:
+            return daemons.enter_context(running_daemon(config, *args, env=env))
+
+        yield start

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from tests.cli import run_cli
-from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
+from tests.cli import Done, run_cli
+from tests.conftest import (
+    CANARY_KEY,
+    ConfigWriter,
+    canary_token,
+    running_daemon,
+    write_config_file,
+)
 from tests.daemon import Daemon, wait_until
-from tests.standin import StandIn, encoded, link, zeros_gzipped
+from tests.standin import Answer, StandIn, encoded, link, zeros_gzipped
 
 DAY = 86400.0
 OUT_OF_RANGE = (
@@ -29,61 +35,82 @@ def _link(agent_id: str, expiry: Any, **extra: Any) -> bytes:
     return json.dumps({"agent_id": agent_id, "token": token | extra}).encode()
 
 
-@pytest.mark.integration
+def _thirty_days() -> int:
+    return int(time.time() + 30 * DAY)
+
+
+# Each hostile answer is one agent's: (its id, its body given its id, Content-Encoding, detail).
+HOSTILE: list[tuple[str, Callable[[str], bytes], str | None, str]] = [
+    ("milliseconds", lambda a: _link(a, _thirty_days() * 1000), None, OUT_OF_RANGE),
+    ("huge", lambda a: _link(a, 10**18), None, OUT_OF_RANGE),
+    (
+        "bool",
+        lambda a: _link(a, True),
+        None,
+        "the answer does not fit the schema at token.expiration_time_unix_secs",
+    ),
+    (
+        "string",
+        lambda a: _link(a, str(_thirty_days())),
+        None,
+        "the answer does not fit the schema at token.expiration_time_unix_secs",
+    ),
+    (
+        "other_agent",
+        lambda _: _link("someone_else", _thirty_days()),
+        None,
+        "the answer does not fit the schema at agent_id: not the agent asked for",
+    ),
+    ("bomb2", lambda _: zeros_gzipped(64 * 1024 * 1024, 2), "gzip, gzip", COMPRESSED),
+    ("bomb1", lambda _: zeros_gzipped(64 * 1024 * 1024, 1), "gzip", COMPRESSED),
+    ("unknown", lambda _: b"\x00" * 100, "x-unknown", COMPRESSED),
+]
+
+
+def _answer(payload: bytes, coding: str | None) -> Answer:
+    if coding is None:
+        return lambda handler: handler.reply(200, payload)
+    return encoded(200, payload, coding)
+
+
+@pytest.fixture(scope="module")
+def hostile(
+    module_standin: StandIn, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Daemon, Done]]:
+    """One daemon watching an agent per hostile answer and a good one beside them; and what
+    `check` said of the same agents."""
+    for name, body, coding, _ in HOSTILE:
+        module_standin.set(f"bad_{name}", _answer(body(f"bad_{name}"), coding))
+    module_standin.set("good", link(canary_token("g"), time.time() + 30 * DAY))
+    agents = [f"bad_{name}" for name, _, _, _ in HOSTILE]
+    path = tmp_path_factory.mktemp("hostile") / "config.yaml"
+    config = write_config_file(path, module_standin.url, [*agents, "good"])
+    with running_daemon(config) as daemon:
+        checked = run_cli("check", "--config", str(config), "--output", "json", key=CANARY_KEY)
+        yield daemon, checked
+
+
 @pytest.mark.parametrize(
-    ("body", "coding", "detail"),
-    [
-        (lambda: _link("bad", int(time.time() + 30 * DAY) * 1000), None, OUT_OF_RANGE),
-        (lambda: _link("bad", 10**18), None, OUT_OF_RANGE),
-        (
-            lambda: _link("bad", True),
-            None,
-            "the answer does not fit the schema at token.expiration_time_unix_secs",
-        ),
-        (
-            lambda: _link("bad", str(int(time.time() + 30 * DAY))),
-            None,
-            "the answer does not fit the schema at token.expiration_time_unix_secs",
-        ),
-        (
-            lambda: _link("someone_else", int(time.time() + 30 * DAY)),
-            None,
-            "the answer does not fit the schema at agent_id: not the agent asked for",
-        ),
-        (lambda: zeros_gzipped(64 * 1024 * 1024, 2), "gzip, gzip", COMPRESSED),
-        (lambda: zeros_gzipped(64 * 1024 * 1024, 1), "gzip", COMPRESSED),
-        (lambda: b"\x00" * 100, "x-unknown", COMPRESSED),
-    ],
-    ids=["milliseconds", "huge", "bool", "string", "other-agent", "bomb2", "bomb1", "unknown"],
+    ("name", "detail"),
+    [(name, detail) for name, _, _, detail in HOSTILE],
+    ids=[name for name, _, _, _ in HOSTILE],
 )
 def test_a_hostile_answer_blinds_nothing_else(
-    standin: StandIn,
-    write_config: ConfigWriter,
-    start_daemon: StartDaemon,
-    body: Callable[[], bytes],
-    coding: str | None,
-    detail: str,
+    hostile: tuple[Daemon, Done], name: str, detail: str
 ) -> None:
-    payload = body()
-    if coding is None:
-        standin.set("bad", lambda handler: handler.reply(200, payload))
-    else:
-        standin.set("bad", encoded(200, payload, coding))
-    standin.set("good", link(canary_token("g"), time.time() + 30 * DAY))
-    config = write_config(["bad", "good"])
-    daemon = start_daemon(config)
-    failed = daemon.wait_for("poll_failed", agent_id="bad")
+    daemon, checked = hostile
+    agent = f"bad_{name}"
+    failed = daemon.wait_for("poll_failed", agent_id=agent)
     assert (failed["reason"], failed["detail"]) == ("invalid_response", detail)
     wait_until(lambda: daemon.state_of("good") == "ok")
-    assert daemon.state_of("bad") == "unknown"
+    assert daemon.state_of(agent) == "unknown"
     for path in ("/", "/api/v1/agents", "/api/v1/status", "/metrics", "/healthz", "/readyz"):
         assert daemon.get(path)[0] == 200, path
     assert not daemon.events("scheduler_problem")
     assert not daemon.events("poll_crashed")
-    checked = run_cli("check", "--config", str(config), "--output", "json", key=CANARY_KEY)
-    assert checked.returncode == 3, checked.stderr  # `bad` could not be polled: unknown
+    assert checked.returncode == 3, checked.stderr  # the bad agents could not be polled: unknown
     rows = {r["agent_id"]: r for r in json.loads(checked.stdout)["agents"]}
-    assert (rows["bad"]["reason"], rows["bad"]["detail"]) == ("invalid_response", detail)
+    assert (rows[agent]["reason"], rows[agent]["detail"]) == ("invalid_response", detail)
     assert rows["good"]["state"] == "ok"
     assert "Traceback" not in checked.stderr
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from monitor.web.server import METRICS_REQUESTS
 from tests.clients import address, request, stalled_scrape
-from tests.conftest import ConfigWriter, canary_token
+from tests.conftest import ConfigWriter, canary_token, running_daemon, write_config_file
 from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, link
 
@@ -22,12 +22,14 @@ StartDaemon = Callable[..., Daemon]
 IDLE_CLIENTS = 100  # uvicorn's limit_concurrency of 64 made 63 enough to take the port
 
 
-@pytest.fixture
-def daemon(standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon) -> Daemon:
-    standin.set("bot", link(canary_token("c"), None))
-    started = start_daemon(write_config(["bot"]))
-    wait_until(lambda: started.state_of("bot") == "ok")
-    return started
+@pytest.fixture(scope="module")
+def daemon(module_standin: StandIn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One daemon for the tests below: they only read it, or hold connections they close."""
+    module_standin.set("bot", link(canary_token("c"), None))
+    path = tmp_path_factory.mktemp("daemon") / "config.yaml"
+    with running_daemon(write_config_file(path, module_standin.url, ["bot"])) as started:
+        wait_until(lambda: started.state_of("bot") == "ok")
+        yield started
 
 
 def test_idle_connections_do_not_take_the_probes_or_the_scrape(daemon: Daemon) -> None:

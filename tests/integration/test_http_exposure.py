@@ -7,13 +7,13 @@ import http.client
 import socket
 import ssl
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.clients import address
-from tests.conftest import ConfigWriter, canary_token
+from tests.conftest import ConfigWriter, canary_token, running_daemon, write_config_file
 from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, link
 from tests.tooling import require_tool
@@ -22,12 +22,14 @@ pytestmark = pytest.mark.integration
 StartDaemon = Callable[..., Daemon]
 
 
-@pytest.fixture
-def daemon(standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon) -> Daemon:
-    standin.set("bot", link(canary_token("h"), None))
-    started = start_daemon(write_config(["bot"]))
-    wait_until(lambda: started.state_of("bot") == "ok")
-    return started
+@pytest.fixture(scope="module")
+def daemon(module_standin: StandIn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One daemon for the tests below: they only read it, or hold connections they close."""
+    module_standin.set("bot", link(canary_token("h"), None))
+    path = tmp_path_factory.mktemp("daemon") / "config.yaml"
+    with running_daemon(write_config_file(path, module_standin.url, ["bot"])) as started:
+        wait_until(lambda: started.state_of("bot") == "ok")
+        yield started
 
 
 def test_slow_and_garbage_clients_do_not_block_a_scrape(daemon: Daemon) -> None:

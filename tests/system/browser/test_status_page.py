@@ -23,11 +23,11 @@ from monitor.model import AgentKey, Health, LinkAnswer, Target
 from monitor.store import Store
 from monitor.web.status.routes import PARTIAL_PATH, status_routes
 from monitor.web.status.search import PAGE_SIZE
-from tests.system.browser.conftest import OpenTab, Tab, axe_violations
-from tests.system.browser.screenshot import DEMO_AGENTS, photograph, running_demo
-from tests.conftest import ConfigWriter, canary_token
+from tests.conftest import ConfigWriter, canary_token, config_data, running_daemon
 from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, link, status
+from tests.system.browser.conftest import OpenTab, Tab, axe_violations
+from tests.system.browser.screenshot import DEMO_AGENTS, photograph, running_demo
 
 pytestmark = pytest.mark.integration
 DAY = 86400
@@ -55,26 +55,25 @@ def ids(tab: Tab) -> list[str]:
     return tab.page.locator(f"{ROWS} td.c-id").all_inner_texts()
 
 
+EVERY_SECOND = {"interval": "1s", "jitter": 0}
+
+
 def start(
-    standin: StandIn,
-    write_config: ConfigWriter,
-    start_daemon: StartDaemon,
-    agents: list[str],
-    names: dict[str, str] | None = None,
+    standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon, agents: list[str]
 ) -> Daemon:
-    """The daemon polling every second; `names` overrides the agents' names."""
-    path = write_config(agents, poll={"interval": "1s", "jitter": 0})
-    config = yaml.safe_load(path.read_text())
-    for agent in config["agents"]:
-        agent["name"] = (names or {}).get(agent["id"], agent["name"])
-    path.write_text(yaml.safe_dump(config))
-    daemon = start_daemon(path)
+    """The daemon polling every second, ready."""
+    daemon = start_daemon(write_config(agents, poll=EVERY_SECOND))
     wait_until(lambda: daemon.get("/readyz")[0] == 200, what="readiness")
     return daemon
 
 
-@pytest.fixture
-def every_state(standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon) -> Daemon:
+@pytest.fixture(scope="module")
+def every_state(
+    module_standin: StandIn, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Daemon]:
+    """An agent in every state, one with a hostile name, in a scrambled order. One daemon for
+    the module: its tests only read the page, each in a browser context of its own."""
+    standin = module_standin
     now = time.time()
     standin.set("a_ok", link(canary_token("ok"), now + 30 * DAY))
     standin.set("a_xss", link(canary_token("xss"), now + 20 * DAY))
@@ -88,7 +87,15 @@ def every_state(standin: StandIn, write_config: ConfigWriter, start_daemon: Star
     # a_not_found has no answer: the stand-in says 404 agent_not_found.
     scrambled = sorted(IDS, key=lambda a: a[::-1])
     assert scrambled != IDS
-    return start(standin, write_config, start_daemon, scrambled, {"a_xss": XSS})
+    config = config_data(standin.url, scrambled, poll=EVERY_SECOND)
+    for agent in config["agents"]:
+        if agent["id"] == "a_xss":
+            agent["name"] = XSS
+    path = tmp_path_factory.mktemp("every_state") / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with running_daemon(path) as daemon:
+        wait_until(lambda: daemon.get("/readyz")[0] == 200, what="readiness")
+        yield daemon
 
 
 def test_every_state_is_shown_with_its_label_in_order(

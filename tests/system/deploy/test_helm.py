@@ -30,6 +30,7 @@ from monitor.config.loading import load_config, parse_config
 from monitor.runtime.targets import Shard, parse_shard
 from tests.conftest import CANARY_KEY, canary_token
 from tests.daemon import Daemon, wait_until
+from tests.standin import StandIn, link
 from tests.system.deploy._helpers import (
     CHART_DIR,
     DEPLOY,
@@ -41,7 +42,6 @@ from tests.system.deploy._helpers import (
     output,
     run,
 )
-from tests.standin import StandIn, link
 from tests.tooling import require_tool
 
 Manifest = dict[str, Any]
