@@ -164,10 +164,11 @@ def test_sigterm_stops_cleanly_with_a_request_in_flight(
     standin.set("bot", hang(60))
     daemon = start_daemon(write_config(["bot"], elevenlabs={"timeout": "60s"}))
     wait_until(lambda: standin.count("bot") == 1)
-    sent = time.monotonic()
-    assert daemon.stop() == 0
-    assert time.monotonic() - sent < 5
+    # The request has a minute to go: SIGTERM ends the daemon without waiting for it, within
+    # the documented 5 s (stop() fails the test if the process is still running by then).
+    assert daemon.stop(timeout=5) == 0
     assert daemon.events("monitor_stopped")
+    assert not daemon.events("poll_failed")  # the in-flight poll was dropped, not awaited
 
 
 def test_sigint_stops_cleanly(
