@@ -1,10 +1,28 @@
 """The interval jobs (poll cycles, discovery, the file watch) on APScheduler, with the tasks
-shutdown must cancel and await, and scheduler trouble counted."""
+shutdown must cancel and await, and scheduler trouble counted.
+
+When a job runs is decided on the loop's monotonic clock, never on the wall clock. APScheduler 3
+times its triggers and wake-ups with wall-clock datetimes: a backward step of the system clock
+(NTP, a resumed VM) held every job back by the size of the step, a forward one fired jobs at once
+(early, or into a cycle still running: `max_instances`), and its interval jitter was added to the
+previous, already jittered, fire time, so it accumulated. A custom trigger alone cannot fix a
+step: a job's wall-clock due time is fixed when it last ran, and after a backward step the
+scheduler waits for it, asking the trigger nothing. A watchdog that reschedules on a step can,
+but only once it has noticed (a polling period and a tolerance to tune), and jitter would still
+need the trigger. So each job has one loop timer (`call_at`: the clock of asyncio's own sleeps
+and timeouts) at start + k*interval + a fresh jitter, and APScheduler keeps the rest: the
+registry, the executor with one instance at a time, and the events counted below. Its trigger
+never makes a job due (its next fire time is the year 9999); the timer makes it due with a run
+time in 2000, due whatever the wall clock says. Wall time only stamps results; here it is
+watched for a step, which is logged (`clock_step`) and changes nothing else.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import math
+import random
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -16,13 +34,23 @@ from apscheduler.events import (
     JobExecutionEvent,
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.triggers.base import BaseTrigger
 
 from monitor.model import Health
 
 log = structlog.get_logger("monitor")
 
 Job = Callable[[], Awaitable[object]]
+
+# A run time before any real wall clock: a job given it is due whatever the clock says.
+_DUE = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+# A fire time no wall clock reaches: APScheduler never makes a job due by itself.
+_DORMANT = datetime.datetime(9999, 1, 1, tzinfo=datetime.UTC)
+
+# How far the wall clock may move against the loop's before it counts as a step: a second, plus
+# 0.1 % of the time between two looks (twice the fastest slew ntpd makes).
+STEP_TOLERANCE = 1.0
+SLEW_TOLERANCE = 0.001
 
 _PROBLEMS = {
     EVENT_JOB_ERROR: "error",
@@ -37,16 +65,54 @@ def _report_crash(task: asyncio.Task[Any]) -> None:
         log.error("task_crashed", error=type(exc).__name__)
 
 
+class _OnLoopClock(BaseTrigger):  # type: ignore[misc]  # APScheduler is untyped
+    """Never due by itself: the job's loop timer makes it due (see the module's docstring)."""
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime.datetime | None, now: datetime.datetime
+    ) -> datetime.datetime:
+        return _DORMANT
+
+    def __str__(self) -> str:
+        return "loop clock"
+
+
+class _Plan:
+    """One job's times on the loop's clock: run k is due at start + k*interval + fresh jitter."""
+
+    def __init__(self, start: float, interval: float, jitter: float) -> None:
+        self.start = start
+        self.interval = interval
+        self.jitter = jitter
+        self.timer: asyncio.TimerHandle | None = None
+
+    def due(self, slot: int) -> float:
+        # Drawn afresh for each run, from the slot's own time: jitter never adds up.
+        return self.start + slot * self.interval + random.random() * self.jitter  # noqa: S311
+
+    def following(self, slot: int, now: float) -> int:
+        """The slot after `slot`; after a stalled loop, the first one still ahead (one run for
+        all it missed, never a burst)."""
+        return max(slot + 1, math.floor((now - self.start) / self.interval) + 1)
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
 class Jobs:
     def __init__(self, health: Health, clock: Callable[[], float]) -> None:
         self._health = health
-        self._clock = clock
+        self._clock = clock  # the wall clock: only watched for steps
         self._scheduler = AsyncIOScheduler(timezone=datetime.UTC)
         self._scheduler.add_listener(
             self._on_problem, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
         )
+        self._plans: dict[str, _Plan] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._wall_offset: tuple[float, float] | None = None  # (wall - loop time, at loop time)
 
     @property
     def running(self) -> bool:
@@ -60,29 +126,37 @@ class Jobs:
     ) -> None:
         """Run `job` every `seconds` (first at once with `now`), replacing a job of that name.
 
-        One instance at a time, missed runs coalesced into one (no pile-up after a pause),
-        and a grace of the interval so loop lag never silently drops a run.
+        The schedule starts now on the loop's clock: run k at k*`seconds` plus a fresh jitter
+        in [0, `jitter`). One instance at a time: a run due while the last one still goes is
+        skipped and counted (`max_instances`). A loop stalled past several runs makes one.
         """
-        start = {"next_run_time": self._at(self._clock())} if now else {}
+        self._forget(name)
         self._scheduler.add_job(
             self._tracked(job, name),
-            IntervalTrigger(seconds=seconds, jitter=jitter or None),
+            _OnLoopClock(),
             id=name,
             replace_existing=True,
             max_instances=1,
             coalesce=True,
-            misfire_grace_time=max(1, int(seconds)),
-            **start,
+            misfire_grace_time=None,  # lateness is the loop timer's business
+            next_run_time=_DUE if now else _DORMANT,
         )
+        self._plan(name, _Plan(asyncio.get_running_loop().time(), seconds, jitter))
 
     def has(self, name: str) -> bool:
         return self._scheduler.get_job(name) is not None
 
     def run_now(self, name: str) -> None:
-        if self.has(name):
-            self._scheduler.modify_job(name, next_run_time=self._at(self._clock()))
+        """Run `name` now; its next run is an interval later (its schedule starts again)."""
+        plan = self._plans.get(name)
+        if plan is None or not self.has(name):
+            return
+        self._scheduler.modify_job(name, next_run_time=_DUE)
+        self._forget(name)
+        self._plan(name, _Plan(asyncio.get_running_loop().time(), plan.interval, plan.jitter))
 
     def remove(self, name: str) -> None:
+        self._forget(name)
         if self.has(name):
             self._scheduler.remove_job(name)
 
@@ -103,6 +177,8 @@ class Jobs:
     async def stop(self, grace: float) -> None:
         """Stop scheduling, cancel what runs, and give it `grace` seconds to end."""
         self._stopping = True
+        for name in list(self._plans):
+            self._forget(name)
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         for task in list(self._tasks):
@@ -110,9 +186,41 @@ class Jobs:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=grace)
 
-    @staticmethod
-    def _at(timestamp: float) -> datetime.datetime:
-        return datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
+    # --- timing on the loop's clock ---------------------------------------------------------
+
+    def _plan(self, name: str, plan: _Plan) -> None:
+        self._plans[name] = plan
+        self._arm(name, plan, 1)
+
+    def _arm(self, name: str, plan: _Plan, slot: int) -> None:
+        loop = asyncio.get_running_loop()
+        plan.timer = loop.call_at(plan.due(slot), self._fire, name, plan, slot)
+
+    def _forget(self, name: str) -> None:
+        plan = self._plans.pop(name, None)
+        if plan is not None:
+            plan.cancel()
+
+    def _fire(self, name: str, plan: _Plan, slot: int) -> None:
+        """Slot `slot` of `name` is due: APScheduler runs it, and the next slot is armed."""
+        if self._stopping or self._plans.get(name) is not plan:
+            return  # replaced, removed or stopping (its timer was cancelled too)
+        now = asyncio.get_running_loop().time()
+        self._watch_wall(now)
+        self._scheduler.modify_job(name, next_run_time=_DUE)
+        self._arm(name, plan, plan.following(slot, now))
+
+    def _watch_wall(self, now: float) -> None:
+        """Log a step of the wall clock against the loop's. Only said: no timing depends on it."""
+        offset = self._clock() - now
+        if self._wall_offset is not None:
+            before, seen_at = self._wall_offset
+            step = offset - before
+            if abs(step) > STEP_TOLERANCE + SLEW_TOLERANCE * (now - seen_at):
+                events = self._health.scheduler_events
+                events["clock_step"] = events.get("clock_step", 0) + 1
+                log.warning("clock_step", step=round(step, 3))
+        self._wall_offset = (offset, now)
 
     def _track(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
