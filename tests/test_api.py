@@ -839,10 +839,13 @@ def test_the_listing_stops_when_has_more_is_false_even_with_a_cursor() -> None:
     assert len(pages.queries) == 1
 
 
-def test_the_listing_stops_when_has_more_comes_without_a_cursor() -> None:
+def test_has_more_without_a_cursor_fails_the_listing() -> None:
+    """The pages after it cannot be fetched: taken as complete, their agents were dropped."""
     pages = Pages({None: httpx.Response(200, content=page([agent("a1")], None, True))})
     listing, _ = list_agents(pages)
-    assert isinstance(listing, list)
+    assert listing == PollFailure(
+        Reason.INVALID_RESPONSE, "the agent listing says has_more but gives no next_cursor", 200
+    )
     assert len(pages.queries) == 1
 
 
@@ -907,13 +910,14 @@ def test_a_row_that_does_not_fit_is_skipped_alone_and_a_null_name_is_empty() -> 
         listing, _ = list_agents(Pages({None: httpx.Response(200, content=body)}))
     assert isinstance(listing, list)
     assert [(a.agent_id, a.name) for a in listing] == [("a1", "one"), ("a2", ""), ("a5", "five")]
-    skipped = [(e["event"], e["row"], e["field"]) for e in logged]
-    assert skipped == [
-        ("discovered_agent_skipped", 2, "name"),
-        ("discovered_agent_skipped", 3, "agent_id"),
-        ("discovered_agent_skipped", 4, "the row"),
-        ("discovered_agent_skipped", 5, "archived"),
-    ]
+    # One line per listing, not per row (tests/unit/test_listing_rows.py).
+    [skipped] = logged
+    assert (skipped["event"], skipped["count"], skipped["rows"]) == (
+        "discovery_rows_skipped",
+        4,
+        [2, 3, 4, 5],
+    )
+    assert skipped["fields"] == {"name": 1, "agent_id": 1, "the row": 1, "archived": 1}
     assert "no id" not in repr(logged)
 
 

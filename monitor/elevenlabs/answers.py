@@ -5,6 +5,7 @@ Bytes and statuses in, outcomes out; never raises, and no HTTP library.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import hashlib
 import json
@@ -16,6 +17,7 @@ import structlog
 from pydantic import ValidationError
 
 from monitor.evaluate import TOKEN_MISSING, Kind, Observation
+from monitor.logs import redact
 from monitor.model import (
     EXPIRY_RANGE_PROBLEM,
     RETRYABLE,
@@ -141,6 +143,22 @@ def classify_status(status: int, body: bytes, retry_after: float | None) -> Poll
     return PollFailure(reason, detail, status, retry_after if reason in RETRYABLE else None)
 
 
+# A listing page's bounds. The API's page_size is at most 100: a page of more than 1,000 rows
+# is no page of this API, and reading it row by row would hold the loop for nothing.
+MAX_LISTING_ROWS = 1_000
+MAX_NAME_CHARS = 256  # as a configured name: a discovered one is cut there
+ROWS_SHOWN = 5  # row indexes named in a listing's one line about its skipped or cut rows
+
+# A lone surrogate (`"x\ud800y"` in JSON) is valid JSON but no character: kept, it would fail every
+# encoding of the name later (/metrics, the page, a log line).
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: str) -> str:
+    """Upstream text made encodable: each lone surrogate becomes U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", value)
+
+
 @dataclass(frozen=True, slots=True)
 class ListPage:
     """One page of the agent listing; its rows are read one by one (`listed_agent`)."""
@@ -148,28 +166,96 @@ class ListPage:
     answer: AgentListResponse
 
 
+def _unfit(detail: str = "the agent listing does not fit the schema") -> PollFailure:
+    return PollFailure(Reason.INVALID_RESPONSE, detail, 200)
+
+
 def parse_list_body(body: bytes) -> ListPage | PollFailure:
-    """A 200 listing body to a page, or an `invalid_response` failure; never raises."""
+    """A 200 listing body to a page, or an `invalid_response` failure; never raises.
+
+    Only the page's frame is checked here (`agents` a list of at most MAX_LISTING_ROWS rows, a
+    `next_cursor` wherever `has_more` says there is more): whatever a row holds, it costs
+    that row alone (`listed_agent`). Decoded by `json`, which, unlike pydantic's parser,
+    takes a lone surrogate escape: one such name must not cost every agent of the page.
+    """
     try:
-        return ListPage(AgentListResponse.model_validate_json(body))
-    except ValidationError:
-        return PollFailure(
-            Reason.INVALID_RESPONSE, "the agent listing does not fit the schema", 200
-        )
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return _unfit()
+    try:
+        answer = AgentListResponse.model_validate(data)
+    except (ValidationError, RecursionError):
+        return _unfit()
+    if len(answer.agents) > MAX_LISTING_ROWS:
+        return _unfit(f"the agent listing has a page of more than {MAX_LISTING_ROWS:,} rows")
+    cursor = answer.next_cursor
+    if answer.has_more and not cursor:
+        # The pages after this one cannot be fetched: taken as complete, their agents would
+        # be dropped as if they had gone.
+        return _unfit("the agent listing says has_more but gives no next_cursor")
+    if cursor is not None and _LONE_SURROGATE.search(cursor):
+        return _unfit("the agent listing's next_cursor is not text")
+    return ListPage(answer)
 
 
-def listed_agent(row: object, index: int) -> AgentSummary | None:
-    """One row of the listing, or None (logged) when it does not fit the schema."""
+@dataclass(slots=True)
+class RowTally:
+    """A listing's rows that are not agents and its names that were cut: counted as they
+    come, told in one line each per listing (`log`), never one line per row."""
+
+    skipped: int = 0
+    skipped_rows: list[int] = dataclasses.field(default_factory=list)
+    fields: dict[str, int] = dataclasses.field(default_factory=dict)
+    first_problem: str = ""
+    cut: int = 0
+    cut_rows: list[int] = dataclasses.field(default_factory=list)
+
+    def skip(self, index: int, field_name: str, problem: str) -> None:
+        if not self.skipped:
+            self.first_problem = f"listing row {index}: {field_name}: {problem}"
+        self.skipped += 1
+        if len(self.skipped_rows) < ROWS_SHOWN:
+            self.skipped_rows.append(index)
+        # The row's fields (agent_id, name, archived) or "the row": a few keys at most.
+        self.fields[field_name] = self.fields.get(field_name, 0) + 1
+
+    def cut_name(self, index: int) -> None:
+        self.cut += 1
+        if len(self.cut_rows) < ROWS_SHOWN:
+            self.cut_rows.append(index)
+
+    def log(self) -> None:
+        # Indexes and fields, never a row's content: upstream text that may carry a secret.
+        if self.skipped:
+            log.warning(
+                "discovery_rows_skipped",
+                count=self.skipped,
+                rows=self.skipped_rows,
+                fields=self.fields,
+                reason=self.first_problem,
+            )
+        if self.cut:
+            log.warning(
+                "discovered_names_cut", count=self.cut, rows=self.cut_rows, limit=MAX_NAME_CHARS
+            )
+
+
+def listed_agent(row: object, index: int, tally: RowTally) -> AgentSummary | None:
+    """One row of the listing as the monitor keeps it, or None when it does not fit the
+    schema (counted in `tally`). Only the id, the name and `archived` are kept; the name is
+    made encodable, redacted, then cut to MAX_NAME_CHARS (redacted first: a cut through a key
+    would leave part of it unrecognised)."""
     try:
-        return AgentSummary.model_validate(row)
+        agent = AgentSummary.model_validate(row)
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_input=False, include_context=False)[0]
-        field = ".".join(str(part) for part in error["loc"]) or "the row"
-        # Its index and field, never its content: upstream text that may carry a secret.
-        log.warning(
-            "discovered_agent_skipped",
-            reason=f"listing row {index}: {field}: {error['msg']}",
-            row=index,
-            field=field,
-        )
+        field_name = ".".join(str(part) for part in error["loc"]) or "the row"
+        tally.skip(index, field_name, error["msg"])
         return None
+    name = redact(_text(agent.name))
+    if len(name) > MAX_NAME_CHARS:
+        name = name[:MAX_NAME_CHARS]
+        tally.cut_name(index)
+    return AgentSummary.model_construct(
+        agent_id=_text(agent.agent_id), name=name, archived=agent.archived
+    )

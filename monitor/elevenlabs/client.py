@@ -23,6 +23,7 @@ import httpx
 
 from monitor import __version__
 from monitor.elevenlabs.answers import (
+    RowTally,
     classify_status,
     listed_agent,
     parse_link_body,
@@ -146,12 +147,22 @@ class ElevenLabsClient:
 
     async def list_agents(self) -> list[AgentSummary] | PollFailure:
         """Every agent the key can see, all pages, archived ones left out; a row that does
-        not fit the schema is skipped (logged), not the whole listing.
+        not fit the schema is skipped, not the whole listing, and a name is cut to 256
+        characters: both counted, and logged in one line each per listing (never per row).
 
         Bounded whatever the API answers: an id listed twice is kept once, a cursor seen
-        before ends the listing, and more than MAX_LISTED_AGENTS agents fail it; each
-        failure is `invalid_response`, and the caller keeps its last good list.
+        before ends the listing, and a page of more than 1,000 rows, a `has_more` without a
+        `next_cursor` or more than MAX_LISTED_AGENTS agents fail it; each failure is
+        `invalid_response`, and the caller keeps its last good list. The caller bounds its
+        time (Discovery's deadline): cancelled, the listing still logs what it counted.
         """
+        tally = RowTally()
+        try:
+            return await self._list_agents(tally)
+        finally:
+            tally.log()
+
+    async def _list_agents(self, tally: RowTally) -> list[AgentSummary] | PollFailure:
         agents: dict[str, AgentSummary] = {}
         cursors: set[bytes] = set()  # digests: a cursor is upstream text of any length
         cursor: str | None = None
@@ -165,7 +176,7 @@ class ElevenLabsClient:
                 if isinstance(page, PollFailure):
                     return _redacted(page)
                 for raw in page.answer.agents:
-                    agent = listed_agent(raw, row)
+                    agent = listed_agent(raw, row, tally)
                     row += 1
                     if agent is None or agent.archived or agent.agent_id in agents:
                         continue
@@ -174,8 +185,7 @@ class ElevenLabsClient:
                             Reason.INVALID_RESPONSE,
                             f"the agent listing has more than {MAX_LISTED_AGENTS:,} agents",
                         )
-                    # Names reach the status page and check: redacted like every upstream text.
-                    agents[agent.agent_id] = agent.model_copy(update={"name": redact(agent.name)})
+                    agents[agent.agent_id] = agent
                 if not page.answer.has_more or not page.answer.next_cursor:
                     return list(agents.values())
                 cursor = page.answer.next_cursor
@@ -185,6 +195,9 @@ class ElevenLabsClient:
                         Reason.INVALID_RESPONSE, "the agent listing repeats a cursor"
                     )
                 cursors.add(seen)
+                # A page is read at one go (at most 1,000 rows): let the loop run others
+                # (a scrape, /healthz) before the next, even if no request had to wait.
+                await asyncio.sleep(0)
         return PollFailure(Reason.INVALID_RESPONSE, "the agent listing never ends")
 
     async def _with_retries(
