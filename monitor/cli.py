@@ -222,12 +222,15 @@ async def _poll_once(
     clients = ClientPool(http_clients(lambda _: None))
     clients.update(wanted_clients(config.resolved_workspaces(), keys, shard.count if shard else 1))
     try:
-        discovery = Discovery(clients, Health(), ConfigHolder(config))
+        health = Health()
+        # Listed under the daemon's own deadline: a listing that never ends fails (timeout),
+        # and the configured agents are polled all the same.
+        discovery = Discovery(clients, health, ConfigHolder(config))
         await discovery.list_all()
         store.sync(resolve_targets(config, discovery.found, shard))
         poller = Poller(store, clients)
         await asyncio.gather(*(poller.poll(key) for key in store.agent_keys()))
-        return store.snapshot(), bool(discovery.failed)
+        return store.snapshot(), bool(health.discovery_failing)
     finally:
         await clients.aclose()
 

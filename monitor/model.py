@@ -166,6 +166,9 @@ class Health:
     discovered: dict[str, int] = field(default_factory=dict)
     discovery_errors: dict[tuple[str, str], int] = field(default_factory=dict)
     discovery_last_success: dict[str, float] = field(default_factory=dict)
+    # Workspace -> the reason of its last listing, while that listing failed (the one record
+    # of which workspaces fail: the status page, the API and `check` read it).
+    discovery_failing: dict[str, str] = field(default_factory=dict)
 
 
 # --- time -------------------------------------------------------------------------------------

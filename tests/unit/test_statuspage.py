@@ -81,7 +81,15 @@ STATUS_FIELDS: dict[str, type | tuple[type, ...]] = {
     "thresholds": dict,
     "workspaces": list,
 }
-WORKSPACE_FIELDS = {"name", "agents", "polled", "answered", "reachability", "last_errors"}
+WORKSPACE_FIELDS = {
+    "name",
+    "agents",
+    "polled",
+    "answered",
+    "reachability",
+    "last_errors",
+    "listing",
+}
 
 
 class Client:
@@ -337,6 +345,7 @@ def test_the_status_follows_the_schema() -> None:
         "answered": 11,
         "reachability": "degraded",
         "last_errors": {"not_found": 1, "server_error": 1},
+        "listing": None,  # the workspace does not discover
     }
 
 

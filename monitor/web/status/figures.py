@@ -110,7 +110,9 @@ def status_figures(
     agents (no row is built, nothing is sorted)."""
     by_state = Counter(state for _, state in items)
     counts = {s.value: by_state[s] for s in STATES}
-    reach: dict[str, _Reach] = {w.name: _Reach() for w in config.resolved_workspaces()}
+    workspaces = config.resolved_workspaces()
+    reach: dict[str, _Reach] = {w.name: _Reach() for w in workspaces}
+    discovering = frozenset(w.name for w in workspaces if w.discover)
     configured = len(reach)
     not_found = Reason.NOT_FOUND
     for record, _ in items:
@@ -162,12 +164,43 @@ def status_figures(
             "warning_seconds": config.thresholds.warning,
             "critical_seconds": config.thresholds.critical,
         },
-        "workspaces": [_reachability(name, reach[name]) for name in names],
+        "workspaces": [
+            _reachability(name, reach[name], _listing(name, health, discovering, now))
+            for name in names
+        ],
     }
 
 
-def _reachability(name: str, tally: _Reach) -> dict[str, Any]:
-    if not tally.polled:
+def _listing(
+    name: str, health: Health, discovering: frozenset[str], now: float
+) -> dict[str, Any] | None:
+    """A discovering workspace's listing: `pending` before its first, else `ok` or `failing`
+    (with the reason) as its last one went; the last good list is what is watched."""
+    if name not in discovering:
+        return None
+    failing = health.discovery_failing.get(name)
+    listed_at = _finite(health.discovery_last_success.get(name))
+    if failing is not None:
+        state = "failing"
+    elif listed_at is not None or name in health.discovered:
+        state = "ok"
+    else:
+        state = "pending"
+    return {
+        "state": state,
+        "reason": failing,
+        "agents": health.discovered.get(name),
+        "last_success_at": iso(listed_at) if listed_at is not None else None,
+        "last_success_unix": listed_at,
+        "last_success_age_seconds": _age(listed_at, now),
+    }
+
+
+def _reachability(name: str, tally: _Reach, listing: dict[str, Any] | None) -> dict[str, Any]:
+    if not tally.polled and listing is not None and listing["state"] == "failing":
+        # Nothing to poll because the listing fails: that is no "not polled yet".
+        reachability = "listing_failed"
+    elif not tally.polled:
         reachability = "pending"
     elif tally.answered == tally.polled:
         reachability = "ok"
@@ -182,6 +215,7 @@ def _reachability(name: str, tally: _Reach) -> dict[str, Any]:
         "answered": tally.answered,
         "reachability": reachability,
         "last_errors": {str(k): v for k, v in sorted(tally.errors.items())},
+        "listing": listing,
     }
 
 
