@@ -26,6 +26,7 @@ log = structlog.get_logger("monitor")
 
 SHARD_ENV = "MONITOR_SHARD"
 SKIPPED_ID_SHOWN = 64  # characters of a skipped id shown in its log line
+SKIPPED_IDS_LOGGED = 5  # skipped ids logged one by one per listing; the rest are counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +62,12 @@ def listed_targets(workspace: str, listing: Iterable[AgentSummary]) -> list[Targ
     An id that is not one safe path segment is skipped with one log line: requested, it
     would reach another path of the API's host. The line shows the id so that the operator
     can find the agent: upstream text of any length and content, so with any key redacted,
-    then escaped and cut (redacted first: a cut through a key would leave half of it).
+    then escaped and cut (redacted first: a cut through a key would leave half of it). Only
+    the first few are logged one by one, the rest counted in one line: a listing of 50,000
+    such ids must not hold the event loop writing 50,000 lines.
     """
     targets = []
+    skipped = 0
     for agent in listing:
         if not is_safe_agent_id(agent.agent_id):
             reason = f"the agent id is not one path segment ({AGENT_ID_RULE})"
@@ -71,6 +75,9 @@ def listed_targets(workspace: str, listing: Iterable[AgentSummary]) -> list[Targ
             reason = "the agent id carries a secret"  # it would become a metric label
         else:
             targets.append(Target(AgentKey(workspace, agent.agent_id), agent.name))
+            continue
+        skipped += 1
+        if skipped > SKIPPED_IDS_LOGGED:
             continue
         shown, cut = printable_cut(redact(agent.agent_id), SKIPPED_ID_SHOWN)
         log.warning(
@@ -80,6 +87,13 @@ def listed_targets(workspace: str, listing: Iterable[AgentSummary]) -> list[Targ
             agent_id=shown,
             agent_id_cut=cut,
             id_length=len(agent.agent_id),
+        )
+    if skipped > SKIPPED_IDS_LOGGED:
+        log.warning(
+            "discovered_agents_skipped",
+            workspace=workspace,
+            count=skipped,
+            logged=SKIPPED_IDS_LOGGED,
         )
     return targets
 

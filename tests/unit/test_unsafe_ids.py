@@ -65,3 +65,20 @@ def test_an_id_carrying_the_key_is_logged_redacted() -> None:
     assert line["reason"] == "the agent id carries a secret"
     assert line.get("agent_id") == "agent-[REDACTED]"
     assert line.get("agent_id_cut") is False
+
+
+def test_many_unsafe_ids_are_logged_a_few_then_counted() -> None:
+    listing = [AgentSummary(agent_id=f"../{i}", name="") for i in range(10_000)]
+    with capture_logs() as lines:
+        assert listed_targets("prod", listing) == []
+    one_by_one = [line for line in lines if line["event"] == "discovered_agent_skipped"]
+    assert [line["agent_id"] for line in one_by_one] == ["../0", "../1", "../2", "../3", "../4"]
+    [summary] = [line for line in lines if line["event"] == "discovered_agents_skipped"]
+    assert summary == {
+        "event": "discovered_agents_skipped",
+        "log_level": "warning",
+        "workspace": "prod",
+        "count": 10_000,
+        "logged": 5,
+    }
+    assert len(lines) == 6
