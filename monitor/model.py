@@ -148,6 +148,8 @@ class Target:
 
     key: AgentKey
     name: str = ""
+    # Owner labels (config, tags), sorted by name: on elevenlabs_agent_info, for routing.
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 # --- the monitor's own health -----------------------------------------------------------------

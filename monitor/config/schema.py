@@ -158,6 +158,26 @@ class ApiSettings(_Model):
         return self
 
 
+# The monitor's own label names, and Prometheus' reserved ones: an owner label of the same
+# name would clash with (or silently replace) what every dashboard and rule relies on.
+RESERVED_LABELS = frozenset(
+    {"workspace", "agent_id", "agent_name", "job", "instance", "namespace", "state", "reason"}
+)
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+MAX_LABEL_VALUE = 256
+
+
+def label_name_problem(name: object) -> str | None:
+    """Why `name` cannot be an owner label's name, or None when it can."""
+    if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name):
+        return f"{name!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)"
+    if name.startswith("__"):
+        return f"{name!r}: names starting with __ are reserved by Prometheus"
+    if name in RESERVED_LABELS:
+        return f"{name!r} is one of the monitor's own labels ({', '.join(sorted(RESERVED_LABELS))})"
+    return None
+
+
 class AgentConfig(_Model):
     id: str = Field(min_length=1, max_length=256)
     name: str = Field(default="", max_length=256)
