@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 DEMO_VENV := .venv-demo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck unit tools node venv bench screenshot clean
+.PHONY: demo test test-fast lint typecheck unit tools node venv bench screenshot clean
 
 demo: $(DEMO_VENV)/.installed  ## run the daemon against the built-in simulated API
 	$(DEMO_VENV)/bin/elevenlabs-link-monitor demo
@@ -18,8 +18,14 @@ $(DEMO_VENV)/.installed: pyproject.toml
 	$(DEMO_VENV)/bin/pip install --quiet --no-cache-dir -e .
 	touch $@
 
-test: venv tools node lint typecheck  ## every linter and test (what CI runs)
-	$(BIN)/pytest
+test: venv tools node lint typecheck  ## every linter and every test, with branch coverage (what CI runs)
+	$(BIN)/pytest --cov=monitor --cov-branch --cov-report=term
+
+# The unit layer only (tests/unit: pure and in-process), under a minute: the inner loop. Test
+# files not yet moved into a layer (tests/test_*.py) run here too, but for their tests marked
+# `integration` (tests/conftest.py marks every test with its layer).
+test-fast: venv  ## the unit tests only, no linter (under 60 s)
+	$(BIN)/pytest -m unit tests/unit $(wildcard tests/test_*.py)
 
 lint: venv node
 	$(BIN)/ruff check .

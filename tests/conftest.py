@@ -12,6 +12,32 @@ import yaml
 from tests.daemon import Daemon
 from tests.standin import StandIn
 
+# The layers, one directory each (docs/development.md): unit (pure and in-process), integration
+# (the real daemon process against the loopback stand-in), system (real outside tools).
+LAYERS = ("unit", "integration", "system")
+TESTS = Path(__file__).resolve().parent
+
+
+def layer_of(item: pytest.Item) -> str:
+    """The layer of a test: its directory; a file not yet moved into one (tests/test_*.py) is
+    `integration` when marked so, else `unit`."""
+    top = item.path.resolve().relative_to(TESTS).parts[0]
+    if top in LAYERS:
+        return top
+    return "integration" if item.get_closest_marker("integration") else "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its layer, so `-m unit` (make test-fast) selects the unit tests."""
+    for item in items:
+        layer = layer_of(item)
+        if layer == "unit" and "start_daemon" in getattr(item, "fixturenames", ()):
+            raise pytest.UsageError(
+                f"{item.nodeid} starts the daemon: its place is tests/integration/"
+            )
+        item.add_marker(layer)
+
+
 CANARY_KEY = "sk_canary_9f8e7d6c5b4a39281706"
 
 

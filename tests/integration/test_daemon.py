@@ -6,13 +6,10 @@ import signal
 import time
 from collections.abc import Callable
 
-import pytest
-
 from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
 from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, hang, link, raw, status
 
-pytestmark = pytest.mark.integration
 DAY = 86400
 
 StartDaemon = Callable[..., Daemon]

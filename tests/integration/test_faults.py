@@ -17,7 +17,6 @@ from tests.conftest import CANARY_KEY, ConfigWriter, canary_token, kubelet_secre
 from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, huge, link, reset_midway, status, trickle
 
-pytestmark = pytest.mark.integration
 DAY = 86400
 StartDaemon = Callable[..., Daemon]
 
@@ -75,6 +74,7 @@ def test_a_faulty_answer_is_classified_and_isolated(
         (f"http://127.0.0.1:{_closed_port()}", "cannot connect"),
         ("http://no-such-host.invalid", "cannot connect"),
     ],
+    ids=["closed-port", "no-such-host"],  # not the port: the same ids in every collection
 )
 def test_an_unreachable_workspace_does_not_affect_another(
     standin: StandIn, tmp_path: Path, start_daemon: StartDaemon, base_url: str, detail: str

@@ -115,7 +115,6 @@ def test_a_hostile_answer_blinds_nothing_else(
     assert "Traceback" not in checked.stderr
 
 
-@pytest.mark.integration
 def test_an_unsafe_discovered_id_is_never_requested(
     standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
 ) -> None:

@@ -17,7 +17,6 @@ from tests.conftest import ConfigWriter, canary_token, running_daemon, write_con
 from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, link
 
-pytestmark = pytest.mark.integration
 StartDaemon = Callable[..., Daemon]
 IDLE_CLIENTS = 100  # uvicorn's limit_concurrency of 64 made 63 enough to take the port
 

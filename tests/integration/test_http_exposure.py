@@ -18,7 +18,6 @@ from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, link
 from tests.tooling import require_tool
 
-pytestmark = pytest.mark.integration
 StartDaemon = Callable[..., Daemon]
 
 

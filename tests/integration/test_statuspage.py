@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import pytest
-
 from monitor.web.status.routes import PARTIAL_PATH
 from tests.conftest import CANARY_KEY, ConfigWriter, canary_token
 from tests.daemon import Daemon, wait_until
@@ -18,7 +16,6 @@ DAY = 86400.0
 StartDaemon = Callable[..., Daemon]
 
 
-@pytest.mark.integration
 def test_the_daemon_serves_the_page_without_secrets(
     standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
@@ -41,7 +38,6 @@ def test_the_daemon_serves_the_page_without_secrets(
     assert '"agent_id":"ok"' not in text
 
 
-@pytest.mark.integration
 def test_status_page_false_removes_the_routes(
     standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
 ) -> None:

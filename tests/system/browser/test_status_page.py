@@ -29,7 +29,6 @@ from tests.standin import StandIn, link, status
 from tests.system.browser.conftest import OpenTab, Tab, axe_violations
 from tests.system.browser.screenshot import DEMO_AGENTS, photograph, running_demo
 
-pytestmark = pytest.mark.integration
 DAY = 86400
 XSS = "<img src=x onerror=alert(1)>"
 ROWS = "#agents tbody tr:visible"

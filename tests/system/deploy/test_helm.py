@@ -930,7 +930,6 @@ def test_rendered_thresholds_fire_in_prometheus(
     assert result.returncode == 0, output(result)
 
 
-@pytest.mark.integration
 def test_the_daemon_runs_the_rendered_config(
     standin: StandIn, start_daemon: Callable[..., Daemon], tmp_path: Path
 ) -> None:

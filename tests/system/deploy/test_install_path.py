@@ -26,7 +26,7 @@ import pytest
 
 from tests.system.deploy._helpers import REPO, SYSTEMD_DIR, dockerfile_lines, output, run
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = pytest.mark.timeout(240)
 
 DOCKERFILE = REPO / "Dockerfile"
 IMAGE_VENV = "/opt/venv"

@@ -43,8 +43,6 @@ from tests.daemon import Daemon, monitor_cmd, wait_until
 from tests.standin import Answer, StandIn, link, status
 from tests.tooling import require_tool
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[3]
 RULES = REPO / "deploy" / "prometheus" / "rules.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "elevenlabs-link-monitor.json"
