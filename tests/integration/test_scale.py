@@ -10,15 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from monitor.config.errors import ConfigError
-from monitor.config.loading import parse_config
-from monitor.config.schema import WorkspaceConfig
-from monitor.elevenlabs.pool import client_settings
-from monitor.model import AgentKey, Target
-from monitor.runtime.targets import Shard, parse_shard, resolve_targets
 from tests.conftest import ConfigWriter, canary_token
 from tests.daemon import Daemon, wait_until
 from tests.standin import StandIn, link, status
@@ -27,15 +20,6 @@ StartDaemon = Callable[..., Daemon]
 
 
 # --- shards ---------------------------------------------------------------------------------
-
-
-def test_shards_split_every_agent_exactly_once() -> None:
-    keys = [AgentKey(ws, f"agent_{i}") for ws in ("prod", "eu") for i in range(2000)]
-    for count in (1, 2, 3, 7):
-        owners = [[s for s in range(count) if Shard(s, count).owns(k)] for k in keys]
-        assert all(len(o) == 1 for o in owners)
-        sizes = [sum(1 for o in owners if o == [s]) for s in range(count)]
-        assert min(sizes) > len(keys) / count * 0.85  # roughly even
 
 
 def test_the_shard_hash_is_stable_across_processes() -> None:
@@ -58,58 +42,9 @@ def test_the_shard_hash_is_stable_across_processes() -> None:
     assert runs.pop().startswith("[")
 
 
-@pytest.mark.parametrize("text", ["3/3", "1", "-1/2", "a/b", "2/0"])
-def test_bad_shards_are_refused(text: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        parse_shard(text)
-    assert caught.value.problems == [f"--shard: {text!r} is not a shard N/M with 0 <= N < M"]
-
-
-def test_the_shard_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MONITOR_SHARD", "1/4")
-    assert parse_shard(None) == Shard(1, 4)
-    monkeypatch.setenv("MONITOR_SHARD", "9/4")
-    with pytest.raises(ConfigError, match="MONITOR_SHARD: '9/4'"):
-        parse_shard(None)
-    monkeypatch.delenv("MONITOR_SHARD")
-    assert parse_shard(None) is None
-
-
-def test_each_replica_gets_its_share_of_the_rate() -> None:
-    workspace = WorkspaceConfig(name="prod", max_requests_per_second=12)
-    assert client_settings(workspace, 3).max_requests_per_second == 4
-    assert client_settings(workspace).max_requests_per_second == 12
-
-
-# --- targets --------------------------------------------------------------------------------
-
-
-def test_configured_agents_keep_their_names_over_discovered_ones() -> None:
-    config = parse_config(
-        "workspaces:\n"
-        "  - name: prod\n    discover: true\n    agents:\n      - id: a1\n        name: mine\n"
-        "  - name: eu\n    agents:\n      - id: e1\n"
-    )
-    discovered = {
-        "prod": [Target(AgentKey("prod", "a1"), "listed"), Target(AgentKey("prod", "a2"), "two")],
-        "eu": [Target(AgentKey("eu", "ignored"), "not discovering")],
-    }
-    targets = resolve_targets(config, discovered)
-    assert sorted((t.key.workspace, t.key.agent_id, t.name) for t in targets) == [
-        ("eu", "e1", ""),
-        ("prod", "a1", "mine"),
-        ("prod", "a2", "two"),
-    ]
-    only = resolve_targets(config, discovered, Shard(0, 2)) + resolve_targets(
-        config, discovered, Shard(1, 2)
-    )
-    assert sorted(t.key for t in only) == sorted(t.key for t in targets)
-
-
 # --- the daemon -----------------------------------------------------------------------------
 
 
-@pytest.mark.integration
 def test_discovery_watches_every_listed_agent_and_follows_the_listing(
     standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
@@ -156,7 +91,6 @@ def test_discovery_watches_every_listed_agent_and_follows_the_listing(
     assert daemon.state_of("configured") == "missing"
 
 
-@pytest.mark.integration
 def test_three_replicas_watch_every_agent_exactly_once_at_the_server(
     standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
@@ -182,15 +116,6 @@ def test_three_replicas_watch_every_agent_exactly_once_at_the_server(
     assert [d.events("monitor_started")[0]["shard"] for d in replicas] == ["0/3", "1/3", "2/3"]
 
 
-def test_a_malformed_shard_exits_2_before_starting(write_config: ConfigWriter) -> None:
-    from tests.daemon import run_monitor
-
-    done = run_monitor("run", "--config", str(write_config(["a"])), "--shard", "3/3", key="sk_x")
-    assert done.returncode == 2
-    assert done.stderr == "error: --shard: '3/3' is not a shard N/M with 0 <= N < M\n"
-
-
-@pytest.mark.integration
 def test_workspaces_have_their_own_keys_and_a_slow_one_delays_no_other(
     standin: StandIn, tmp_path: Path, start_daemon: StartDaemon
 ) -> None:
@@ -236,37 +161,6 @@ def test_workspaces_have_their_own_keys_and_a_slow_one_delays_no_other(
         slow.close()
 
 
-@pytest.mark.integration
-def test_check_discovers_too_and_says_when_the_listing_fails(
-    standin: StandIn, write_config: ConfigWriter
-) -> None:
-    import json
-
-    from tests.conftest import CANARY_KEY
-    from tests.daemon import run_monitor
-
-    standin.listing = [("listed", "from-listing", False)]
-    standin.set("listed", link(canary_token("l"), None))
-    standin.set("configured", link(canary_token("c"), None))
-    path = write_config(["configured"], discover=True)
-
-    def check() -> subprocess.CompletedProcess[str]:
-        return run_monitor("check", "--config", str(path), "--output", "json", key=CANARY_KEY)
-
-    done = check()
-    assert done.returncode == 0, done.stderr
-    rows = json.loads(done.stdout)["agents"]
-    assert [(r["agent_id"], r["agent_name"]) for r in rows] == [
-        ("configured", "configured-name"),
-        ("listed", "from-listing"),
-    ]
-    standin.listing = status(500)
-    done = check()
-    assert [r["agent_id"] for r in json.loads(done.stdout)["agents"]] == ["configured"]
-    assert json.loads(done.stderr.splitlines()[0])["event"] == "discovery_failed"
-
-
-@pytest.mark.integration
 def test_a_bad_listing_row_is_skipped_alone_and_a_null_name_is_an_empty_name(
     standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
@@ -289,6 +183,7 @@ def test_a_bad_listing_row_is_skipped_alone_and_a_null_name_is_an_empty_name(
     path = write_config(
         [], discover=True, poll={"interval": "1h", "jitter": 0, "discovery_interval": "1h"}
     )
+    started = time.time()
     daemon = start_daemon(path)
     wait_until(lambda: daemon.get("/readyz")[0] == 200, timeout=30)
     assert daemon.value("elevenlabs_link_monitor_agents") == 3
@@ -306,10 +201,9 @@ def test_a_bad_listing_row_is_skipped_alone_and_a_null_name_is_an_empty_name(
         "elevenlabs_link_monitor_discovery_last_success_timestamp_seconds", workspace="default"
     )
     assert listed_at is not None
-    assert abs(listed_at - time.time()) < 60
+    assert started <= listed_at <= time.time()  # the time of this listing, not of another
 
 
-@pytest.mark.integration
 def test_a_failing_listing_never_sets_the_last_success_time(
     standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
@@ -333,7 +227,6 @@ def test_a_failing_listing_never_sets_the_last_success_time(
     wait_until(lambda: daemon.value(gauge, workspace="default") is not None)
 
 
-@pytest.mark.integration
 def test_a_listing_past_its_bounds_fails_and_the_last_good_list_is_kept(
     standin: StandIn, write_config: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
