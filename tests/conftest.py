@@ -21,9 +21,9 @@ TESTS = Path(__file__).resolve().parent
 def layer_of(item: pytest.Item) -> str:
     """The layer of a test: its directory; a file not yet moved into one (tests/test_*.py) is
     `integration` when marked so, else `unit`."""
-    top = item.path.resolve().relative_to(TESTS).parts[0]
-    if top in LAYERS:
-        return top
+    path = item.path.resolve()
+    if path.is_relative_to(TESTS) and path.relative_to(TESTS).parts[0] in LAYERS:
+        return path.relative_to(TESTS).parts[0]
     return "integration" if item.get_closest_marker("integration") else "unit"
 
 
