@@ -70,11 +70,13 @@ def load_config(path: Path) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError([f"{path}: cannot read the config: {reason}"]) from None
-    return parse_config(text, str(path))
+    # Files the config names (ca_file) resolve against its directory, as key files do.
+    return parse_config(text, str(path), config_dir=path.parent)
 
 
-def parse_config(text: str, source: str = "<config>") -> Config:
-    """Validate YAML text; problems name the source, the line and the field."""
+def parse_config(text: str, source: str = "<config>", config_dir: Path | None = None) -> Config:
+    """Validate YAML text; problems name the source, the line and the field. With
+    `config_dir`, the files the config names (ca_file) are resolved against it and read."""
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
@@ -98,7 +100,8 @@ def parse_config(text: str, source: str = "<config>") -> Config:
             [f"{source}:1: the config must be a mapping of keys, not a list or value"]
         )
     try:
-        return Config.model_validate(data)
+        context = {"config_dir": config_dir} if config_dir is not None else None
+        return Config.model_validate(data, context=context)
     except ValidationError as exc:
         # The node tree (for line numbers) is built only when there is something to locate:
         # for 10,000 agents it costs tens of MB.

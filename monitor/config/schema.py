@@ -13,10 +13,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from monitor.egress import proxy_url_problem, read_ca_bundle
 from monitor.model import AGENT_ID_RULE, is_safe_agent_id
 
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
@@ -126,6 +128,33 @@ class ApiSettings(_Model):
         default=5.0, ge=MIN_RATE, le=MAX_RATE, allow_inf_nan=False
     )
     max_retries: Count = Field(default=3, ge=0, le=10)
+    # Egress (monitor/egress.py): a proxy that wins over HTTPS_PROXY/HTTP_PROXY/NO_PROXY, and
+    # extra trusted roots. The proxy URL may hold a password: never in a repr or a message.
+    proxy: str | None = Field(default=None, repr=False)
+    ca_file: Path | None = None
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        problem = None if value is None else proxy_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_bundle(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        """Resolved against the config file's directory (as api_key_file) and read once when
+        a config file is loaded (`config_dir` in the validation context); as given otherwise."""
+        base = (info.context or {}).get("config_dir")
+        if value is None or base is None:
+            return value
+        path = Path(base, value).absolute()
+        try:
+            read_ca_bundle(path)
+        except ValueError as exc:
+            raise ValueError(f"cannot use {path} as a CA bundle: {exc}") from None
+        return path
 
     @field_validator("base_url")
     @classmethod

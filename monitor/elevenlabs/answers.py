@@ -134,6 +134,13 @@ def classify_status(status: int, body: bytes, retry_after: float | None) -> Poll
         reason = Reason.NOT_FOUND
     elif status == 429:
         reason = Reason.RATE_LIMITED
+    elif status == 407:
+        # Only a proxy says this (to a plain-HTTP request through it; CONNECT: transport.py).
+        return PollFailure(
+            Reason.CONNECTION,
+            "proxy refused the request (HTTP 407: check the proxy's credentials)",
+            status,
+        )
     elif status >= 500:
         reason = Reason.SERVER_ERROR
     elif 400 <= status < 500:

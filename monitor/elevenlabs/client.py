@@ -57,6 +57,9 @@ class ClientSettings:
     max_concurrency: int
     max_requests_per_second: float
     max_retries: int
+    # Egress: an explicit proxy (it may hold a password: no repr) and an extra CA bundle.
+    proxy: str | None = dataclasses.field(default=None, repr=False)
+    ca_file: str | None = None
 
 
 class ElevenLabsClient:
@@ -86,7 +89,11 @@ class ElevenLabsClient:
             timeout=httpx.Timeout(settings.timeout),
             transport=transport
             or aiohttp_transport(
-                settings.max_concurrency, tls=settings.base_url.startswith("https:")
+                settings.max_concurrency,
+                tls=settings.base_url.startswith("https:"),
+                base_url=settings.base_url,
+                proxy=settings.proxy,
+                ca_file=settings.ca_file,
             ),
             follow_redirects=False,
             trust_env=False,

@@ -38,6 +38,8 @@ def client_settings(workspace: WorkspaceConfig, share: int = 1) -> ClientSetting
         max_concurrency=workspace.max_concurrency,
         max_requests_per_second=workspace.max_requests_per_second / share,
         max_retries=workspace.max_retries,
+        proxy=workspace.proxy,
+        ca_file=str(workspace.ca_file) if workspace.ca_file is not None else None,
     )
 
 
