@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -74,12 +75,58 @@ class AgentSummary(BaseModel):
     agent_id: str
     name: str = ""
     archived: bool = False
+    tags: tuple[str, ...] = ()
 
     @field_validator("name", mode="before")
     @classmethod
     def _unnamed(cls, value: object) -> object:
         # The API names an unnamed agent `null`: that is an empty name, not a bad row.
         return "" if value is None else value
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _some_tags(cls, value: object) -> tuple[str, ...]:
+        # Tags only filter and label: bad ones never cost the row. The first MAX_ROW_TAGS
+        # strings are kept, anything else is dropped (answers.listed_agent cuts each).
+        if not isinstance(value, list | tuple):
+            return ()
+        return tuple(itertools.islice((t for t in value if isinstance(t, str)), MAX_ROW_TAGS))
+
+
+MAX_ROW_TAGS = 50  # tags kept of a listed agent
+MAX_TAG_CHARS = 256  # a listed agent's tag is cut there
+
+
+@dataclass(frozen=True, slots=True)
+class ListingFilter:
+    """Which agents a discovery listing keeps (`discover:` as a map). What the API filters
+    itself is sent as query parameters (`params`); the rest, and the tags again as a guard,
+    is checked on each row (`keeps`)."""
+
+    search: str | None = None
+    tags: tuple[str, ...] = ()  # any of
+    exclude_tags: tuple[str, ...] = ()
+    name_pattern: re.Pattern[str] | None = None  # searched in the name
+    created_by_user_id: str | None = None  # `@me` or a user id
+
+    def params(self) -> dict[str, str | list[str]]:
+        """The listing's query parameters; `tags` is repeated, once for each tag."""
+        params: dict[str, str | list[str]] = {}
+        if self.search:
+            params["search"] = self.search
+        if self.tags:
+            params["tags"] = list(self.tags)
+        if self.created_by_user_id:
+            params["created_by_user_id"] = self.created_by_user_id
+        return params
+
+    def keeps(self, agent: AgentSummary) -> bool:
+        """Whether a listed agent passes what is checked on the answer."""
+        if self.tags and set(self.tags).isdisjoint(agent.tags):
+            return False
+        if self.exclude_tags and not set(self.exclude_tags).isdisjoint(agent.tags):
+            return False
+        return self.name_pattern is None or self.name_pattern.search(agent.name) is not None
 
 
 class AgentListResponse(BaseModel):

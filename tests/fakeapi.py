@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from monitor.elevenlabs.client import ClientSettings
 from monitor.elevenlabs.limiter import RateLimiter
 from monitor.evaluate import TOKEN_MISSING, Kind, Observation
-from monitor.model import AgentSummary, LinkAnswer, PollFailure, PollOutcome, Reason
+from monitor.model import (
+    AgentSummary,
+    LinkAnswer,
+    ListingFilter,
+    PollFailure,
+    PollOutcome,
+    Reason,
+)
 
 Script = Callable[[], Awaitable[PollOutcome]]
 
@@ -57,6 +64,7 @@ class FakeApi:
     listing: list[AgentSummary] | PollFailure = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     listings: int = 0
+    queries: list[ListingFilter | None] = field(default_factory=list)  # one per listing
     closed: int = 0
 
     def set(self, agent_id: str, script: Script) -> None:
@@ -85,9 +93,14 @@ class FakeClient:
             return PollFailure(Reason.NOT_FOUND, "HTTP 404 agent_not_found", 404)
         return await script()
 
-    async def list_agents(self) -> list[AgentSummary] | PollFailure:
+    async def list_agents(
+        self, query: ListingFilter | None = None
+    ) -> list[AgentSummary] | PollFailure:
         self.api.listings += 1
-        return self.api.listing
+        self.api.queries.append(query)
+        if query is None or isinstance(self.api.listing, PollFailure):
+            return self.api.listing
+        return [agent for agent in self.api.listing if query.keeps(agent)]
 
     async def aclose_when_idle(self) -> None:
         await self.aclose()

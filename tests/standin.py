@@ -131,6 +131,12 @@ class StandIn:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # GET /v1/convai/agents: (agent_id, name, archived) rows, or an Answer to fail with.
     listing: list[tuple[str, str, bool]] | Answer = field(default_factory=list)
+    # The listing's filters, as the API applies them: `search` (in the name, any case), `tags`
+    # (any of, the parameter repeated) and `created_by_user_id` (`@me` is `user_id`).
+    tags: dict[str, list[Any]] = field(default_factory=dict)  # agent_id -> its tags
+    creators: dict[str, str] = field(default_factory=dict)  # agent_id -> its creator
+    user_id: str = "user_standin"  # the key's user
+    listing_queries: list[dict[str, list[str]]] = field(default_factory=list)  # as received
     in_flight: int = 0
     max_in_flight: int = 0
 
@@ -169,6 +175,18 @@ class StandIn:
     def count(self, agent_id: str | None = None) -> int:
         with self.lock:
             return sum(1 for r in self.requests if agent_id is None or f"/{agent_id}/" in r.path)
+
+    def lists(self, agent_id: str, name: str, query: dict[str, list[str]]) -> bool:
+        """Whether the listing's filters in `query` keep this agent."""
+        search = query.get("search", [""])[0].lower()
+        wanted = query.get("tags")
+        creator = query.get("created_by_user_id", [""])[0]
+        creator = self.user_id if creator == "@me" else creator
+        return (
+            search in name.lower()
+            and (not wanted or any(t in wanted for t in self.tags.get(agent_id, [])))
+            and (not creator or self.creators.get(agent_id) == creator)
+        )
 
     def close(self) -> None:
         self._server.release.set()  # type: ignore[attr-defined]
@@ -219,12 +237,19 @@ class _Handler(BaseHTTPRequestHandler):
             listing(self)
             return
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        standin = self.standin
+        with standin.lock:
+            standin.listing_queries.append(query)
+        listing = [row for row in listing if standin.lists(row[0], row[1], query)]
         size = int(query.get("page_size", ["30"])[0])
         start = int(query.get("cursor", ["0"])[0])
         page = listing[start : start + size]
         more = start + size < len(listing)
         body = {
-            "agents": [{"agent_id": a, "name": n, "archived": arch} for a, n, arch in page],
+            "agents": [
+                {"agent_id": a, "name": n, "archived": arch, "tags": standin.tags.get(a, [])}
+                for a, n, arch in page
+            ],
             "next_cursor": str(start + size) if more else None,
             "has_more": more,
         }

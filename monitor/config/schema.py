@@ -13,13 +13,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from monitor.egress import proxy_url_problem, read_ca_bundle
-from monitor.model import AGENT_ID_RULE, is_safe_agent_id
+from monitor.model import AGENT_ID_RULE, MAX_TAG_CHARS, ListingFilter, is_safe_agent_id
 
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
 DEFAULT_WORKSPACE = "default"
@@ -229,14 +230,89 @@ def _unique_agents(agents: list[AgentConfig]) -> list[AgentConfig]:
     return agents
 
 
+MAX_FILTER_TAGS = 50  # in `discover.tags` and `discover.exclude_tags`: each one is matched
+FilterTag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS)]
+_USER_ID = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+
+
+class DiscoverSettings(_Model):
+    """`discover:` as a map: which agents of the listing to watch, and labels from their tags.
+    Sent as the listing's query parameters where the API filters (`search`, `tags`,
+    `created_by`), checked on the answer otherwise (`exclude_tags`, `name_pattern`, `tags`)."""
+
+    search: str | None = Field(default=None, min_length=1, max_length=256)
+    tags: list[FilterTag] = Field(default_factory=list, max_length=MAX_FILTER_TAGS)  # any of
+    exclude_tags: list[FilterTag] = Field(default_factory=list, max_length=MAX_FILTER_TAGS)
+    name_pattern: str | None = Field(default=None, max_length=1024)
+    created_by: str | None = None
+    labels_from_tags: dict[str, FilterTag] = Field(default_factory=dict)  # label -> tag prefix
+
+    @field_validator("name_pattern")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+    @field_validator("created_by")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        if value is not None and value != "@me" and not _USER_ID.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is neither @me nor a user id (1 to 128 of letters, digits, _ . -)"
+            )
+        return value
+
+    @field_validator("labels_from_tags", mode="before")
+    @classmethod
+    def _label_names(cls, value: object) -> object:
+        for name in value if isinstance(value, dict) else ():
+            problem = label_name_problem(name)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
+    def listing_filter(self) -> ListingFilter:
+        """What the listing sends and checks (the pattern was compiled once, at load)."""
+        return ListingFilter(
+            search=self.search,
+            tags=tuple(self.tags),
+            exclude_tags=tuple(self.exclude_tags),
+            name_pattern=None if self.name_pattern is None else re.compile(self.name_pattern),
+            created_by_user_id=self.created_by,
+        )
+
+
+def _discover(value: object) -> bool | DiscoverSettings:
+    # `true`, `false` (as before 0.2), or a map: a map means discovery is on.
+    if isinstance(value, bool | DiscoverSettings):
+        return value
+    if isinstance(value, dict):
+        return DiscoverSettings.model_validate(value)  # its errors located under discover.
+    raise ValueError("must be true, false or a map (search, tags, exclude_tags, ...)")
+
+
+Discover = Annotated[bool | DiscoverSettings, PlainValidator(_discover)]
+
+
 class WorkspaceConfig(ApiSettings):
     """One workspace: its API settings and the agents it watches."""
 
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
     agents: list[AgentConfig] = Field(default_factory=list)
-    discover: bool = False
+    discover: Discover = False
 
     _check_agents = field_validator("agents")(_unique_agents)
+
+    @property
+    def discovery(self) -> DiscoverSettings | None:
+        """What `discover:` asks for: None when off; `true` is a map without a filter."""
+        if isinstance(self.discover, DiscoverSettings):
+            return self.discover
+        return DiscoverSettings() if self.discover else None
 
 
 class PollSettings(_Model):
@@ -325,7 +401,7 @@ class Config(_Model):
 
     elevenlabs: ApiSettings | None = None
     agents: list[AgentConfig] = Field(default_factory=list)
-    discover: bool = False
+    discover: Discover = False
     workspaces: list[WorkspaceConfig] | None = None
     poll: PollSettings = PollSettings()
     thresholds: ThresholdSettings = ThresholdSettings()

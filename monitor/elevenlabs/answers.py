@@ -20,6 +20,7 @@ from monitor.evaluate import TOKEN_MISSING, Kind, Observation
 from monitor.logs import redact
 from monitor.model import (
     EXPIRY_RANGE_PROBLEM,
+    MAX_TAG_CHARS,
     RETRYABLE,
     AgentLinkResponse,
     AgentListResponse,
@@ -249,9 +250,10 @@ class RowTally:
 
 def listed_agent(row: object, index: int, tally: RowTally) -> AgentSummary | None:
     """One row of the listing as the monitor keeps it, or None when it does not fit the
-    schema (counted in `tally`). Only the id, the name and `archived` are kept; the name is
-    made encodable, redacted, then cut to MAX_NAME_CHARS (redacted first: a cut through a key
-    would leave part of it unrecognised)."""
+    schema (counted in `tally`). Only the id, the name, `archived` and the tags are kept; the
+    name is made encodable, redacted, then cut to MAX_NAME_CHARS (redacted first: a cut through
+    a key would leave part of it unrecognised); each tag likewise, cut to MAX_TAG_CHARS (at most
+    MAX_ROW_TAGS of them, strings only: a row's bad tags never cost the row)."""
     try:
         agent = AgentSummary.model_validate(row)
     except ValidationError as exc:
@@ -263,6 +265,8 @@ def listed_agent(row: object, index: int, tally: RowTally) -> AgentSummary | Non
     if len(name) > MAX_NAME_CHARS:
         name = name[:MAX_NAME_CHARS]
         tally.cut_name(index)
+    # Tags as names: upstream text that may become a label value (labels_from_tags).
+    tags = tuple(redact(_text(tag))[:MAX_TAG_CHARS] for tag in agent.tags)
     return AgentSummary.model_construct(
-        agent_id=_text(agent.agent_id), name=name, archived=agent.archived
+        agent_id=_text(agent.agent_id), name=name, archived=agent.archived, tags=tags
     )

@@ -33,7 +33,14 @@ from monitor.elevenlabs.answers import (
 from monitor.elevenlabs.limiter import RateLimiter
 from monitor.elevenlabs.transport import aiohttp_transport, transport_failure
 from monitor.logs import redact
-from monitor.model import RETRYABLE, AgentSummary, PollFailure, PollOutcome, Reason
+from monitor.model import (
+    RETRYABLE,
+    AgentSummary,
+    ListingFilter,
+    PollFailure,
+    PollOutcome,
+    Reason,
+)
 
 # The listing's bounds. 50,000 agents in one workspace is far past any real one, and at
 # about 1 KiB of memory each (300,000 listed agents took 317 MiB) still a bounded share.
@@ -42,6 +49,7 @@ MAX_LISTING_PAGES = 10_000  # a bound even if the API's cursors never end
 
 USER_AGENT = f"elevenlabs-link-monitor/{__version__} (+https://github.com/elevenlabs-link-monitor)"
 _T = TypeVar("_T")
+Params = dict[str, str | list[str]]  # a list: the parameter repeated (the listing's `tags`)
 MAX_BODY_BYTES = (
     256 * 1024
 )  # a link answer is well under 1 KiB; anything huge is an attack or a bug
@@ -152,10 +160,14 @@ class ElevenLabsClient:
         )
         return _redacted(outcome)
 
-    async def list_agents(self) -> list[AgentSummary] | PollFailure:
+    async def list_agents(
+        self, query: ListingFilter | None = None
+    ) -> list[AgentSummary] | PollFailure:
         """Every agent the key can see, all pages, archived ones left out; a row that does
         not fit the schema is skipped, not the whole listing, and a name is cut to 256
         characters: both counted, and logged in one line each per listing (never per row).
+        With `query`, what the API filters is sent with each page and the rest is checked
+        on each row as it comes (only the agents kept count towards MAX_LISTED_AGENTS).
 
         Bounded whatever the API answers: an id listed twice is kept once, a cursor seen
         before ends the listing, and a page of more than 1,000 rows, a `has_more` without a
@@ -165,18 +177,22 @@ class ElevenLabsClient:
         """
         tally = RowTally()
         try:
-            return await self._list_agents(tally)
+            return await self._list_agents(tally, query or ListingFilter())
         finally:
             tally.log()
 
-    async def _list_agents(self, tally: RowTally) -> list[AgentSummary] | PollFailure:
+    async def _list_agents(
+        self, tally: RowTally, query: ListingFilter
+    ) -> list[AgentSummary] | PollFailure:
         agents: dict[str, AgentSummary] = {}
         cursors: set[bytes] = set()  # digests: a cursor is upstream text of any length
         cursor: str | None = None
         row = 0
         async with self.lease():
             for _ in range(MAX_LISTING_PAGES):
-                params = {"page_size": "100"} | ({"cursor": cursor} if cursor else {})
+                params: Params = {"page_size": "100", **query.params()}
+                if cursor:
+                    params["cursor"] = cursor
                 page = await self._with_retries(
                     functools.partial(self._get, "/v1/convai/agents", params, parse_list_body)
                 )
@@ -186,6 +202,8 @@ class ElevenLabsClient:
                     agent = listed_agent(raw, row, tally)
                     row += 1
                     if agent is None or agent.archived or agent.agent_id in agents:
+                        continue
+                    if not query.keeps(agent):
                         continue
                     if len(agents) == MAX_LISTED_AGENTS:
                         return PollFailure(
@@ -241,7 +259,7 @@ class ElevenLabsClient:
     async def _get(
         self,
         path: str,
-        params: dict[str, str],
+        params: Params,
         parse: Callable[[bytes], _T | PollFailure],
         deadline: float | None = None,
     ) -> _T | PollFailure:
@@ -252,7 +270,7 @@ class ElevenLabsClient:
             return PollFailure(Reason.TIMEOUT, "no answer before the cycle's deadline")
 
     async def _limited(
-        self, path: str, params: dict[str, str], parse: Callable[[bytes], _T | PollFailure]
+        self, path: str, params: Params, parse: Callable[[bytes], _T | PollFailure]
     ) -> _T | PollFailure:
         async with self._semaphore:
             # The rate slot is taken last, right before the request: taken before waiting
@@ -277,7 +295,7 @@ class ElevenLabsClient:
                 self._on_request(time.perf_counter() - started)
 
     async def _exchange(
-        self, path: str, params: dict[str, str], parse: Callable[[bytes], _T | PollFailure]
+        self, path: str, params: Params, parse: Callable[[bytes], _T | PollFailure]
     ) -> _T | PollFailure:
         async with self._http.stream("GET", path, params=params) as response:
             retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())

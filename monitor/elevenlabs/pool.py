@@ -10,7 +10,7 @@ from typing import Protocol
 from monitor.config.schema import WorkspaceConfig
 from monitor.elevenlabs.client import ClientSettings, ElevenLabsClient
 from monitor.elevenlabs.limiter import RateLimiter
-from monitor.model import AgentSummary, PollFailure, PollOutcome
+from monitor.model import AgentSummary, ListingFilter, PollFailure, PollOutcome
 
 
 class ApiClient(Protocol):
@@ -20,7 +20,9 @@ class ApiClient(Protocol):
 
     async def get_link(self, agent_id: str, deadline: float | None = None) -> PollOutcome: ...
 
-    async def list_agents(self) -> list[AgentSummary] | PollFailure: ...
+    async def list_agents(
+        self, query: ListingFilter | None = None
+    ) -> list[AgentSummary] | PollFailure: ...
 
     async def aclose_when_idle(self) -> None: ...
 

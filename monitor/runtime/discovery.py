@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 import structlog
 
 from monitor.config.holder import ConfigHolder
+from monitor.config.schema import DiscoverSettings
 from monitor.elevenlabs.pool import ApiClient, ClientPool
 from monitor.model import AgentSummary, Health, PollFailure, Reason, Target
 from monitor.runtime.targets import listed_targets
@@ -58,19 +59,25 @@ class Discovery:
         listings = []
         for workspace in current.workspaces:
             client = self._clients.get(workspace.name)
-            if workspace.discover and client is not None:
-                listings.append(self._list(workspace.name, client, seconds))
+            wanted = workspace.discovery
+            if wanted is not None and client is not None:
+                listings.append(self._list(workspace.name, client, seconds, wanted))
         changed = await asyncio.gather(*listings)
         return any(changed)
 
-    async def _list(self, workspace: str, client: ApiClient, seconds: float) -> bool:
-        """One workspace's listing, judged; True if its list changed."""
+    async def _list(
+        self, workspace: str, client: ApiClient, seconds: float, wanted: DiscoverSettings
+    ) -> bool:
+        """One workspace's listing (filtered as `wanted` says), judged; True if its list
+        changed."""
         # The client logs what it skips: its lines name their workspace through this (each
         # listing runs in a task of its own, with its own copy of the context).
         with structlog.contextvars.bound_contextvars(workspace=workspace):
             try:
                 async with asyncio.timeout(seconds):
-                    listing: list[AgentSummary] | PollFailure = await client.list_agents()
+                    listing: list[AgentSummary] | PollFailure = await client.list_agents(
+                        wanted.listing_filter()
+                    )
             except TimeoutError:
                 listing = PollFailure(
                     Reason.TIMEOUT, f"the listing did not end within {seconds:g}s"
@@ -85,7 +92,7 @@ class Discovery:
             return False
         health = self._health
         health.discovery_failing.pop(workspace, None)
-        found = listed_targets(workspace, listing)
+        found = listed_targets(workspace, listing, wanted.labels_from_tags)
         health.discovered[workspace] = len(found)
         health.discovery_last_success[workspace] = self._clock()
         if found == self.found.get(workspace):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import structlog
 
 from monitor.config.errors import ConfigError
-from monitor.config.schema import Config
+from monitor.config.schema import MAX_LABEL_VALUE, Config
 from monitor.logs import redact
 from monitor.model import (
     AGENT_ID_RULE,
@@ -56,8 +56,30 @@ def parse_shard(text: str | None, source: str = "--shard") -> Shard | None:
     return Shard(int(match[1]), int(match[2]))
 
 
-def listed_targets(workspace: str, listing: Iterable[AgentSummary]) -> list[Target]:
-    """The agents of a discovery listing, named as the listing names them.
+def tag_labels(
+    labels_from_tags: Mapping[str, str], tags: Iterable[str]
+) -> tuple[tuple[str, str], ...]:
+    """Owner labels from a listed agent's tags (`discover.labels_from_tags`), sorted by name
+    as Target.labels: each label takes the rest of the first tag that starts with its prefix
+    (`team:payments` with {team: "team:"} gives team="payments"). An empty rest, or one that
+    is not printable text, is passed over; a value is at most MAX_LABEL_VALUE characters."""
+    labels: dict[str, str] = {}
+    for name, prefix in labels_from_tags.items():
+        for tag in tags:
+            value = tag[len(prefix) :] if tag.startswith(prefix) else ""
+            if value and value.isprintable():
+                labels[name] = value[:MAX_LABEL_VALUE]
+                break
+    return tuple(sorted(labels.items()))
+
+
+def listed_targets(
+    workspace: str,
+    listing: Iterable[AgentSummary],
+    labels_from_tags: Mapping[str, str] | None = None,
+) -> list[Target]:
+    """The agents of a discovery listing, named as the listing names them, with the labels
+    their tags give (`tag_labels`).
 
     An id that is not one safe path segment is skipped with one log line: requested, it
     would reach another path of the API's host. The line shows the id so that the operator
@@ -74,7 +96,8 @@ def listed_targets(workspace: str, listing: Iterable[AgentSummary]) -> list[Targ
         elif redact(agent.agent_id) != agent.agent_id:
             reason = "the agent id carries a secret"  # it would become a metric label
         else:
-            targets.append(Target(AgentKey(workspace, agent.agent_id), agent.name))
+            labels = tag_labels(labels_from_tags, agent.tags) if labels_from_tags else ()
+            targets.append(Target(AgentKey(workspace, agent.agent_id), agent.name, labels))
             continue
         skipped += 1
         if skipped > SKIPPED_IDS_LOGGED:

@@ -164,8 +164,10 @@ class Runtime:
         self._sync_targets()
         if config.poll != old.poll or current.discovering != previous.discovering:
             self._schedule(first=False)
-        if current.discovering - previous.discovering:
-            # A workspace that starts discovering is listed now, not a discovery_interval later.
+        was = {w.name: w.discovery for w in previous.workspaces}
+        if any(w.discovery not in (None, was.get(w.name)) for w in current.workspaces):
+            # A workspace that starts discovering, or changes its filters or labels from
+            # tags, is listed now, not a discovery_interval later.
             self.jobs.run_now("discover")
         self.ontime.evaluate_all()
         fields = {"agents": len(self.store)}

@@ -25,7 +25,14 @@ from monitor.config.schema import Config
 from monitor.elevenlabs.client import ClientSettings, ElevenLabsClient
 from monitor.elevenlabs.limiter import RateLimiter
 from monitor.elevenlabs.pool import ApiClient, ClientFactory, ClientPool, wanted_clients
-from monitor.model import AgentSummary, Health, PollFailure, PollOutcome, Reason
+from monitor.model import (
+    AgentSummary,
+    Health,
+    ListingFilter,
+    PollFailure,
+    PollOutcome,
+    Reason,
+)
 from monitor.runtime.discovery import Discovery
 from monitor.runtime.targets import resolve_targets
 from monitor.store import Store
@@ -114,7 +121,9 @@ class Scripted:
     async def get_link(self, agent_id: str, deadline: float | None = None) -> PollOutcome:
         return PollFailure(Reason.NOT_FOUND, "HTTP 404", 404)
 
-    async def list_agents(self) -> list[AgentSummary] | PollFailure:
+    async def list_agents(
+        self, query: ListingFilter | None = None
+    ) -> list[AgentSummary] | PollFailure:
         return await self._scripts[self._name]()
 
     async def aclose_when_idle(self) -> None:

@@ -167,11 +167,13 @@ def test_a_name_is_redacted_before_it_is_cut() -> None:
 
 
 def test_a_row_keeps_only_what_the_monitor_uses() -> None:
-    """Extra fields (`tags`, `access_info`, anything) are not held for the listing's life."""
+    """Extra fields (`access_info`, anything) are not held for the listing's life; the tags
+    (for discover's filters and labels) only up to 50 of them."""
     row = {"agent_id": "a1", "name": "one", "junk": "j" * 200_000, "tags": ["t"] * 1000}
     listing = list_agents(one_page(body([row])))
     assert isinstance(listing, list)
     assert listing[0].model_extra in (None, {})
+    assert listing[0].tags == ("t",) * 50
 
 
 # --- 3. bad rows are unbounded and each is logged -----------------------------------------------
