@@ -169,8 +169,10 @@ def _check(args: argparse.Namespace) -> int:
     logs.configure("warning", config.logging.format, stream=sys.stderr)
     records, listing_failed = asyncio.run(_poll_once(config, keys, shard))
     now = time.time()
-    thresholds = Settings.of(config).thresholds
-    rows = [_row(r, evaluate(r.observation, now, thresholds), now) for r in records]
+    settings = Settings.of(config)
+    rows = [
+        _row(r, evaluate(r.observation, now, settings.thresholds_for(r.key)), now) for r in records
+    ]
     rows.sort(key=lambda r: (r["workspace"], r["agent_id"]))
     if args.output == "json":
         print(json.dumps({"version": 1, "agents": rows}, indent=2))

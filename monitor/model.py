@@ -11,6 +11,7 @@ import datetime
 import enum
 import itertools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -197,6 +198,17 @@ class Target:
     name: str = ""
     # Owner labels (config, tags), sorted by name: on elevenlabs_agent_info, for routing.
     labels: tuple[tuple[str, str], ...] = ()
+
+
+Labels = tuple[tuple[str, str], ...]  # owner labels, sorted by name, none with an empty value
+
+
+def merge_labels(under: Iterable[tuple[str, str]], over: Iterable[tuple[str, str]]) -> Labels:
+    """`under` overridden key by key by `over`, sorted by name; an empty value removes the
+    label (as an empty label value does in Prometheus)."""
+    merged = dict(under)
+    merged.update(over)
+    return tuple(sorted((name, value) for name, value in merged.items() if value))
 
 
 # --- the monitor's own health -----------------------------------------------------------------

@@ -1,8 +1,9 @@
 """A value derived from each agent's record and state, kept until either changes.
 
-Records are immutable and replaced whole on every poll, so identity tells a new record; a
-state changes only with a new record, new thresholds, or when the clock reaches the instant
-`next_change` names. /metrics (an agent's rendered series) and the status page (its search
+Records are immutable and replaced whole on every poll (and on a rename or new owner labels),
+so identity tells a new record; a state changes only with a new record, new settings (each
+agent's thresholds come from them), or when the clock reaches the instant `next_change`
+names. /metrics (an agent's rendered series) and the status page (its search
 text) keep their per-agent values in one of these, so the rule of when a value is stale is
 written once.
 """
@@ -12,13 +13,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from monitor.evaluate import State, Thresholds, evaluate, next_change
 from monitor.model import AgentKey
 from monitor.store import AgentRecord
 
 _V = TypeVar("_V")
+
+
+class ThresholdsSource(Protocol):
+    """Where each agent's thresholds come from: `Settings` (monitor/config/holder.py)."""
+
+    def thresholds_for(self, key: AgentKey) -> Thresholds: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,31 +37,37 @@ class Kept(Generic[_V]):
 
 
 class PerAgent(Generic[_V]):
-    """`build(record, state)` for every agent, rebuilt only when its record or state changes."""
+    """`build(record, state, thresholds)` for every agent, rebuilt only when its record or
+    state changes, or the settings do."""
 
-    def __init__(self, build: Callable[[AgentRecord, State], _V]) -> None:
+    def __init__(self, build: Callable[[AgentRecord, State, Thresholds], _V]) -> None:
         self._build = build
         self._kept: dict[AgentKey, Kept[_V]] = {}
-        self._thresholds: Thresholds | None = None
+        self._source: ThresholdsSource | None = None
 
-    def refresh(self, records: Iterable[AgentRecord], now: float, thresholds: Thresholds) -> bool:
-        """Bring every agent up to date at `now`; True if a value was rebuilt or an agent left.
+    def refresh(
+        self, records: Iterable[AgentRecord], now: float, settings: ThresholdsSource
+    ) -> bool:
+        """Bring every agent up to date at `now`, each with its own thresholds from
+        `settings`; True if a value was rebuilt or an agent left.
 
         The agents kept are exactly `records`, in their order: one that left the store
-        leaves the cache with it.
+        leaves the cache with it. New settings (another object: a reload swaps them whole)
+        rebuild every agent, whatever changed in them.
         """
         kept = self._kept
-        if thresholds != self._thresholds:
-            kept = {}  # every state deadline moved
-            self._thresholds = thresholds
+        if settings is not self._source:
+            kept = {}  # any agent's thresholds, and so its state deadline, may have moved
+            self._source = settings
         changed = False
         fresh: dict[AgentKey, Kept[_V]] = {}
         for record in records:
             entry = kept.get(record.key)
             if entry is None or entry.record is not record or now >= entry.until:
+                thresholds = settings.thresholds_for(record.key)
                 state = evaluate(record.observation, now, thresholds)
                 if entry is None or entry.record is not record or entry.state is not state:
-                    value = self._build(record, state)
+                    value = self._build(record, state, thresholds)
                     changed = True
                 else:
                     value = entry.value

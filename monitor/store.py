@@ -7,7 +7,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from monitor.evaluate import Observation
-from monitor.model import AgentKey, LinkAnswer, PollFailure, PollOutcome, Reason, Target
+from monitor.model import (
+    AgentKey,
+    Labels,
+    LinkAnswer,
+    PollFailure,
+    PollOutcome,
+    Reason,
+    Target,
+)
 
 _NO_ERRORS: Mapping[Reason, int] = dict.fromkeys(Reason, 0)
 
@@ -25,6 +33,7 @@ class AgentRecord:
     last_error_detail: str = ""
     errors: Mapping[Reason, int] = field(default_factory=lambda: _NO_ERRORS)
     rotations: int = 0
+    labels: Labels = ()  # the target's owner labels: a change is a new record, re-rendered
 
     def after(self, outcome: PollOutcome, now: float) -> AgentRecord:
         """The record once `outcome` is known; failures keep what earlier answers said."""
@@ -79,9 +88,9 @@ class Store:
         for key, target in wanted.items():
             old = self._records.get(key)
             if old is None:
-                records[key] = AgentRecord(key, target.name)
-            elif old.name != target.name:
-                records[key] = dataclasses.replace(old, name=target.name)
+                records[key] = AgentRecord(key, target.name, labels=target.labels)
+            elif old.name != target.name or old.labels != target.labels:
+                records[key] = dataclasses.replace(old, name=target.name, labels=target.labels)
             else:
                 records[key] = old
         self._records = records

@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import selectors
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import pytest
+import structlog
+import structlog.testing
 
 EPOCH = 1_800_000_000.0  # 2027-01-15: any fixed instant will do
 
@@ -88,3 +90,17 @@ def apscheduler_on(loop: FakeClockLoop, monkeypatch: pytest.MonkeyPatch) -> None
     }
     for module in modules.values():
         monkeypatch.setattr(module, "datetime", FakeDatetime)
+
+
+@contextmanager
+def wall_stamped_logs(loop: FakeClockLoop) -> Iterator[list[MutableMapping[str, Any]]]:
+    """Every log line while it runs, stamped `at` with the loop's fake wall clock: what a
+    test of on-time alerts compares with the instants they are due."""
+
+    def stamp(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        event["at"] = loop.wall()
+        return event
+
+    structlog.reset_defaults()
+    with structlog.testing.capture_logs(processors=[stamp]) as lines:
+        yield lines

@@ -14,10 +14,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails
 
 from monitor.egress import proxy_url_problem, read_ca_bundle
 from monitor.model import AGENT_ID_RULE, MAX_TAG_CHARS, ListingFilter, is_safe_agent_id
@@ -208,9 +210,64 @@ def label_name_problem(name: object) -> str | None:
     return None
 
 
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _label_value_problem(value: object) -> str | None:
+    if not isinstance(value, str):
+        return f"a label value must be a string (quote it), not {type(value).__name__}"
+    if len(value) > MAX_LABEL_VALUE:
+        return f"a label value is at most {MAX_LABEL_VALUE} characters, not {len(value)}"
+    if _LINE_BREAKS.search(value):
+        return "a label value is one line, without control characters"
+    return None
+
+
+def _owner_labels(value: object) -> object:
+    """`labels:`, one located problem per bad key or value (`labels.job: ...`)."""
+    if not isinstance(value, dict):
+        return value  # pydantic's own "Input should be a valid dictionary"
+    problems: list[InitErrorDetails] = []
+    for name, label in value.items():
+        problem = label_name_problem(name) or _label_value_problem(label)
+        if problem is not None:
+            error = ValueError(problem)
+            problems.append(
+                InitErrorDetails(
+                    type="value_error", loc=(str(name),), input=label, ctx={"error": error}
+                )
+            )
+    if problems:
+        raise ValidationError.from_exception_data("labels", problems)
+    return value
+
+
+# Owner labels: label name -> value; an empty value removes one inherited.
+OwnerLabels = Annotated[dict[str, str], BeforeValidator(_owner_labels)]
+
+
+def _optional_duration(value: object) -> float | None:
+    return None if value is None else parse_duration(value)
+
+
+class ThresholdOverride(_Model):
+    """`thresholds:` on a workspace or an agent: either key or both, over what it inherits
+    (global, then workspace); the pair resolved must keep warning above critical."""
+
+    warning: Annotated[float | None, BeforeValidator(_optional_duration)] = None
+    critical: Annotated[float | None, BeforeValidator(_optional_duration)] = None
+
+    @field_validator("warning", "critical")
+    @classmethod
+    def _bounded(cls, value: float | None, info: ValidationInfo) -> float | None:
+        return None if value is None else _at_most(str(info.field_name), value, MAX_THRESHOLD)
+
+
 class AgentConfig(_Model):
     id: str = Field(min_length=1, max_length=256)
     name: str = Field(default="", max_length=256)
+    labels: OwnerLabels = Field(default_factory=dict)
+    thresholds: ThresholdOverride | None = None
 
     @field_validator("id")
     @classmethod
@@ -303,6 +360,8 @@ class WorkspaceConfig(ApiSettings):
 
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
     agents: list[AgentConfig] = Field(default_factory=list)
+    labels: OwnerLabels = Field(default_factory=dict)
+    thresholds: ThresholdOverride | None = None
     discover: Discover = False
 
     _check_agents = field_validator("agents")(_unique_agents)
@@ -396,11 +455,49 @@ class LoggingSettings(_Model):
     format: Literal["json", "console"] = "json"
 
 
+_Loc = tuple[str | int, ...]
+_Pair = dict[str, tuple[float, _Loc]]  # warning, critical -> (seconds, where it is set)
+
+
+def _resolved(pair: _Pair, override: ThresholdOverride | None, at: _Loc) -> _Pair:
+    """`pair` with what `override` (at `at`) sets, key by key."""
+    if override is None:
+        return pair
+    resolved = dict(pair)
+    for key in ("warning", "critical"):
+        value = getattr(override, key)
+        if value is not None:
+            resolved[key] = (value, at)
+    return resolved
+
+
+def _disorder(pair: _Pair, at: _Loc) -> list[InitErrorDetails]:
+    """The problem at `at` when its resolved pair has warning not above critical; an
+    inherited value says where it comes from."""
+    (warning, warning_at), (critical, critical_at) = pair["warning"], pair["critical"]
+    if warning > critical:
+        return []
+
+    def shown(seconds: float, source: _Loc) -> str:
+        text = format_duration(seconds)
+        if source == at:
+            return text
+        dotted = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in source)
+        return f"{text}, from {dotted.replace('.[', '[')}"
+
+    error = ValueError(
+        f"warning ({shown(warning, warning_at)}) must be greater than "
+        f"critical ({shown(critical, critical_at)})"
+    )
+    return [InitErrorDetails(type="value_error", loc=at, input=None, ctx={"error": error})]
+
+
 class Config(_Model):
     """The whole config file."""
 
     elevenlabs: ApiSettings | None = None
     agents: list[AgentConfig] = Field(default_factory=list)
+    labels: OwnerLabels = Field(default_factory=dict)  # the single form's workspace's
     discover: Discover = False
     workspaces: list[WorkspaceConfig] | None = None
     poll: PollSettings = PollSettings()
@@ -414,7 +511,7 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _one_form(self) -> Self:
-        single_form = {"elevenlabs", "agents", "discover"} & self.model_fields_set
+        single_form = {"elevenlabs", "agents", "discover", "labels"} & self.model_fields_set
         if self.workspaces is not None:
             if single_form:
                 raise ValueError(
@@ -433,6 +530,28 @@ class Config(_Model):
                 raise ValueError(f"{where}: no agents to watch and discover is false")
         return self
 
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> Self:
+        """Every override's pair, resolved key by key (global, workspace, agent), keeps
+        warning above critical: one located line per override that breaks it."""
+        problems: list[InitErrorDetails] = []
+        top: _Pair = {
+            "warning": (self.thresholds.warning, ("thresholds",)),
+            "critical": (self.thresholds.critical, ("thresholds",)),
+        }
+        for w, workspace in enumerate(self.resolved_workspaces()):
+            where: _Loc = () if self.workspaces is None else ("workspaces", w)
+            pair = _resolved(top, workspace.thresholds, (*where, "thresholds"))
+            if workspace.thresholds is not None:
+                problems += _disorder(pair, (*where, "thresholds"))
+            for a, agent in enumerate(workspace.agents):
+                if agent.thresholds is not None:
+                    at = (*where, "agents", a, "thresholds")
+                    problems += _disorder(_resolved(pair, agent.thresholds, at), at)
+        if problems:
+            raise ValidationError.from_exception_data("thresholds", problems)
+        return self
+
     def resolved_workspaces(self) -> list[WorkspaceConfig]:
         """Every workspace; the single `elevenlabs:` form is the workspace `default`."""
         if self.workspaces is not None:
@@ -441,6 +560,10 @@ class Config(_Model):
         fields = {k: getattr(api, k) for k in api.model_fields_set}
         return [
             WorkspaceConfig(
-                name=DEFAULT_WORKSPACE, agents=self.agents, discover=self.discover, **fields
+                name=DEFAULT_WORKSPACE,
+                agents=self.agents,
+                labels=self.labels,
+                discover=self.discover,
+                **fields,
             )
         ]

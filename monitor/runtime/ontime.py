@@ -35,7 +35,7 @@ class OnTime:
             self.queue.drop(key)
             return
         now = self._clock()
-        thresholds = self._settings.current.thresholds
+        thresholds = self._settings.current.thresholds_for(key)  # the agent's own
         self._alerts.observe(record, evaluate(record.observation, now, thresholds), now)
         times = [
             t
@@ -48,7 +48,7 @@ class OnTime:
         self.queue.set(key, min(times, default=None))
 
     def evaluate_all(self) -> None:
-        """Every agent again (after a reload: the thresholds may have changed)."""
+        """Every agent again (after a reload: any agent's thresholds may have changed)."""
         self.queue.clear()
         for key in self._store.agent_keys():
             self.evaluate(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -11,14 +12,17 @@ from dataclasses import dataclass
 import structlog
 
 from monitor.config.errors import ConfigError
+from monitor.config.holder import Settings
 from monitor.config.schema import MAX_LABEL_VALUE, Config
 from monitor.logs import redact
 from monitor.model import (
     AGENT_ID_RULE,
     AgentKey,
     AgentSummary,
+    Labels,
     Target,
     is_safe_agent_id,
+    merge_labels,
     printable_cut,
 )
 
@@ -122,21 +126,33 @@ def listed_targets(
 
 
 def resolve_targets(
-    config: Config,
+    config: Config | Settings,
     discovered: Mapping[str, Iterable[Target]] | None = None,
     shard: Shard | None = None,
 ) -> list[Target]:
     """Configured agents, plus discovered ones of workspaces with `discover: true`.
 
-    A configured agent keeps its configured name even when discovery lists it too.
+    A configured agent keeps its configured name even when discovery lists it too. Owner
+    labels: the workspace's, overridden key by key by a configured agent's; both win over
+    the labels a discovered target carries (its tags'), key by key.
     """
+    settings = config if isinstance(config, Settings) else Settings.of(config)
     targets: dict[AgentKey, Target] = {}
-    for workspace in config.resolved_workspaces():
+    for workspace in settings.workspaces:
+        labels = settings.workspace_labels.get(workspace.name, ())
         if workspace.discover and discovered is not None:
-            for target in discovered.get(workspace.name, ()):
+            merged: dict[Labels, Labels] = {}  # many agents carry the same tag labels
+            for listed in discovered.get(workspace.name, ()):
+                target = listed
+                if labels:
+                    if listed.labels not in merged:
+                        merged[listed.labels] = merge_labels(listed.labels, labels)
+                    target = dataclasses.replace(listed, labels=merged[listed.labels])
                 targets[target.key] = target
         for agent in workspace.agents:
             key = AgentKey(workspace.name, agent.id)
-            name = agent.name or (targets[key].name if key in targets else "")
-            targets[key] = Target(key, name)
+            also = targets.get(key)  # listed too: its name if none is configured, its tags
+            name = agent.name or (also.name if also is not None else "")
+            carried = also.labels if also is not None else ()
+            targets[key] = Target(key, name, merge_labels(carried, settings.labels_for(key)))
     return [t for t in targets.values() if shard is None or shard.owns(t.key)]

@@ -131,7 +131,7 @@ class Runtime:
             self._sync_targets()
 
     def _targets(self) -> list[Target]:
-        return resolve_targets(self.config, self.discovery.found, self.shard)
+        return resolve_targets(self.settings.current, self.discovery.found, self.shard)
 
     def _sync_targets(self) -> None:
         added, removed = self.store.sync(self._targets())

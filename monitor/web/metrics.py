@@ -28,7 +28,7 @@ from prometheus_client.utils import floatToGoString
 
 from monitor import __version__
 from monitor.config.holder import ConfigHolder
-from monitor.evaluate import STATES, Kind, State
+from monitor.evaluate import STATES, Kind, State, Thresholds
 from monitor.model import AgentKey, Health
 from monitor.peragent import PerAgent
 from monitor.revision import revision
@@ -63,7 +63,8 @@ class Family:
 INFO = Family(
     "elevenlabs_agent_info",
     "gauge",
-    "Always 1; the agent's name, which can change, as a label joined in by agent_id.",
+    "Always 1; the agent's name, which can change, and its owner labels, as labels joined in "
+    "by agent_id.",
 )
 EXPIRY = Family(
     "elevenlabs_agent_link_expiry_timestamp_seconds",
@@ -99,7 +100,23 @@ EXPIRES_IN = Family(
     "gauge",
     "Seconds until the agent link's token expires (negative once expired).",
 )
-AGENT_FAMILIES = (INFO, EXPIRY, MISSING, STATE, SUCCESS, LAST_SUCCESS, ERRORS, ROTATIONS)
+THRESHOLD = Family(
+    "elevenlabs_agent_link_threshold_seconds",
+    "gauge",
+    "Seconds before expiry at which the agent link enters the state named by level: the "
+    "agent's own thresholds.",
+)
+AGENT_FAMILIES = (
+    INFO,
+    EXPIRY,
+    MISSING,
+    STATE,
+    SUCCESS,
+    LAST_SUCCESS,
+    ERRORS,
+    ROTATIONS,
+    THRESHOLD,
+)
 
 
 def _number(value: float) -> str:
@@ -117,9 +134,11 @@ def _labels(key: AgentKey) -> str:
     return f'workspace="{_escape(key.workspace)}",agent_id="{_escape(key.agent_id)}"'
 
 
-def render_agent(record: AgentRecord, state: State) -> tuple[bytes, ...]:
+def render_agent(record: AgentRecord, state: State, thresholds: Thresholds) -> tuple[bytes, ...]:
     """One agent's lines for each of AGENT_FAMILIES, in order, encoded once."""
     labels = _labels(record.key)
+    # The owner labels, after the name: their names were checked at load (never one of ours).
+    owners = "".join(f',{name}="{_escape(value)}"' for name, value in record.labels)
     observation = record.observation
     expiry = ""
     if observation is not None and observation.expires_at is not None:
@@ -136,7 +155,7 @@ def render_agent(record: AgentRecord, state: State) -> tuple[bytes, ...]:
         if count
     )
     parts = (
-        f'{INFO.name}{{{labels},agent_name="{_escape(record.name)}"}} 1.0\n',
+        f'{INFO.name}{{{labels},agent_name="{_escape(record.name)}"{owners}}} 1.0\n',
         expiry,
         f"{MISSING.name}{{{labels}}} {1.0 if missing else 0.0}\n",
         "".join(
@@ -147,6 +166,8 @@ def render_agent(record: AgentRecord, state: State) -> tuple[bytes, ...]:
         last_success,
         errors,
         f"{ROTATIONS.name}{{{labels}}} {record.rotations}.0\n",
+        f'{THRESHOLD.name}{{{labels},level="warning"}} {_number(thresholds.warning)}\n'
+        f'{THRESHOLD.name}{{{labels},level="critical"}} {_number(thresholds.critical)}\n',
     )
     return tuple(part.encode() for part in parts)
 
@@ -173,12 +194,12 @@ class Exposition:
                 for start in range(0, len(piece), size):
                     yield view[start : start + size]
                 continue
-            batch.append(piece)
-            held += len(piece)
-            if held >= size:
+            if held + len(piece) > size:  # a chunk never grows past `size`
                 yield b"".join(batch)
                 batch.clear()
                 held = 0
+            batch.append(piece)
+            held += len(piece)
         if batch:
             yield b"".join(batch)
 
@@ -212,7 +233,7 @@ class AgentExposition:
         now = self._clock()
         settings = self._settings.current
         records = self._store.snapshot()
-        changed = self._rendered.refresh(records, now, settings.thresholds)
+        changed = self._rendered.refresh(records, now, settings)
         if changed or not self._blocks:
             entries = self._rendered.kept()
             self._blocks = tuple(

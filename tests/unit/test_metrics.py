@@ -18,12 +18,13 @@ from monitor.evaluate import (
     Kind,
     Observation,
     State,
+    Thresholds,
 )
 from monitor.model import AgentKey, Health, LinkAnswer, PollFailure, Reason, Target
 from monitor.revision import revision
 from monitor.store import AgentRecord, Store
 from monitor.web import server
-from monitor.web.metrics import CHUNK_BYTES, OPENMETRICS_CONTENT_TYPE, Metrics
+from monitor.web.metrics import AGENT_FAMILIES, CHUNK_BYTES, OPENMETRICS_CONTENT_TYPE, Metrics
 from monitor.web.server import HttpServer, build_app, wants_openmetrics
 from tests.settings import config_with, holder
 
@@ -161,9 +162,9 @@ def test_unchanged_agents_are_not_rendered_again(
     calls: list[str] = []
     original = module.render_agent
 
-    def counting(record: AgentRecord, state: State) -> tuple[bytes, ...]:
+    def counting(record: AgentRecord, state: State, thresholds: Thresholds) -> tuple[bytes, ...]:
         calls.append(record.key.agent_id)
-        return original(record, state)
+        return original(record, state, thresholds)
 
     monkeypatch.setattr(module, "render_agent", counting)
     metrics = Metrics(store, Health(), holder(), clock)
@@ -200,7 +201,7 @@ def test_only_the_info_series_carries_the_name(store: Store, metrics: Metrics) -
         name: set(series) for name, series in before.items()
     }
     per_agent = [name for name in after if name.startswith("elevenlabs_agent_")]
-    assert len(per_agent) == 5
+    assert len(per_agent) == 6  # expiry is absent (no answer yet); threshold_seconds is here
     for name in per_agent:
         for series in after[name]:
             assert "agent_name" not in dict(series), name
@@ -353,7 +354,7 @@ def test_between_polls_a_scrape_reuses_the_joined_families(
     clock.now += 5  # time passes, no state changes
     second = metrics.agents.render()
     # Header, block, header, block...: the blocks are the very same objects.
-    assert len(first) == len(second) == 16
+    assert len(first) == len(second) == 2 * len(AGENT_FAMILIES)
     assert all(a is b for a, b in zip(first[1::2], second[1::2], strict=True))
     clock.now += 10  # a1 crosses into critical: only the clock moved, yet it shows
     third = metrics.agents.render()

@@ -1,22 +1,24 @@
-"""One rule for when a per-agent value is stale: a new record, a new state, new thresholds."""
+"""One rule for when a per-agent value is stale: a new record, a new state, new settings."""
 
 from __future__ import annotations
 
+from monitor.config.holder import Settings
 from monitor.evaluate import Kind, Observation, State, Thresholds
 from monitor.model import AgentKey, LinkAnswer, Target
 from monitor.peragent import PerAgent
 from monitor.store import AgentRecord, Store
+from tests.settings import config_with
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
-THRESHOLDS = Thresholds(7 * DAY, DAY)
+THRESHOLDS = Settings.of(config_with(warning=7 * DAY, critical=DAY))
 A, B = AgentKey("default", "a"), AgentKey("default", "b")
 
 
 def builds() -> tuple[PerAgent[str], list[tuple[str, State]]]:
     built: list[tuple[str, State]] = []
 
-    def build(record: AgentRecord, state: State) -> str:
+    def build(record: AgentRecord, state: State, _: Thresholds) -> str:
         built.append((record.key.agent_id, state))
         return f"{record.key.agent_id}:{state.value}"
 
@@ -62,8 +64,17 @@ def test_new_thresholds_re_evaluate_every_agent() -> None:
     kept, _ = builds()
     store = store_with(3 * DAY)
     kept.refresh(store.snapshot(), NOW, THRESHOLDS)
-    assert kept.refresh(store.snapshot(), NOW, Thresholds(2 * DAY, DAY)) is True
+    assert kept.refresh(store.snapshot(), NOW, Settings.of(config_with(warning=2 * DAY))) is True
     assert [k.value for k in kept.kept()] == ["a:ok", "b:ok"]
+
+
+def test_new_settings_of_the_same_values_still_rebuild() -> None:
+    """Settings are told apart by identity (a reload swaps them whole), never compared."""
+    kept, built = builds()
+    store = store_with(30 * DAY)
+    kept.refresh(store.snapshot(), NOW, THRESHOLDS)
+    assert kept.refresh(store.snapshot(), NOW, Settings.of(THRESHOLDS.config)) is True
+    assert len(built) == 4
 
 
 def test_an_agent_that_leaves_the_store_leaves_the_cache() -> None:

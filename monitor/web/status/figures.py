@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from monitor import __version__
 from monitor.config.schema import Config
-from monitor.evaluate import ALERTING, STATES, Kind, State, Thresholds, evaluate
+from monitor.evaluate import ALERTING, STATES, Kind, State
 from monitor.model import Health, Reason, iso
 from monitor.store import AgentRecord
 from monitor.web.status.text import LABELS
@@ -29,13 +29,6 @@ REFRESH_MAX = 5.0
 
 Row = dict[str, Any]
 Evaluated = tuple[AgentRecord, State]
-
-
-def evaluated(
-    records: Iterable[AgentRecord], now: float, thresholds: Thresholds
-) -> list[Evaluated]:
-    """Every record with its state at `now`, evaluated once per request."""
-    return [(r, evaluate(r.observation, now, thresholds)) for r in records]
 
 
 def _finite(value: float | None) -> float | None:

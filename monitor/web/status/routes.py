@@ -61,7 +61,7 @@ def status_routes(
     def current() -> tuple[float, Config, list[Evaluated]]:
         now = clock()
         active = settings.current
-        return now, active.config, index.refresh(store.snapshot(), now, active.thresholds)
+        return now, active.config, index.refresh(store.snapshot(), now, active)
 
     def render(request: Request, template: str) -> Response:
         now, settings, items = current()

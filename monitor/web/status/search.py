@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from operator import attrgetter
 from urllib.parse import urlencode
 
-from monitor.evaluate import STATES, State, Thresholds
-from monitor.peragent import PerAgent
+from monitor.evaluate import STATES, State
+from monitor.peragent import PerAgent, ThresholdsSource
 from monitor.store import AgentRecord
 from monitor.web.status.figures import Evaluated, Row, agent_row, sort_key
 from monitor.web.status.text import LABELS
@@ -103,13 +103,14 @@ class Index:
     """
 
     def __init__(self) -> None:
-        self._kept: PerAgent[_Entry] = PerAgent(_Entry)
+        self._kept: PerAgent[_Entry] = PerAgent(lambda record, state, _: _Entry(record, state))
 
     def refresh(
-        self, records: Iterable[AgentRecord], now: float, thresholds: Thresholds
+        self, records: Iterable[AgentRecord], now: float, settings: ThresholdsSource
     ) -> list[Evaluated]:
-        """Every agent with its state at `now`; agents no longer watched are dropped."""
-        self._kept.refresh(records, now, thresholds)
+        """Every agent with its state at `now`, by its own thresholds; agents no longer
+        watched are dropped."""
+        self._kept.refresh(records, now, settings)
         return [(kept.record, kept.state) for kept in self._kept.kept()]
 
     def entries(self) -> list[_Entry]:
