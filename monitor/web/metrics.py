@@ -1,7 +1,7 @@
 """Prometheus exposition, built from the state store at scrape time.
 
 Per-agent series are rendered by hand, one cached chunk per agent that is re-rendered only
-when the agent's record or state changes: at 10,000 agents that is some 130,000 series,
+when the agent's record or state changes: at 10,000 agents that is some 150,000 series,
 which prometheus-client's generic path takes about two seconds to render on every scrape.
 The monitor's own series go through an ordinary prometheus-client registry.
 
