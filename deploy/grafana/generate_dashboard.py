@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.util
 import json
 import string
 import sys
@@ -52,6 +53,7 @@ from grafana_foundation_sdk.models.alerting import Query as AlertQuery
 from grafana_foundation_sdk.models.alerting import RelativeTimeRange
 
 HERE = Path(__file__).resolve().parent
+RULES_GENERATOR_PATH = HERE.parent / "helm" / "generate_chart_files.py"
 DASHBOARD_PATH = HERE / "dashboards" / "elevenlabs-link-monitor.json"
 ALERTS_PATH = HERE / "provisioning" / "alerting" / "elevenlabs-link-monitor.yaml"
 
@@ -69,6 +71,22 @@ ALERT_GROUP = "elevenlabs-link-monitor"
 DAY = 86400
 WARNING_SECONDS = 7 * DAY  # the monitor's default thresholds.warning
 CRITICAL_SECONDS = 1 * DAY  # the monitor's default thresholds.critical
+
+
+def _owner_labels() -> tuple[str, ...]:
+    """The one list of owner labels, OWNER_LABELS of the rules' generator (the chart's)."""
+    spec = importlib.util.spec_from_file_location("_rules_generator", RULES_GENERATOR_PATH)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {RULES_GENERATOR_PATH}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    labels: tuple[str, ...] = tuple(module.OWNER_LABELS)
+    return labels
+
+
+# The labels every per-agent alert carries besides its identity, so that a notification
+# policy can route on them (deploy/prometheus/rules.yml joins the same ones).
+OWNER_LABELS = _owner_labels()
 
 STATES = ("ok", "warning", "critical", "expired", "missing", "not_found", "unknown")
 STATE_COLORS = {
@@ -660,12 +678,19 @@ def render_dashboard() -> str:
 # The alert's identity: the agent's name is not in it, so a rename neither resolves nor
 # restarts an alert; the annotations read the name from query N instead.
 _AGENT_KEYS = "job, workspace, agent_id"
+_OWNER_BY = "".join(f", {label}" for label in OWNER_LABELS)
+_OWNER_LIST = ", ".join(OWNER_LABELS)
 # Each agent's current name or, while the monitor is away (a restart), its name in the past
-# 15 minutes (the alerts' fallback window).
+# 15 minutes (the alerts' fallback window); with the owner labels, so that its labels hold
+# those of the alert (Grafana matches N to an alert by one label set including the other).
+# An agent without an info series (a monitor older than 0.2) gets a nameless series: were
+# N empty, Grafana would take the whole rule for NoData.
 _AGENT_NAME_QUERY = (
-    "max by (job, workspace, agent_id, agent_name) (elevenlabs_agent_info or "
+    f"max by (job, workspace, agent_id, agent_name{_OWNER_BY}) (elevenlabs_agent_info or "
     "(last_over_time(elevenlabs_agent_info[15m]) "
-    "unless on (job, workspace, agent_id) elevenlabs_agent_info))"
+    "unless on (job, workspace, agent_id) elevenlabs_agent_info))\n"
+    "or on (job, workspace, agent_id)\n"
+    'group by (job, workspace, agent_id) (last_over_time(elevenlabs_agent_link_state{state="unknown"}[15m]))'
 )
 
 # Same fallback as the recording rule in deploy/prometheus/rules.yml, inlined so
@@ -679,6 +704,62 @@ _EXPIRY_LAST_KNOWN = (
     "(last_over_time(elevenlabs_agent_link_expiry_timestamp_seconds[15m]))\n"
     f'  unless on ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state!="unknown"}} == 1)'
 )
+
+
+def _threshold_last_known(level: str, default: int) -> str:
+    """The agent's own threshold (seconds) with the same fallback, else the default.
+
+    As elevenlabs_agent:link_threshold_seconds:last_known in rules.yml, for one level: the
+    default stands in for every agent with a known expiry where the monitor exports no
+    threshold (older than 0.2).
+    """
+    selector = f'elevenlabs_agent_link_threshold_seconds{{level="{level}"}}'
+    return (
+        f"max by ({_AGENT_KEYS}) ({selector})\n"
+        "or\n"
+        f"max by ({_AGENT_KEYS}) (last_over_time({selector}[15m]))\n"
+        f'  unless on ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state!="unknown"}} == 1)\n'
+        "or\n"
+        f"(\n{_EXPIRY_LAST_KNOWN}\n) * 0 + {default}"
+    )
+
+
+_WARNING_THRESHOLD = _threshold_last_known("warning", WARNING_SECONDS)
+_CRITICAL_THRESHOLD = _threshold_last_known("critical", CRITICAL_SECONDS)
+
+# As elevenlabs_agent:owner_labels:last_known in rules.yml: one series per agent, value 1,
+# with its owner labels (the newest seen in the past 15 minutes wins), or none for an agent
+# without an info series.
+_OWNER = (
+    f"group by ({_AGENT_KEYS}{_OWNER_BY}) (\n"
+    f"  topk by ({_AGENT_KEYS}) (1,\n"
+    f"    max by ({_AGENT_KEYS}{_OWNER_BY}) (timestamp(elevenlabs_agent_info))\n"
+    f"    or on ({_AGENT_KEYS})\n"
+    f"    max by ({_AGENT_KEYS}{_OWNER_BY}) "
+    "(max_over_time(timestamp(elevenlabs_agent_info)[15m:1m]))\n"
+    "  )\n"
+    ")\n"
+    f"or on ({_AGENT_KEYS})\n"
+    f"group by ({_AGENT_KEYS}) "
+    '(last_over_time(elevenlabs_agent_link_state{state="unknown"}[15m]))'
+)
+
+
+def _owned(expr: str) -> str:
+    """A per-agent expression with the agent's owner labels joined in (its value kept)."""
+    return f"(\n{expr}\n)\n* on ({_AGENT_KEYS}) group_left ({_OWNER_LIST})\n(\n{_OWNER}\n)"
+
+
+def _within(upper: str, lower: str | None) -> str:
+    """Seconds left where under the `upper` threshold (and at least `lower`, or above 0),
+    else 0, for every agent with a known expiry: out of range is Normal, not missing."""
+    left = f"(\n{_EXPIRY_LAST_KNOWN}\n) - time()"
+    floor = f">= on ({_AGENT_KEYS}) (\n{lower}\n)" if lower is not None else "> 0"
+    return (
+        f"(\n{left}\n< on ({_AGENT_KEYS}) (\n{upper}\n)\n{floor}\n)\n"
+        f"or on ({_AGENT_KEYS})\n"
+        f"(\n{_EXPIRY_LAST_KNOWN}\n) * 0"
+    )
 
 
 def _state_last_known(state: str) -> str:
@@ -700,6 +781,10 @@ AGENT_TEXT_LONG = (
     f"agent {_AGENT_NAME}(id {{{{ $labels.agent_id }}}}, workspace {{{{ $labels.workspace }}}})"
 )
 VALUE = "{{ humanizeDuration $values.B.Value }}"
+# The agent's threshold from query T, as 7d or 1d 12h (humanizeDuration's zeros dropped).
+THRESHOLD = (
+    "{{ with $values.T }}{{ humanizeDuration .Value | reReplaceAll `( 0[hms])+$` `` }}{{ end }}"
+)
 
 # (uid, title = the Prometheus alert's name, PromQL, evaluator, params, for,
 #  noDataState, severity, summary, description)
@@ -707,35 +792,40 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
     {
         "uid": "ellm-link-expiring-soon",
         "title": "ElevenLabsAgentLinkExpiringSoon",
-        "expr": f"(\n{_EXPIRY_LAST_KNOWN}\n) - time()",
-        "evaluator": ("within_range", [CRITICAL_SECONDS, WARNING_SECONDS]),
+        # The seconds left where under the agent's warning threshold and at least its
+        # critical one, else 0.
+        "expr": _owned(_within(_WARNING_THRESHOLD, _CRITICAL_THRESHOLD)),
+        "threshold": _WARNING_THRESHOLD,
+        "evaluator": ("gt", [0]),
         "for": "15m",
         "no_data": "OK",
         "severity": "warning",
         "summary": f"ElevenLabs {AGENT_TEXT}: shareable link expires in {VALUE}",
         "description": (
-            f"The shareable link of {AGENT_TEXT_LONG} expires within 7 days, in {VALUE}. "
+            f"The shareable link of {AGENT_TEXT_LONG} expires within {THRESHOLD}, in {VALUE}. "
             "Renew the link before it expires."
         ),
     },
     {
         "uid": "ellm-link-expiry-critical",
         "title": "ElevenLabsAgentLinkExpiryCritical",
-        "expr": f"(\n{_EXPIRY_LAST_KNOWN}\n) - time()",
-        "evaluator": ("within_range", [0, CRITICAL_SECONDS]),
+        # The seconds left where under the agent's critical threshold and above 0, else 0.
+        "expr": _owned(_within(_CRITICAL_THRESHOLD, None)),
+        "threshold": _CRITICAL_THRESHOLD,
+        "evaluator": ("gt", [0]),
         "for": "5m",
         "no_data": "OK",
         "severity": "critical",
         "summary": f"ElevenLabs {AGENT_TEXT}: shareable link expires in {VALUE}",
         "description": (
-            f"The shareable link of {AGENT_TEXT_LONG} expires within 24 hours, in {VALUE}. "
+            f"The shareable link of {AGENT_TEXT_LONG} expires within {THRESHOLD}, in {VALUE}. "
             "Renew it now: callers will soon be unable to reach the agent."
         ),
     },
     {
         "uid": "ellm-link-expired",
         "title": "ElevenLabsAgentLinkExpired",
-        "expr": f"time() - (\n{_EXPIRY_LAST_KNOWN}\n)",
+        "expr": _owned(f"time() - (\n{_EXPIRY_LAST_KNOWN}\n)"),
         "evaluator": ("gt", [0]),
         "for": "5m",
         "no_data": "OK",
@@ -752,7 +842,7 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
         # As in rules.yml: missing now, or for at least 40% of the past 30 minutes (a link
         # missing on every other poll). That case comes first: `or` keeps the left side's
         # value, and the last-known state is 0 between two missing polls.
-        "expr": (
+        "expr": _owned(
             f"max by ({_AGENT_KEYS}) "
             '(avg_over_time(elevenlabs_agent_link_state{state="missing"}[30m])) >= 0.4\n'
             "or\n" + _state_last_known("missing")
@@ -770,7 +860,7 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
     {
         "uid": "ellm-agent-not-found",
         "title": "ElevenLabsAgentNotFound",
-        "expr": _state_last_known("not_found"),
+        "expr": _owned(_state_last_known("not_found")),
         "evaluator": ("gt", [0]),
         "for": "15m",
         "no_data": "OK",
@@ -784,7 +874,7 @@ ALERT_RULES: tuple[dict[str, Any], ...] = (
     {
         "uid": "ellm-polling-failing",
         "title": "ElevenLabsAgentLinkPollingFailing",
-        "expr": (
+        "expr": _owned(
             f"max by ({_AGENT_KEYS}) (elevenlabs_agent_link_poll_success)\n"
             f'  unless on ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state="not_found"}} == 1)'
         ),
@@ -921,16 +1011,16 @@ def _expression_query(
     )
 
 
-def _name_query() -> alert_builders.Query:
-    """Query N: the agents' names, for the annotations only (never the alert's labels)."""
+def _prometheus_query(ref_id: str, expr: str) -> alert_builders.Query:
+    """An instant query of the provisioned Prometheus over the past 15 minutes."""
     return (
-        alert_builders.Query("N")
+        alert_builders.Query(ref_id)
         .datasource_uid(ALERT_DATASOURCE_UID)
         .relative_time_range(RelativeTimeRange(from_val=900, to=0))
         .model(
             prometheus.Dataquery()
-            .ref_id("N")
-            .expr(_AGENT_NAME_QUERY)
+            .ref_id(ref_id)
+            .expr(expr)
             .instant()
             .editor_mode(prom_model.QueryEditorMode.CODE)
             .datasource(model.DataSourceRef(type_val="prometheus", uid=ALERT_DATASOURCE_UID))
@@ -940,19 +1030,7 @@ def _name_query() -> alert_builders.Query:
 
 def _alert_rule(spec: dict[str, Any]) -> alert_builders.Rule:
     evaluator, params = spec["evaluator"]
-    query = (
-        alert_builders.Query("A")
-        .datasource_uid(ALERT_DATASOURCE_UID)
-        .relative_time_range(RelativeTimeRange(from_val=900, to=0))
-        .model(
-            prometheus.Dataquery()
-            .ref_id("A")
-            .expr(spec["expr"])
-            .instant()
-            .editor_mode(prom_model.QueryEditorMode.CODE)
-            .datasource(model.DataSourceRef(type_val="prometheus", uid=ALERT_DATASOURCE_UID))
-        )
-    )
+    query = _prometheus_query("A", spec["expr"])
     reduce = _expression_query("B", expr_builders.TypeReduce().expression("A").reducer("last"))
     threshold = _expression_query(
         "C",
@@ -970,7 +1048,11 @@ def _alert_rule(spec: dict[str, Any]) -> alert_builders.Rule:
     )
     queries: list[Builder[AlertQuery]] = [query, reduce, threshold]
     if "elevenlabs_agent_" in spec["expr"]:
-        queries.append(_name_query())
+        # N: the agents' names, for the annotations only (never the alert's labels).
+        queries.append(_prometheus_query("N", _AGENT_NAME_QUERY))
+    if "threshold" in spec:
+        # T: the agent's threshold, for the annotations only.
+        queries.append(_prometheus_query("T", spec["threshold"]))
     return (
         alert_builders.Rule(spec["title"])
         .uid(spec["uid"])

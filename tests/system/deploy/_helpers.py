@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+from tests.system.grafana.support import load_module
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
@@ -13,6 +16,11 @@ HELM_DIR = DEPLOY / "helm"
 CHART_DIR = HELM_DIR / "elevenlabs-link-monitor"
 SYSTEMD_DIR = DEPLOY / "systemd"
 JOB = "elevenlabs-link-monitor"
+
+
+def rules_generator() -> ModuleType:
+    """deploy/helm/generate_chart_files.py, the rules' generator, as a module."""
+    return load_module("generate_chart_files", HELM_DIR / "generate_chart_files.py")
 
 
 def run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import importlib.util
 import json
 import re
 import shutil
@@ -40,6 +39,7 @@ from tests.system.deploy._helpers import (
     REPO,
     assert_restricted,
     output,
+    rules_generator,
     run,
 )
 from tests.tooling import require_tool
@@ -51,6 +51,8 @@ KEY_DIR = "/var/run/secrets/elevenlabs"
 TLS_DIR = "/var/run/secrets/elevenlabs-link-monitor-tls"
 POD_INDEX_FIELD = "metadata.labels['apps.kubernetes.io/pod-index']"
 DAY = 86400
+THRESHOLD_RULE = "elevenlabs_agent:link_threshold_seconds:last_known"
+OWNER_RULE = "elevenlabs_agent:owner_labels:last_known"
 
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -97,6 +99,30 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "logging": {"level": "debug", "format": "console"},
         "thresholds": {"warning": "2w", "critical": "36h"},
         "poll": {"interval": "1h30m", "jitter": "500ms"},
+    },
+    # A locked-down cluster: egress through a proxy with a private CA, pods labelled for it,
+    # alerts routed on two owner labels.
+    "egress": {
+        "extraEnv": [
+            {"name": "HTTPS_PROXY", "value": "http://proxy.egress.svc:3128"},
+            {"name": "NO_PROXY", "value": ".svc,.cluster.local"},
+            {
+                "name": "PROXY_NOTE",
+                "valueFrom": {"configMapKeyRef": {"name": "proxy", "key": "note"}},
+            },
+        ],
+        "extraVolumes": [{"name": "corp-ca", "configMap": {"name": "corp-ca-bundle"}}],
+        "extraVolumeMounts": [{"name": "corp-ca", "mountPath": "/etc/ssl/corp", "readOnly": True}],
+        "podLabels": {"egress.example.com/proxy": "allowed", "team": "platform"},
+        "prometheusRule": {"ownerLabels": ["team", "env"]},
+        "networkPolicy": {
+            "extraEgress": [
+                {
+                    "to": [{"namespaceSelector": {"matchLabels": {"name": "egress"}}}],
+                    "ports": [{"port": 3128, "protocol": "TCP"}],
+                }
+            ]
+        },
     },
 }
 
@@ -170,13 +196,7 @@ def _rule(rendered: list[Manifest], alert: str) -> Manifest:
 
 
 def _generator() -> ModuleType:
-    path = HELM_DIR / "generate_chart_files.py"
-    spec = importlib.util.spec_from_file_location("generate_chart_files", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return rules_generator()
 
 
 # --- Helm's own checks ---------------------------------------------------------------------
@@ -210,6 +230,29 @@ def test_helm_lint_finds_nothing_wrong(name: str) -> None:
         ({"workspaces": [{"name": "prod", "discover": True}]}, "existingSecret"),
         ({"image": {"digest": "latest"}}, "/image/digest"),
         ({"serviceMonitor": {"interval": 60}}, "/serviceMonitor/interval"),
+        ({"prometheusRule": {"ownerLabels": ["job"]}}, "/prometheusRule/ownerLabels/0"),
+        ({"prometheusRule": {"ownerLabels": ["team", "team"]}}, "/prometheusRule/ownerLabels"),
+        ({"prometheusRule": {"ownerLabels": ["te-am"]}}, "/prometheusRule/ownerLabels/0"),
+        ({"prometheusRule": {"ownerLabels": ["__team"]}}, "/prometheusRule/ownerLabels/0"),
+        ({"prometheusRule": {"ownerLabels": "team"}}, "/prometheusRule/ownerLabels"),
+        ({"extraEnv": [{"name": "MONITOR_CONFIG", "value": "/x"}]}, "/extraEnv/0/name"),
+        ({"extraEnv": [{"name": "HTTPS_PROXY", "value": 3128}]}, "/extraEnv/0/value"),
+        ({"extraEnv": [{"name": "HTTPS_PROXY", "valeu": "x"}]}, "valeu"),
+        ({"extraEnv": {"HTTPS_PROXY": "http://proxy:3128"}}, "/extraEnv"),
+        ({"extraVolumes": [{"name": "tmp", "emptyDir": {}}]}, "/extraVolumes/0/name"),
+        ({"extraVolumes": [{"configMap": {"name": "ca"}}]}, "/extraVolumes/0"),
+        ({"extraVolumeMounts": [{"name": "ca", "mountPath": "/tmp"}]}, "/extraVolumeMounts/0"),
+        (
+            {"extraVolumeMounts": [{"name": "ca", "mountPath": "/var/run/secrets"}]},
+            "/extraVolumeMounts/0/mountPath",
+        ),
+        (
+            {"extraVolumeMounts": [{"name": "ca", "mountPath": "etc/ssl"}]},
+            "/extraVolumeMounts/0/mountPath",
+        ),
+        ({"extraVolumeMounts": [{"name": "ca"}]}, "/extraVolumeMounts/0"),
+        ({"podLabels": {"app.kubernetes.io/name": "x"}}, "app.kubernetes.io/name"),
+        ({"podLabels": {"team": "pay ments"}}, "/podLabels/team"),
     ],
 )
 def test_schema_refuses_bad_values(values: dict[str, Any], where: str) -> None:
@@ -690,15 +733,10 @@ def test_promtool_accepts_the_rendered_rules(
 
 
 def _as_in_rules_yml(groups: list[Manifest]) -> list[Manifest]:
-    """The chart's rules minus what the chart adds: runbook URLs, thresholds as values' text."""
+    """The chart's rules minus what the chart adds: runbook URLs, thresholds as numbers."""
     groups = copy.deepcopy(groups)
     for rule in (r for g in groups for r in g["rules"]):
-        annotations = rule.get("annotations", {})
-        annotations.pop("runbook_url", None)
-        for key, text in annotations.items():
-            annotations[key] = text.replace("within 7d", "within 7 days").replace(
-                "within 1d", "within 24 hours"
-            )
+        rule.get("annotations", {}).pop("runbook_url", None)
         rule["expr"] = rule["expr"].replace(str(7 * DAY), "7 * 86400")
     return groups
 
@@ -739,14 +777,18 @@ def test_thresholds_are_the_same_numbers_in_config_and_rules(
     config = parse_config(_config_text(rendered))
     assert (config.thresholds.warning, config.thresholds.critical) == (warning, critical)
 
-    soon = _rule(rendered, "ElevenLabsAgentLinkExpiringSoon")
-    assert re.findall(r"[<>]=? (\d+)\b", soon["expr"]) == [str(warning), str(critical)]
-    near = _rule(rendered, "ElevenLabsAgentLinkExpiryCritical")
-    assert re.findall(r"< (\d+)\b", near["expr"]) == [str(critical)]
-    assert f"within {thresholds['warning']}" in soon["annotations"]["description"]
-    assert f"within {thresholds['critical']}" in near["annotations"]["description"]
-    # Prometheus' own templates reach the rule verbatim.
-    assert "{{ $labels.agent_id }}" in soon["annotations"]["summary"]
+    # The defaults that stand in where the monitor exports no thresholds of its own.
+    groups = _one(rendered, "PrometheusRule")["spec"]["groups"]
+    (defaults,) = [r for g in groups for r in g["rules"] if r.get("record") == THRESHOLD_RULE]
+    assert re.findall(r"\+ (\d+),", defaults["expr"]) == [str(warning), str(critical)]
+    for alert in ("ElevenLabsAgentLinkExpiringSoon", "ElevenLabsAgentLinkExpiryCritical"):
+        rule = _rule(rendered, alert)
+        assert THRESHOLD_RULE in rule["expr"], alert
+        assert not re.search(r"[<>]=? \d", rule["expr"].replace("> 0\n", "")), alert
+        # The text says each agent's own threshold, looked up when the alert fires.
+        assert f"{THRESHOLD_RULE}{{job=%q" in rule["annotations"]["description"], alert
+        # Prometheus' own templates reach the rule verbatim.
+        assert "{{ $labels.agent_id }}" in rule["annotations"]["summary"], alert
 
 
 def test_every_alert_has_a_runbook_section(default: list[Manifest]) -> None:
@@ -807,6 +849,97 @@ def test_disruption_budget_selects_the_pods(sharded: list[Manifest]) -> None:
     )
 
 
+# --- egress (proxy, private CA), pod labels, owner labels ------------------------------------
+
+
+def test_extra_env_volumes_and_pod_labels_reach_the_pod() -> None:
+    values = VALUE_SETS["egress"]
+    rendered = render(values)
+    container = _container(rendered)
+    env = container["env"]
+    # The chart's own first, then extraEnv as given (valueFrom included).
+    assert env[0]["name"] == "MONITOR_CONFIG"
+    assert env[1:] == values["extraEnv"]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/etc/ssl/corp"] == values["extraVolumeMounts"][0]
+    assert mounts["/tmp"]["name"] == "tmp"  # the chart's own stay
+    volumes = {v["name"]: v for v in _pod(rendered)["volumes"]}
+    assert volumes["corp-ca"] == values["extraVolumes"][0]
+    assert {"config", "api-key", "tmp"} <= set(volumes)
+    pod_labels = _workload(rendered)["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels.items() >= values["podLabels"].items()
+    # The selector still selects the pods; the labels go on the pods only.
+    selector = _workload(rendered)["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items()
+    assert "egress.example.com/proxy" not in _workload(rendered)["metadata"]["labels"]
+    # Sharded, the StatefulSet's pods get them too, after POD_INDEX.
+    sharded = render({**values, "shards": 2})
+    names = [item["name"] for item in _container(sharded)["env"]]
+    assert names == ["MONITOR_CONFIG", "POD_INDEX", "HTTPS_PROXY", "NO_PROXY", "PROXY_NOTE"]
+    assert _one(sharded, "StatefulSet")["spec"]["template"]["metadata"]["labels"].items() >= (
+        values["podLabels"].items()
+    )
+    # Without them nothing changes.
+    assert [item["name"] for item in _container(render({}))["env"]] == ["MONITOR_CONFIG"]
+
+
+def test_a_mount_of_an_unknown_volume_is_refused_in_one_line() -> None:
+    values = {"extraVolumeMounts": [{"name": "corp-ca", "mountPath": "/etc/ssl/corp"}]}
+    chart().validate_schema(values)
+    with pytest.raises(helm_python.HelmRenderError) as refused:
+        render(values)
+    assert 'extraVolumeMounts[0]: volume "corp-ca" is not one of extraVolumes' in str(refused.value)
+    assert len(str(refused.value).splitlines()) == 1
+
+
+def _owner_case(owner_labels: list[str]) -> tuple[list[Manifest], dict[str, Any]]:
+    """The rules rendered for these owner labels, and a promtool test of a missing link whose
+    agent carries team and env."""
+    rendered = render({"prometheusRule": {"ownerLabels": owner_labels}})
+    labels = f'job="{JOB}",workspace="default",agent_id="a_owned"'
+    series = [
+        {
+            "series": f'elevenlabs_agent_info{{{labels},agent_name="b",team="pay",env="prod"}}',
+            "values": "1x30",
+        },
+        {"series": f'elevenlabs_agent_link_state{{{labels},state="missing"}}', "values": "1x30"},
+        {"series": f'elevenlabs_agent_link_state{{{labels},state="unknown"}}', "values": "0x30"},
+    ]
+    expected = {"severity": "critical", "job": JOB, "workspace": "default", "agent_id": "a_owned"}
+    expected.update({label: {"team": "pay", "env": "prod"}[label] for label in owner_labels})
+    test = {
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [
+            {
+                "eval_time": "20m",
+                "alertname": "ElevenLabsAgentLinkMissing",
+                "exp_alerts": [{"exp_labels": expected}],
+            }
+        ],
+    }
+    return rendered, test
+
+
+@pytest.mark.parametrize("owner_labels", [["team"], ["team", "env"], ["env"], []])
+def test_owner_labels_from_values_reach_the_alerts(tmp_path: Path, owner_labels: list[str]) -> None:
+    promtool = require_tool("promtool")
+    rendered, test = _owner_case(owner_labels)
+    groups = _one(rendered, "PrometheusRule")["spec"]["groups"]
+    for rule in (r for g in groups for r in g["rules"]):
+        rule.pop("annotations", None)
+    joins = [
+        r["expr"] for g in groups for r in g["rules"] if "alert" in r and OWNER_RULE in r["expr"]
+    ]
+    assert len(joins) == 6
+    assert all(f"group_left ({', '.join(owner_labels)})" in expr for expr in joins)
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": groups}), encoding="utf-8")
+    unit = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [test]}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(unit), encoding="utf-8")
+    result = run([promtool, "test", "rules", "test.yml"], cwd=tmp_path)
+    assert result.returncode == 0, output(result)
+
+
 # --- generated chart files -------------------------------------------------------------------------
 
 
@@ -828,10 +961,10 @@ def test_generator_follows_rules_yml(tmp_path: Path) -> None:
     assert "for: 1h" in generator.render_rules(changed)
 
     for rule in rules["groups"][0]["rules"]:
-        if rule.get("alert") == "ElevenLabsAgentLinkExpiringSoon":
+        if rule.get("record") == THRESHOLD_RULE:
             rule["expr"] = rule["expr"].replace("7 * 86400", "604800 * 2")
     changed.write_text(yaml.safe_dump(rules), encoding="utf-8")
-    with pytest.raises(ValueError, match="ElevenLabsAgentLinkExpiringSoon"):
+    with pytest.raises(ValueError, match=THRESHOLD_RULE):
         generator.render_rules(changed)
 
 
@@ -862,27 +995,44 @@ def test_render_script_without_a_helm_binary(tmp_path: Path) -> None:
 # --- the rendered config and rules at work -------------------------------------------------------
 
 
-def _expiry_series(agent: str, expires_at: int) -> dict[str, str]:
+def _expiry_series(
+    agent: str, expires_at: int, thresholds: tuple[int, int] | None = None
+) -> list[dict[str, str]]:
+    """An agent's expiry and state series; with `thresholds`, those it exports for itself."""
     labels = f'job="{JOB}",workspace="default",agent_id="{agent}"'
-    return {
-        "series": f"elevenlabs_agent_link_expiry_timestamp_seconds{{{labels}}}",
-        "values": f"{expires_at}x40",
-    }
+    series = [
+        {
+            "series": f"elevenlabs_agent_link_expiry_timestamp_seconds{{{labels}}}",
+            "values": f"{expires_at}x40",
+        },
+        {"series": f'elevenlabs_agent_link_state{{{labels},state="unknown"}}', "values": "0x40"},
+    ]
+    for level, seconds in zip(("warning", "critical"), thresholds or (), strict=False):
+        series.append(
+            {
+                "series": f'elevenlabs_agent_link_threshold_seconds{{{labels},level="{level}"}}',
+                "values": f"{seconds}x40",
+            }
+        )
+    return series
 
 
 @pytest.mark.parametrize(
     ("thresholds", "soon", "critical"),
     [
-        # Links expiring 5 days, 2 days and 6 hours after the test's time 0.
-        ({"warning": "3d", "critical": "12h"}, ["in_2d"], ["in_6h"]),
-        ({"warning": "7d", "critical": "1d"}, ["in_2d", "in_5d"], ["in_6h"]),
-        ({"warning": "1w", "critical": "3d"}, ["in_5d"], ["in_2d", "in_6h"]),
+        # Links expiring 5 days, 2 days and 6 hours after the test's time 0, and one in 20
+        # days whose agent has its own thresholds (30d, 3d), whatever the chart's are.
+        ({"warning": "3d", "critical": "12h"}, ["in_20d", "in_2d"], ["in_6h"]),
+        ({"warning": "7d", "critical": "1d"}, ["in_20d", "in_2d", "in_5d"], ["in_6h"]),
+        ({"warning": "1w", "critical": "3d"}, ["in_20d", "in_5d"], ["in_2d", "in_6h"]),
     ],
 )
 def test_rendered_thresholds_fire_in_prometheus(
     tmp_path: Path, thresholds: dict[str, str], soon: list[str], critical: list[str]
 ) -> None:
-    """promtool evaluates the rendered expiry alerts: the chart's numbers decide who fires."""
+    """promtool evaluates the rendered expiry alerts: the chart's numbers decide who fires
+    among agents for which a monitor (older than 0.2) exports no thresholds; an agent's own
+    thresholds, exported by the monitor, win."""
     promtool = require_tool("promtool")
     groups = _one(render({"thresholds": thresholds}), "PrometheusRule")["spec"]["groups"]
     for rule in (r for g in groups for r in g["rules"]):
@@ -914,9 +1064,10 @@ def test_rendered_thresholds_fire_in_prometheus(
             {
                 "interval": "1m",
                 "input_series": [
-                    _expiry_series("in_5d", 5 * DAY),
-                    _expiry_series("in_2d", 2 * DAY),
-                    _expiry_series("in_6h", 6 * 3600),
+                    *_expiry_series("in_5d", 5 * DAY),
+                    *_expiry_series("in_2d", 2 * DAY),
+                    *_expiry_series("in_6h", 6 * 3600),
+                    *_expiry_series("in_20d", 20 * DAY, (30 * DAY, 3 * DAY)),
                 ],
                 "alert_rule_test": [
                     expected("ElevenLabsAgentLinkExpiringSoon", soon),

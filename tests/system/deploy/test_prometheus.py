@@ -183,3 +183,115 @@ def test_a_rename_would_split_an_alert_that_carried_the_name(tmp_path: Path) -> 
     assert "an agent renamed while its link expires keeps one continuous alert" in (
         result.stdout + result.stderr
     )
+
+
+# --- per-agent thresholds and owner labels ----------------------------------------------------
+
+THRESHOLDS_CASE = "per-agent thresholds decide who alerts, and the alerts carry the agent's team"
+RENAME_RESTART_CASE = (
+    "a rename across a restart keeps one alert with its team, and a change of team never breaks "
+    "the join"
+)
+OWNER_RULE = "elevenlabs_agent:owner_labels:last_known"
+OWNER_JOIN = (
+    "* on (job, workspace, agent_id) group_left (team)\nelevenlabs_agent:owner_labels:last_known\n"
+)
+PER_AGENT_ALERTS = {
+    "ElevenLabsAgentLinkExpiringSoon",
+    "ElevenLabsAgentLinkExpiryCritical",
+    "ElevenLabsAgentLinkExpired",
+    "ElevenLabsAgentLinkMissing",
+    "ElevenLabsAgentNotFound",
+    "ElevenLabsAgentLinkPollingFailing",
+}
+
+
+def _failing_cases(tmp_path: Path, data: dict[str, Any]) -> str:
+    """promtool's report of rules_test.yml on changed rules; the run must fail."""
+    promtool = require_tool("promtool")
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    (tmp_path / "rules_test.yml").write_text(RULES_TEST.read_text(encoding="utf-8"))
+    result = run([promtool, "test", "rules", "rules_test.yml"], cwd=tmp_path)
+    assert result.returncode != 0, output(result)
+    return result.stdout + result.stderr
+
+
+def test_every_per_agent_alert_joins_the_owner_labels() -> None:
+    alerts = {rule["alert"]: rule for rule in _alerts()}
+    per_agent = {name for name, rule in alerts.items() if "elevenlabs_agent" in rule["expr"]}
+    assert per_agent == PER_AGENT_ALERTS
+    for name in per_agent:
+        # The whole condition, then the join: the alert's value stays the condition's.
+        assert alerts[name]["expr"].rstrip("\n").endswith(OWNER_JOIN.rstrip("\n")), name
+    for name in set(alerts) - per_agent:
+        assert "group_left" not in alerts[name]["expr"] or "team" not in alerts[name]["expr"]
+
+
+def test_the_cases_catch_rules_that_ignore_the_agents_thresholds(tmp_path: Path) -> None:
+    """The fixed 7d/1d of 0.1 would warn for the 30-day agent too late, and not go critical."""
+    data = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    last_known = "elevenlabs_agent:link_expiry_timestamp_seconds:last_known - time()"
+    fixed = {
+        "ElevenLabsAgentLinkExpiringSoon": f"({last_known} < 7 * 86400 >= 86400)\n",
+        "ElevenLabsAgentLinkExpiryCritical": f"({last_known} < 86400 > 0)\n",
+    }
+    for rule in data["groups"][0]["rules"]:
+        if rule.get("alert") in fixed:
+            rule["expr"] = fixed[rule["alert"]] + OWNER_JOIN
+    report = _failing_cases(tmp_path, data)
+    assert THRESHOLDS_CASE in report
+    assert 'agent_id="agent_pay"' in report
+    assert 'agent_id="agent_pay_crit"' in report
+
+
+# promtool stops at a failed evaluation and names the rule and the match group, not the case.
+JOIN_FAILS = 'found duplicate series for the match group {agent_id="%s"'
+
+
+@pytest.mark.parametrize(
+    ("wrong", "owner_expr", "report"),
+    [
+        (
+            "the name kept in the owner series: a rename is two series, the join fails",
+            "group by (job, workspace, agent_id, agent_name, team) "
+            "(elevenlabs_agent_info or last_over_time(elevenlabs_agent_info[15m]))",
+            JOIN_FAILS % "agent_r",
+        ),
+        (
+            "no tie-break: two teams in the past 15 minutes, the join fails",
+            "group by (job, workspace, agent_id, team) (elevenlabs_agent_info)\n"
+            "or on (job, workspace, agent_id)\n"
+            "group by (job, workspace, agent_id, team) "
+            "(last_over_time(elevenlabs_agent_info[15m]))",
+            JOIN_FAILS % "agent_t",
+        ),
+        (
+            "the current info only: a restart drops the alerts",
+            "group by (job, workspace, agent_id, team) (elevenlabs_agent_info)",
+            RENAME_RESTART_CASE,
+        ),
+        (
+            "info series only: an agent without one never alerts",
+            "group by (job, workspace, agent_id, team) "
+            "(elevenlabs_agent_info or last_over_time(elevenlabs_agent_info[15m]))",
+            THRESHOLDS_CASE,
+        ),
+    ],
+)
+def test_the_cases_catch_a_wrong_owner_join(
+    tmp_path: Path, wrong: str, owner_expr: str, report: str
+) -> None:
+    data = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    (rule,) = [r for r in data["groups"][0]["rules"] if r.get("record") == OWNER_RULE]
+    rule["expr"] = owner_expr
+    assert report in _failing_cases(tmp_path, data), wrong
+
+
+def test_the_cases_catch_alerts_without_the_owner(tmp_path: Path) -> None:
+    data = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    for rule in data["groups"][0]["rules"]:
+        if rule.get("alert") in PER_AGENT_ALERTS:
+            rule["expr"] = rule["expr"].replace(OWNER_JOIN, "")
+    report = _failing_cases(tmp_path, data)
+    assert THRESHOLDS_CASE in report
+    assert RENAME_RESTART_CASE in report

@@ -36,6 +36,7 @@ CONTRACT_METRICS = frozenset(
         "elevenlabs_agent_link_last_success_timestamp_seconds",
         "elevenlabs_agent_link_poll_errors_total",
         "elevenlabs_agent_link_token_rotations_total",
+        "elevenlabs_agent_link_threshold_seconds",
         "elevenlabs_link_monitor_agents",
         "elevenlabs_link_monitor_poll_duration_seconds_bucket",
         "elevenlabs_link_monitor_poll_duration_seconds_sum",

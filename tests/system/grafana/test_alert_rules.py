@@ -10,8 +10,8 @@ import pytest
 from tests.system.grafana.support import DATASOURCES, PROMETHEUS_RULES, read_yaml
 
 EXPECTED_ALERTS = {
-    "ElevenLabsAgentLinkExpiringSoon": "warning",  # expires within 7d
-    "ElevenLabsAgentLinkExpiryCritical": "critical",  # expires within 1d
+    "ElevenLabsAgentLinkExpiringSoon": "warning",  # within the agent's warning threshold (7d)
+    "ElevenLabsAgentLinkExpiryCritical": "critical",  # within its critical threshold (1d)
     "ElevenLabsAgentLinkExpired": "critical",
     "ElevenLabsAgentLinkMissing": "critical",
     "ElevenLabsAgentNotFound": "critical",
@@ -78,8 +78,10 @@ def test_query_reduce_threshold(alert_rules: dict[str, Any], title: str) -> None
     (rule,) = [rule for rule in rules(alert_rules) if rule["title"] == title]
     data = {query["refId"]: query for query in rule["data"]}
     assert rule["condition"] in data
-    # N, where present, only names the agent in the annotations.
-    queries = [q for q in rule["data"] if q["datasourceUid"] != "__expr__" and q["refId"] != "N"]
+    # N and T, where present, only name the agent and its threshold in the annotations.
+    queries = [
+        q for q in rule["data"] if q["datasourceUid"] != "__expr__" and q["refId"] not in "NT"
+    ]
     assert len(queries) == 1
     (query,) = queries
     assert query["model"]["expr"].strip()
@@ -127,15 +129,30 @@ def test_no_environment_expansion_outside_annotations(alert_rules: dict[str, Any
         assert not [s for s in strings(rest) if "$" in s], rule["title"]
 
 
-def test_thresholds_match_the_contract_defaults(alert_rules: dict[str, Any]) -> None:
-    def params(title: str) -> list[float]:
-        (rule,) = [rule for rule in rules(alert_rules) if rule["title"] == title]
-        (model,) = [q["model"] for q in rule["data"] if q["model"].get("type") == "threshold"]
-        found: list[float] = model["conditions"][0]["evaluator"]["params"]
-        return found
-
-    assert params("ElevenLabsAgentLinkExpiringSoon") == [86400, 7 * 86400]
-    assert params("ElevenLabsAgentLinkExpiryCritical") == [0, 86400]
+@pytest.mark.parametrize(
+    ("title", "level", "default"),
+    [
+        ("ElevenLabsAgentLinkExpiringSoon", "warning", 7 * 86400),
+        ("ElevenLabsAgentLinkExpiryCritical", "critical", 86400),
+    ],
+)
+def test_expiry_alerts_use_each_agents_thresholds_with_the_contract_defaults(
+    alert_rules: dict[str, Any], title: str, level: str, default: int
+) -> None:
+    """Query A compares with the agent's own thresholds (7d and 1d where the monitor exports
+    none) and is the seconds left within range, else 0: above 0 alerts."""
+    (rule,) = [rule for rule in rules(alert_rules) if rule["title"] == title]
+    data = {q["refId"]: q["model"] for q in rule["data"]}
+    (model,) = [m for m in data.values() if m.get("type") == "threshold"]
+    assert model["conditions"][0]["evaluator"] == {"type": "gt", "params": [0.0]}
+    expr = data["A"]["expr"]
+    selector = f'elevenlabs_agent_link_threshold_seconds{{level="{level}"}}'
+    assert selector in expr
+    assert f"* 0 + {default}" in expr
+    # T, the same threshold, words the annotation ("expires within 30d").
+    assert selector in data["T"]["expr"]
+    assert data["T"]["expr"].rstrip().endswith(f"* 0 + {default}")
+    assert "$values.T" in rule["annotations"]["description"]
 
 
 def test_agent_alerts_keep_the_name_out_of_their_identity(alert_rules: dict[str, Any]) -> None:
@@ -151,6 +168,10 @@ def test_agent_alerts_keep_the_name_out_of_their_identity(alert_rules: dict[str,
         assert "agent_name" not in data["A"]["model"]["expr"], rule["title"]
         assert "agent_name" not in rule.get("labels", {}), rule["title"]
         assert "elevenlabs_agent_info" in data["N"]["model"]["expr"], rule["title"]
+        # The owner labels are joined in (routing), and N carries them too, so that Grafana
+        # matches N to the alert (one label set must include the other).
+        assert "group_left (team)" in data["A"]["model"]["expr"], rule["title"]
+        assert "agent_name, team)" in data["N"]["model"]["expr"], rule["title"]
         assert "N" not in {q["model"].get("expression") for q in rule["data"]}, rule["title"]
         for key in ("summary", "description"):
             assert "$values.N" in rule["annotations"][key], (rule["title"], key)

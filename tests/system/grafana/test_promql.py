@@ -13,6 +13,8 @@ from tests.system.grafana.support import ALERT_ONLY_METRICS, ALERT_RULES, ALLOWE
 # The series the dashboard must show (the whole contract, bar the optional relative gauge).
 EXPECTED_IN_DASHBOARD = ALLOWED_METRICS - {
     "elevenlabs_agent_link_expires_in_seconds",
+    # The alerts compare with it; the dashboard colours time left by the default thresholds.
+    "elevenlabs_agent_link_threshold_seconds",
     "elevenlabs_link_monitor_poll_duration_seconds_sum",
     "elevenlabs_link_monitor_poll_duration_seconds_count",
 }
@@ -48,8 +50,9 @@ def alert_exprs(promql: ModuleType) -> list[str]:
 
 def test_expressions_found(dashboard_exprs: list[str], alert_exprs: list[str]) -> None:
     assert len(dashboard_exprs) >= 15
-    # One Prometheus query per alert rule, and the agent name query (N) of the six per-agent ones.
-    assert len(alert_exprs) == 17
+    # One Prometheus query per alert rule, the agent name query (N) of the six per-agent ones
+    # and the threshold query (T) of the two expiry alerts.
+    assert len(alert_exprs) == 19
 
 
 @pytest.mark.parametrize("source", ["dashboard", "alerts"])

@@ -70,6 +70,16 @@ app.kubernetes.io/part-of: elevenlabs-link-monitor
 {{- include "elm.seconds" .Values.thresholds.critical -}}
 {{- end -}}
 
+{{/* The owner labels every per-agent alert carries: "team, env" (group_left's list). */}}
+{{- define "elm.ownerLabels" -}}
+{{- join ", " .Values.prometheusRule.ownerLabels -}}
+{{- end -}}
+
+{{/* The same, after the owner rule's (job, workspace, agent_id: ", team, env". */}}
+{{- define "elm.ownerLabelsBy" -}}
+{{- range .Values.prometheusRule.ownerLabels }}, {{ . }}{{ end -}}
+{{- end -}}
+
 {{- define "elm.scheme" -}}
 {{- if .Values.tls.enabled -}}https{{- else -}}http{{- end -}}
 {{- end -}}
@@ -165,6 +175,15 @@ rather than crash-looping the pod.
 {{- fail (printf "poll.jitter (%v) must be shorter than poll.interval (%v)" .Values.poll.jitter .Values.poll.interval) -}}
 {{- end -}}
 {{- include "elm.checkDuration" (list "alerts.repeat_interval" .Values.alerts.repeat_interval 1 2592000 "1s" "30d") -}}
+{{- $volumes := dict -}}
+{{- range .Values.extraVolumes -}}
+{{- $_ := set $volumes .name true -}}
+{{- end -}}
+{{- range $index, $mount := .Values.extraVolumeMounts -}}
+{{- if not (hasKey $volumes $mount.name) -}}
+{{- fail (printf "extraVolumeMounts[%d]: volume %q is not one of extraVolumes" $index $mount.name) -}}
+{{- end -}}
+{{- end -}}
 {{- if gt (int (include "elm.warningSeconds" .)) 315360000 -}}
 {{- fail (printf "thresholds.warning (%v) must be at most 3650d" .Values.thresholds.warning) -}}
 {{- end -}}
