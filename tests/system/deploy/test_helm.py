@@ -100,6 +100,49 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "thresholds": {"warning": "2w", "critical": "36h"},
         "poll": {"interval": "1h30m", "jitter": "500ms"},
     },
+    # Owners and policy (single form): the workspace's labels, an agent's own labels and
+    # thresholds, a filtered discovery giving labels from tags, a proxy for the API.
+    "owners": {
+        "labels": {"team": "support", "env": "prod"},
+        "agents": [
+            {
+                "id": "agent_pay",
+                "name": "pay-bot",
+                "labels": {"team": "payments"},
+                "thresholds": {"warning": "30d", "critical": "3d"},
+            },
+            {"id": "agent_demo", "thresholds": {"critical": "2d"}},
+        ],
+        "discover": {
+            "search": "prod",
+            "tags": ["customer-facing"],
+            "exclude_tags": ["internal"],
+            "name_pattern": "^prod-",
+            "created_by": "@me",
+            "labels_from_tags": {"team": "team:"},
+        },
+        "elevenlabs": {"proxy": "http://proxy.egress.svc:3128"},
+    },
+    # The same per workspace.
+    "owners-workspaces": {
+        "workspaces": [
+            {
+                "name": "prod",
+                "existingSecret": "key-prod",
+                "labels": {"team": "support"},
+                "thresholds": {"warning": "14d"},
+                "discover": {"tags": ["customer-facing"], "labels_from_tags": {"team": "team:"}},
+                "proxy": "https://user:secret@proxy.egress.svc:3128",
+                "agents": [{"id": "agent_pay", "labels": {"team": "payments"}}],
+            },
+            {
+                "name": "eu",
+                "base_url": "https://api.eu.residency.elevenlabs.io",
+                "existingSecret": "key-eu",
+                "agents": [{"id": "agent_eu", "thresholds": {"warning": "21d", "critical": "2d"}}],
+            },
+        ],
+    },
     # A locked-down cluster: egress through a proxy with a private CA, pods labelled for it,
     # alerts routed on two owner labels.
     "egress": {
@@ -253,6 +296,8 @@ def test_helm_lint_finds_nothing_wrong(name: str) -> None:
         ({"extraVolumeMounts": [{"name": "ca"}]}, "/extraVolumeMounts/0"),
         ({"podLabels": {"app.kubernetes.io/name": "x"}}, "app.kubernetes.io/name"),
         ({"podLabels": {"team": "pay ments"}}, "/podLabels/team"),
+        # In the pod a relative path would point into the config's ConfigMap.
+        ({"elevenlabs": {"ca_file": "relative/ca.pem"}}, "/elevenlabs/ca_file"),
     ],
 )
 def test_schema_refuses_bad_values(values: dict[str, Any], where: str) -> None:
@@ -276,6 +321,25 @@ def test_schema_refusal_never_echoes_a_key(api_key: dict[str, Any]) -> None:
     with pytest.raises(helm_python.HelmValuesError) as refused:
         chart().validate_schema({"apiKey": api_key})
     assert "sk_canary" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "proxy",
+    [
+        "socks5://user:s3cr3t_canary@proxy:1080",
+        "http://user:s3cr3t_canary@proxy:3128/path",
+        "http://user:s3cr3t_canary@proxy:3128 ",
+    ],
+)
+def test_schema_refusal_never_echoes_a_proxy_password(proxy: str) -> None:
+    for values in (
+        {"elevenlabs": {"proxy": proxy}},
+        {"workspaces": [{"name": "w", "existingSecret": "k", "discover": True, "proxy": proxy}]},
+    ):
+        with pytest.raises(helm_python.HelmValuesError) as refused:
+            chart().validate_schema(values)
+        assert "proxy" in str(refused.value)
+        assert "s3cr3t_canary" not in str(refused.value)
 
 
 def test_warning_must_be_above_critical() -> None:
@@ -384,6 +448,76 @@ REFUSED: list[tuple[dict[str, Any], str, str]] = [
         {"workspaces": [{"name": "w", "existingSecret": "k", "discover": True, "timeout": "6m"}]},
         "render",
         "workspaces[0].timeout (6m) must be at most 5m",
+    ),
+    # Owners and policy (issue 17).
+    ({"labels": {"job": "x"}}, "schema", "'job'"),
+    ({"labels": {"team": 7}}, "schema", "/labels/team"),
+    ({"agents": [{"id": "a", "labels": {"__x": "1"}}]}, "schema", "'__x'"),
+    (
+        {"agents": [{"id": "a", "labels": {"team": "pay\nments"}}]},
+        "schema",
+        "/agents/0/labels/team",
+    ),
+    ({"agents": [{"id": "a", "labels": {"team": "p" * 257}}]}, "schema", "/agents/0/labels/team"),
+    ({"agents": [{"id": "a", "thresholds": {"warming": "1d"}}]}, "schema", "warming"),
+    ({"agents": [{"id": "a", "thresholds": {"warning": "0s"}}]}, "schema", "/agents/0/thresholds"),
+    ({"discover": {"created_by": "some one"}}, "schema", "/discover/created_by"),
+    ({"discover": {"tags": [""]}}, "schema", "/discover/tags/0"),
+    ({"discover": {"labels_from_tags": {"agent_id": "id:"}}}, "schema", "'agent_id'"),
+    ({"discover": {"tagz": ["a"]}}, "schema", "tagz"),
+    ({"elevenlabs": {"proxy": "socks5://proxy:1080"}}, "schema", "/elevenlabs/proxy"),
+    ({"elevenlabs": {"proxy": "http://proxy:3128/path"}}, "schema", "/elevenlabs/proxy"),
+    (
+        {"agents": [{"id": "a", "thresholds": {"warning": "1d", "critical": "2d"}}]},
+        "render",
+        "agents[0].thresholds: warning (1d) must be greater than critical (2d)",
+    ),
+    (
+        {"agents": [{"id": "a", "thresholds": {"critical": "8d"}}]},
+        "render",
+        "agents[0].thresholds: warning (7d, from thresholds) must be greater than critical (8d)",
+    ),
+    (
+        {"agents": [{"id": "a", "thresholds": {"warning": "3651d"}}]},
+        "render",
+        "agents[0].thresholds.warning (3651d) must be at most 3650d",
+    ),
+    (
+        {
+            "workspaces": [
+                {
+                    "name": "w",
+                    "existingSecret": "k",
+                    "thresholds": {"warning": "30d"},
+                    "agents": [{"id": "a", "thresholds": {"critical": "40d"}}],
+                }
+            ]
+        },
+        "render",
+        "workspaces[0].agents[0].thresholds: warning (30d, from workspaces[0].thresholds) "
+        "must be greater than critical (40d)",
+    ),
+    (
+        {
+            "workspaces": [
+                {
+                    "name": "w",
+                    "existingSecret": "k",
+                    "discover": True,
+                    "thresholds": {"warning": "12h"},
+                }
+            ]
+        },
+        "render",
+        "workspaces[0].thresholds: warning (12h) must be greater than critical (1d, from thresholds)",
+    ),
+    (
+        {
+            "labels": {"team": "support"},
+            "workspaces": [{"name": "w", "existingSecret": "k", "discover": True}],
+        },
+        "render",
+        "labels: with workspaces, set labels under each of workspaces[] instead",
     ),
 ]
 
@@ -892,6 +1026,50 @@ def test_a_mount_of_an_unknown_volume_is_refused_in_one_line() -> None:
     assert len(str(refused.value).splitlines()) == 1
 
 
+def test_owners_and_policy_reach_the_monitors_config() -> None:
+    """labels, per-agent thresholds, a discovery filter and a proxy, as the monitor reads them."""
+    config = parse_config(_config_text(render(VALUE_SETS["owners"])))
+    (workspace,) = config.resolved_workspaces()
+    assert workspace.labels == {"team": "support", "env": "prod"}
+    agents = {agent.id: agent for agent in workspace.agents}
+    assert agents["agent_pay"].labels == {"team": "payments"}
+    thresholds = agents["agent_pay"].thresholds
+    assert thresholds is not None
+    assert (thresholds.warning, thresholds.critical) == (30 * DAY, 3 * DAY)
+    discovery = workspace.discovery
+    assert discovery is not None
+    assert discovery.tags == ["customer-facing"]
+    assert discovery.exclude_tags == ["internal"]
+    assert discovery.labels_from_tags == {"team": "team:"}
+    assert discovery.created_by == "@me"
+    assert workspace.proxy == "http://proxy.egress.svc:3128"
+
+    config = parse_config(_config_text(render(VALUE_SETS["owners-workspaces"])))
+    prod, eu = config.resolved_workspaces()
+    assert (prod.labels, prod.proxy) == (
+        {"team": "support"},
+        VALUE_SETS["owners-workspaces"]["workspaces"][0]["proxy"],
+    )
+    assert prod.discovery is not None
+    assert prod.discovery.labels_from_tags == {"team": "team:"}
+    assert eu.discovery is None
+    # The default ({}) is discovery on, as true was.
+    (workspace,) = parse_config(_config_text(render({}))).resolved_workspaces()
+    assert workspace.discovery is not None
+
+
+def test_a_private_ca_file_mounted_from_extra_volumes() -> None:
+    values = {
+        **VALUE_SETS["egress"],
+        "elevenlabs": {"ca_file": "/etc/ssl/corp/ca.pem"},
+    }
+    rendered = render(values)
+    (workspace,) = parse_config(_config_text(rendered)).resolved_workspaces()
+    assert str(workspace.ca_file) == "/etc/ssl/corp/ca.pem"
+    mounts = [m["mountPath"] for m in _container(rendered)["volumeMounts"]]
+    assert any(str(workspace.ca_file).startswith(path + "/") for path in mounts)
+
+
 def _owner_case(owner_labels: list[str]) -> tuple[list[Manifest], dict[str, Any]]:
     """The rules rendered for these owner labels, and a promtool test of a missing link whose
     agent carries team and env."""
@@ -1084,16 +1262,23 @@ def test_rendered_thresholds_fire_in_prometheus(
 def test_the_daemon_runs_the_rendered_config(
     standin: StandIn, start_daemon: Callable[..., Daemon], tmp_path: Path
 ) -> None:
-    """The real daemon on the chart's config: its thresholds decide the states it exports."""
+    """The real daemon on the chart's config: its thresholds decide the states it exports, an
+    agent's own thresholds and owner labels included, as the series the rules read."""
     now = time.time()
     standin.set("in_5d", link(canary_token("in_5d"), now + 5 * DAY))
     standin.set("in_2d", link(canary_token("in_2d"), now + 2 * DAY))
     standin.set("in_6h", link(canary_token("in_6h"), now + 6 * 3600))
+    standin.set("in_20d", link(canary_token("in_20d"), now + 20 * DAY))
+    own = {"labels": {"team": "payments"}, "thresholds": {"warning": "30d", "critical": "3d"}}
     rendered = render(
         {
             "elevenlabs": {"base_url": standin.url, "max_retries": 0},
             "discover": False,
-            "agents": [{"id": agent} for agent in ("in_5d", "in_2d", "in_6h")],
+            "labels": {"team": "support"},
+            "agents": [
+                *({"id": agent} for agent in ("in_5d", "in_2d", "in_6h")),
+                {"id": "in_20d", **own},
+            ],
             "thresholds": {"warning": "3d", "critical": "12h"},
         }
     )
@@ -1109,8 +1294,28 @@ def test_the_daemon_runs_the_rendered_config(
 
     daemon = start_daemon(path, env={"ELEVENLABS_API_KEY": ""})
     wait_until(lambda: daemon.get("/readyz")[0] == 200, what="readiness")
-    states = {agent: daemon.state_of(agent) for agent in ("in_5d", "in_2d", "in_6h")}
-    assert states == {"in_5d": "ok", "in_2d": "warning", "in_6h": "critical"}
+    states = {agent: daemon.state_of(agent) for agent in ("in_5d", "in_2d", "in_6h", "in_20d")}
+    assert states == {"in_5d": "ok", "in_2d": "warning", "in_6h": "critical", "in_20d": "warning"}
+    teams = {
+        dict(key)["agent_id"]: dict(key).get("team")
+        for key in daemon.samples("elevenlabs_agent_info")
+    }
+    assert teams == {
+        "in_5d": "support",
+        "in_2d": "support",
+        "in_6h": "support",
+        "in_20d": "payments",
+    }
+    thresholds = daemon.samples("elevenlabs_agent_link_threshold_seconds")
+    assert (
+        daemon.value("elevenlabs_agent_link_threshold_seconds", agent_id="in_20d", level="warning")
+        == 30 * DAY
+    )
+    assert (
+        daemon.value("elevenlabs_agent_link_threshold_seconds", agent_id="in_5d", level="warning")
+        == 3 * DAY
+    )
+    assert len(thresholds) == 8
     assert CANARY_KEY not in daemon.metrics_text()
 
 

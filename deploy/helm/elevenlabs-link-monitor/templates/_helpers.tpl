@@ -103,6 +103,9 @@ app.kubernetes.io/part-of: elevenlabs-link-monitor
 {{- $_ := set $config "elevenlabs" (merge (dict "api_key_file" $file) .Values.elevenlabs) -}}
 {{- $_ := set $config "agents" .Values.agents -}}
 {{- $_ := set $config "discover" .Values.discover -}}
+{{- with .Values.labels -}}
+{{- $_ := set $config "labels" . -}}
+{{- end -}}
 {{- end -}}
 {{- $_ := set $config "poll" .Values.poll -}}
 {{- $_ := set $config "thresholds" .Values.thresholds -}}
@@ -167,6 +170,35 @@ rather than crash-looping the pod.
 {{- end -}}
 {{- end -}}
 
+{{/*
+A workspace's or an agent's thresholds: the inherited pair (a dict of warning and critical:
+seconds, the text given and where it is set) with the override's keys over it, returned as
+JSON. The monitor's checks: each key at most 3650d, and warning above critical, in one line
+naming the override (and where an inherited value comes from).
+*/}}
+{{- define "elm.resolveThresholds" -}}
+{{- $where := index . 0 -}}
+{{- $pair := deepCopy (index . 1) -}}
+{{- $override := index . 2 -}}
+{{- if $override -}}
+{{- range $key := list "warning" "critical" -}}
+{{- if and (hasKey $override $key) (not (kindIs "invalid" (index $override $key))) -}}
+{{- $value := index $override $key -}}
+{{- include "elm.checkDuration" (list (printf "%s.%s" $where $key) $value 0 315360000 "" "3650d") -}}
+{{- $_ := set $pair $key (dict "seconds" (float64 (include "elm.durationSeconds" $value)) "text" (toString $value) "from" $where) -}}
+{{- end -}}
+{{- end -}}
+{{- if le (float64 $pair.warning.seconds) (float64 $pair.critical.seconds) -}}
+{{- $warning := $pair.warning.text -}}
+{{- if ne $pair.warning.from $where }}{{ $warning = printf "%s, from %s" $warning $pair.warning.from }}{{ end -}}
+{{- $critical := $pair.critical.text -}}
+{{- if ne $pair.critical.from $where }}{{ $critical = printf "%s, from %s" $critical $pair.critical.from }}{{ end -}}
+{{- fail (printf "%s: warning (%s) must be greater than critical (%s)" $where $warning $critical) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $pair -}}
+{{- end -}}
+
 {{/* Every check of the values that the monitor makes and the schema cannot. */}}
 {{- define "elm.checkValues" -}}
 {{- include "elm.checkDuration" (list "poll.interval" .Values.poll.interval 1 86400 "1s" "1d") -}}
@@ -186,6 +218,25 @@ rather than crash-looping the pod.
 {{- end -}}
 {{- if gt (int (include "elm.warningSeconds" .)) 315360000 -}}
 {{- fail (printf "thresholds.warning (%v) must be at most 3650d" .Values.thresholds.warning) -}}
+{{- end -}}
+{{- $top := dict
+  "warning" (dict "seconds" (float64 (include "elm.warningSeconds" .)) "text" (toString .Values.thresholds.warning) "from" "thresholds")
+  "critical" (dict "seconds" (float64 (include "elm.criticalSeconds" .)) "text" (toString .Values.thresholds.critical) "from" "thresholds") -}}
+{{- if and .Values.workspaces .Values.labels -}}
+{{- fail "labels: with workspaces, set labels under each of workspaces[] instead" -}}
+{{- end -}}
+{{- if .Values.workspaces -}}
+{{- range $index, $workspace := .Values.workspaces -}}
+{{- $where := printf "workspaces[%d]" $index -}}
+{{- $pair := fromJson (include "elm.resolveThresholds" (list (printf "%s.thresholds" $where) $top $workspace.thresholds)) -}}
+{{- range $a, $agent := (default list $workspace.agents) -}}
+{{- $_ := include "elm.resolveThresholds" (list (printf "%s.agents[%d].thresholds" $where $a) $pair $agent.thresholds) -}}
+{{- end -}}
+{{- end -}}
+{{- else -}}
+{{- range $a, $agent := .Values.agents -}}
+{{- $_ := include "elm.resolveThresholds" (list (printf "agents[%d].thresholds" $a) $top $agent.thresholds) -}}
+{{- end -}}
 {{- end -}}
 {{- if .Values.workspaces -}}
 {{- $names := dict -}}
