@@ -21,11 +21,9 @@ $(DEMO_VENV)/.installed: pyproject.toml
 test: venv tools node lint typecheck  ## every linter and every test, with branch coverage (what CI runs)
 	$(BIN)/pytest --cov=monitor --cov-branch --cov-report=term
 
-# The unit layer only (tests/unit: pure and in-process), under a minute: the inner loop. Test
-# files not yet moved into a layer (tests/test_*.py) run here too, but for their tests marked
-# `integration` (tests/conftest.py marks every test with its layer).
+# The unit layer only (tests/unit: pure and in-process), under a minute: the inner loop.
 test-fast: venv  ## the unit tests only, no linter (under 60 s)
-	$(BIN)/pytest -m unit tests/unit $(wildcard tests/test_*.py)
+	$(BIN)/pytest tests/unit
 
 lint: venv node
 	$(BIN)/ruff check .
@@ -56,14 +54,14 @@ $(VENV)/.installed: pyproject.toml
 
 # Real tools for real tests, from Debian: Prometheus and promtool, amtool for the Alertmanager
 # config, Chromium for the browser tests (libatomic1 is needed by Playwright's driver on a
-# minimal Debian).
+# minimal Debian), libfaketime for a real step of the wall clock.
 tools:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null \
-	  && command -v amtool >/dev/null \
+	  && command -v amtool >/dev/null && command -v faketime >/dev/null \
 	  && command -v chromium >/dev/null && ldconfig -p | grep -q libatomic.so.1 || { \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    prometheus prometheus-alertmanager chromium libatomic1 >/dev/null; }
+	    prometheus prometheus-alertmanager chromium libatomic1 faketime >/dev/null; }
 
 bench: venv  ## figures of docs' Performance section (about 3 minutes; --quick: under 1)
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -210,6 +210,9 @@ class _QuietServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: with Nagle's algorithm on, the client's
+    # delayed ACK held each answer about 40 ms.
+    disable_nagle_algorithm = True
     server: ThreadingHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -254,7 +257,9 @@ class _Handler(BaseHTTPRequestHandler):
         standin = self.standin
         with standin.lock:
             standin.listing_queries.append(query)
-        listing = [row for row in listing if standin.lists(row[0], row[1], query)]
+        if query.keys() & {"search", "tags", "created_by_user_id"}:
+            # Only when asked: 50,000 rows filtered for each of 501 pages took 9 s a listing.
+            listing = [row for row in listing if standin.lists(row[0], row[1], query)]
         size = int(query.get("page_size", ["30"])[0])
         start = int(query.get("cursor", ["0"])[0])
         page = listing[start : start + size]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,3 +27,17 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def require_library(name: str, package: str) -> str:
+    """The path of a shared library from Debian `package`; skip without it locally, fail
+    without it in CI (as require_tool)."""
+    found = sorted(Path("/usr/lib").glob(f"*/*/{name}")) + sorted(
+        Path("/usr/lib").glob(f"*/{name}")
+    )
+    if not found:
+        message = f"required library {name!r} (Debian: {package}) is not installed (make test installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return str(found[0])

@@ -19,7 +19,7 @@ Everything else it uses is public: asyncio's `Protocol` methods (`connection_mad
 `_disarm`, `_expire`, `_idle`, `_cut`, `_resumed`) must not be uvicorn's names.
 
 pyproject.toml pins uvicorn to the minor versions this was tested with;
-tests/test_h11guard.py fails when the installed uvicorn lacks one of these names, changes an
+tests/unit/test_h11guard.py fails when the installed uvicorn lacks one of these names, changes an
 overridden method's parameters, or takes one of the guard's own names.
 """
 
