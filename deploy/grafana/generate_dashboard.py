@@ -728,15 +728,20 @@ _WARNING_THRESHOLD = _threshold_last_known("warning", WARNING_SECONDS)
 _CRITICAL_THRESHOLD = _threshold_last_known("critical", CRITICAL_SECONDS)
 
 # As elevenlabs_agent:owner_labels:last_known in rules.yml: one series per agent, value 1,
-# with its owner labels (the newest seen in the past 15 minutes wins), or none for an agent
-# without an info series.
+# with its owner labels (the current ones, else the newest seen in the past 15 minutes), or
+# none for an agent without an info series.
+_INFO_SEEN = f"group by ({_AGENT_KEYS}{_OWNER_BY}) (last_over_time(elevenlabs_agent_info[15m]))"
 _OWNER = (
     f"group by ({_AGENT_KEYS}{_OWNER_BY}) (\n"
     f"  topk by ({_AGENT_KEYS}) (1,\n"
     f"    max by ({_AGENT_KEYS}{_OWNER_BY}) (timestamp(elevenlabs_agent_info))\n"
     f"    or on ({_AGENT_KEYS})\n"
-    f"    max by ({_AGENT_KEYS}{_OWNER_BY}) "
+    "    (\n"
+    f"      max by ({_AGENT_KEYS}{_OWNER_BY}) "
     "(max_over_time(timestamp(elevenlabs_agent_info)[15m:1m]))\n"
+    f"      and\n      {_INFO_SEEN}\n"
+    f"      or\n      {_INFO_SEEN} * 0\n"
+    "    )\n"
     "  )\n"
     ")\n"
     f"or on ({_AGENT_KEYS})\n"

@@ -159,9 +159,12 @@ def replace_owner_labels(groups: list[Any], by: str, join: str) -> list[Any]:
         if rule.get("record") == OWNER_RULE:
             owner_rule_seen = True
             grouping = f"(job, workspace, agent_id{source_by})"
-            if rule["expr"].count(grouping) != 3:
+            mentions = sum(len(re.findall(rf"\b{label}\b", rule["expr"])) for label in OWNER_LABELS)
+            if not rule["expr"].count(grouping) or mentions != rule["expr"].count(grouping) * len(
+                OWNER_LABELS
+            ):
                 raise ValueError(
-                    f"rules.yml: record {OWNER_RULE}: not grouped by {grouping} three times"
+                    f"rules.yml: record {OWNER_RULE}: the owner labels are not only in {grouping}"
                 )
             rule["expr"] = rule["expr"].replace(grouping, f"(job, workspace, agent_id{by})")
         elif _is_per_agent(rule):

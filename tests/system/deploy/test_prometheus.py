@@ -266,6 +266,21 @@ JOIN_FAILS = 'found duplicate series for the match group {agent_id="%s"'
             JOIN_FAILS % "agent_t",
         ),
         (
+            "ranked by the 1m subquery alone: a monitor gone within a minute loses the team",
+            "group by (job, workspace, agent_id, team) (\n"
+            "  topk by (job, workspace, agent_id) (1,\n"
+            "    max by (job, workspace, agent_id, team) (timestamp(elevenlabs_agent_info))\n"
+            "    or on (job, workspace, agent_id)\n"
+            "    max by (job, workspace, agent_id, team) "
+            "(max_over_time(timestamp(elevenlabs_agent_info)[15m:1m]))\n"
+            "  )\n"
+            ")\n"
+            "or on (job, workspace, agent_id)\n"
+            "group by (job, workspace, agent_id) "
+            '(last_over_time(elevenlabs_agent_link_state{state="unknown"}[15m]))',
+            "a monitor gone within a minute of its start keeps its agent's team",
+        ),
+        (
             "the current info only: a restart drops the alerts",
             "group by (job, workspace, agent_id, team) (elevenlabs_agent_info)",
             RENAME_RESTART_CASE,

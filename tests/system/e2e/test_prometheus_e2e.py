@@ -7,6 +7,8 @@ API with one agent in every state, and evaluates deploy/prometheus/rules.yml. Th
   (deploy/grafana/promql.py) parses and returns data on that Prometheus;
 - the alerts that should fire are firing, each for the right agent, and no other alert is
   active (/api/v1/alerts);
+- an agent's own thresholds decide its expiry alert (e2e_warning: 20 days left, warning at
+  30d), and the alerts carry the agents' teams (through a rename too);
 - once the daemon dies, ElevenLabsLinkMonitorDown fires and the link alerts keep firing
   from the rules' 15-minute fallback, without resolving and re-firing.
 
@@ -78,6 +80,16 @@ AGENT_ALERTS = {
     # poll_success == 0 unless not_found: the agent the API always answers 503 for.
     "ElevenLabsAgentLinkPollingFailing": "e2e_unknown",
 }
+# Owner labels and thresholds of their own (issue 17): e2e_warning has 20 days left and warns
+# at 30d (the defaults, 7d, would not); e2e_critical is renamed below, and keeps its team.
+OWN_POLICY = {
+    "e2e_warning": {
+        "labels": {"team": "payments"},
+        "thresholds": {"warning": "30d", "critical": "3d"},
+    },
+    "e2e_critical": {"labels": {"team": "support"}},
+}
+TEAMS = {agent: policy["labels"]["team"] for agent, policy in OWN_POLICY.items()}
 # Alerts that derive from the last successful poll and so outlive the daemon (rules.yml's
 # 15-minute fallback); ElevenLabsAgentLinkPollingFailing is about the live daemon only.
 LINK_ALERTS = {
@@ -124,13 +136,22 @@ def script_every_state(standin: StandIn) -> list[str]:
     now = time.time()
     standin.set("e2e_ok", rotating_link(now + 30 * DAY))
     standin.set("e2e_no_expiry", link(canary_token("noexp"), None))
-    standin.set("e2e_warning", link(canary_token("warn"), now + 3 * DAY))
+    standin.set("e2e_warning", link(canary_token("warn"), now + 20 * DAY))
     standin.set("e2e_critical", link(canary_token("crit"), now + 3600))
     standin.set("e2e_expired", link(canary_token("exp"), now - 3600))
     standin.set("e2e_missing", link(None))
     standin.set("e2e_unknown", status(503, {"detail": {"status": "unavailable"}}))
     # e2e_not_found has no answer: the stand-in says 404 agent_not_found.
     return list(AGENT_STATES)
+
+
+def with_own_policy(config: Path) -> Path:
+    """The config with OWN_POLICY's labels and thresholds on its agents."""
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    for agent in document["agents"]:
+        agent.update(OWN_POLICY.get(agent["id"], {}))
+    config.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return config
 
 
 def ready(daemon: Daemon) -> None:
@@ -399,8 +420,10 @@ def test_prometheus_runs_the_dashboards_and_alerts_against_the_daemon(
     tmp_path: Path,
 ) -> None:
     # Discovery on (an empty listing), so that the discovery alert's expression has data.
-    config = write_config(
-        script_every_state(standin), discover=True, poll={"interval": "1s", "jitter": 0}
+    config = with_own_policy(
+        write_config(
+            script_every_state(standin), discover=True, poll={"interval": "1s", "jitter": 0}
+        )
     )
     daemon = start_daemon(config)
     ready(daemon)
@@ -442,6 +465,10 @@ def test_prometheus_runs_the_dashboards_and_alerts_against_the_daemon(
         assert "agent_name" not in alert["labels"]
         agent_id = alert["labels"]["agent_id"]
         assert f"agent {agent_id}-name ({agent_id})" in alert["annotations"]["summary"]
+        # The agent's team, where it has one, for Alertmanager to route on.
+        assert alert["labels"].get("team") == TEAMS.get(agent_id), alert["labels"]
+    (soon,) = [a for a in alerts if a["labels"]["alertname"] == "ElevenLabsAgentLinkExpiringSoon"]
+    assert "expires within 30d, in 19d " in soon["annotations"]["description"]
     active_since = {a["labels"]["alertname"]: a["activeAt"] for a in alerts}
 
     # Prometheus asked for OpenMetrics and got it: its metadata names a counter family
@@ -468,6 +495,8 @@ def test_prometheus_runs_the_dashboards_and_alerts_against_the_daemon(
         summaries = [a["annotations"]["summary"] for a in found]
         if len(found) != 1 or "agent renamed-bot (e2e_critical)" not in summaries[0]:
             return [f"{critical}: {summaries}"]
+        if found[0]["labels"].get("team") != "support":
+            return [f"{critical}: {found[0]['labels']}"]
         return []
 
     settle(renamed, "the alert to name the agent by its new name")
