@@ -62,7 +62,6 @@ RESERVED_LABELS = frozenset(
         "namespace",
         "state",
         "reason",
-        "level",
         "alertname",
         "alertstate",
         "severity",
