@@ -191,9 +191,22 @@ class ApiSettings(_Model):
 
 
 # The monitor's own label names, and Prometheus' reserved ones: an owner label of the same
-# name would clash with (or silently replace) what every dashboard and rule relies on.
+# name would clash with (or silently replace) what every dashboard and rule relies on. An
+# alert's own labels too: the rules' `severity` (and `alertname`) would override it.
 RESERVED_LABELS = frozenset(
-    {"workspace", "agent_id", "agent_name", "job", "instance", "namespace", "state", "reason"}
+    {
+        "workspace",
+        "agent_id",
+        "agent_name",
+        "job",
+        "instance",
+        "namespace",
+        "state",
+        "reason",
+        "level",
+        "severity",
+        "alertname",
+    }
 )
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 MAX_LABEL_VALUE = 256

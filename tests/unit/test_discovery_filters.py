@@ -113,7 +113,7 @@ def test_each_workspace_has_its_own_discovery() -> None:
     assert (eu.discovery, staging.discovery) == (DiscoverSettings(), None)
 
 
-OWN_LABELS = "agent_id, agent_name, instance, job, namespace, reason, state, workspace"
+OWN_LABELS = "agent_id, agent_name, alertname, instance, job, level, namespace, reason, severity, state, workspace"
 
 
 @pytest.mark.parametrize(

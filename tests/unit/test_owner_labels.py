@@ -25,7 +25,7 @@ from tests.cli import run_cli
 from tests.unit.test_config import problems
 
 NOW = 1_800_000_000.0
-RESERVED = "(agent_id, agent_name, instance, job, namespace, reason, state, workspace)"
+RESERVED = "(agent_id, agent_name, alertname, instance, job, level, namespace, reason, severity, state, workspace)"
 
 
 def single(**sections: Any) -> Config:
@@ -41,6 +41,8 @@ def single(**sections: Any) -> Config:
         ("__x", "'__x': names starting with __ are reserved by Prometheus"),
         ("job", f"'job' is one of the monitor's own labels {RESERVED}"),
         ("agent_name", f"'agent_name' is one of the monitor's own labels {RESERVED}"),
+        ("severity", f"'severity' is one of the monitor's own labels {RESERVED}"),
+        ("level", f"'level' is one of the monitor's own labels {RESERVED}"),
         ("1abc", "'1abc' is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)"),
         ("a-b", "'a-b' is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)"),
     ],
