@@ -190,7 +190,9 @@ class ElevenLabsClient:
         row = 0
         async with self.lease():
             for _ in range(MAX_LISTING_PAGES):
-                params: Params = {"page_size": "100", **query.params()}
+                # archived=false is the API's default, said outright: the listing watches live
+                # agents; a sweep of archived ones would be a listing of its own.
+                params: Params = {"page_size": "100", "archived": "false", **query.params()}
                 if cursor:
                     params["cursor"] = cursor
                 page = await self._with_retries(

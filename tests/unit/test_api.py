@@ -833,9 +833,9 @@ def test_the_listing_follows_next_cursor_while_has_more() -> None:
         ("a4", ""),
     ]
     assert pages.queries == [
-        {"page_size": "100"},
-        {"page_size": "100", "cursor": "c2"},
-        {"page_size": "100", "cursor": "c3"},
+        {"page_size": "100", "archived": "false"},
+        {"page_size": "100", "archived": "false", "cursor": "c2"},
+        {"page_size": "100", "archived": "false", "cursor": "c3"},
     ]
 
 

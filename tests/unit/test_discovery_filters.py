@@ -227,6 +227,7 @@ def test_the_listing_sends_what_the_api_filters_on_every_page() -> None:
     assert isinstance(listing, list), listing
     sent = [
         ("page_size", "100"),
+        ("archived", "false"),
         ("search", "prod"),
         ("tags", "customer-facing"),
         ("tags", "partner"),
@@ -245,7 +246,9 @@ def test_discover_true_sends_no_filter(query: ListingFilter | None) -> None:
     listing = list_agents(serving([[{"agent_id": "a1"}]], seen), query)
     assert isinstance(listing, list)
     assert [a.agent_id for a in listing] == ["a1"]
-    assert [url.params.multi_items() for url in seen] == [[("page_size", "100")]]
+    assert [url.params.multi_items() for url in seen] == [
+        [("page_size", "100"), ("archived", "false")]
+    ]
 
 
 # --- what is checked on the answer -----------------------------------------------------------
