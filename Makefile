@@ -19,7 +19,7 @@ $(DEMO_VENV)/.installed: pyproject.toml
 	touch $@
 
 test: venv tools node lint typecheck  ## every linter and every test, with branch coverage (what CI runs)
-	$(BIN)/pytest --cov=monitor --cov-branch --cov-report=term
+	$(BIN)/pytest -n 2 --dist loadfile --cov=monitor --cov-branch --cov-report=term
 
 # The unit layer only (tests/unit: pure and in-process), under a minute: the inner loop.
 test-fast: venv  ## the unit tests only, no linter (under 60 s)
