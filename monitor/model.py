@@ -109,6 +109,15 @@ class ListingFilter:
     exclude_tags: tuple[str, ...] = ()
     name_pattern: re.Pattern[str] | None = None  # searched in the name
     created_by_user_id: str | None = None  # `@me` or a user id
+    label_prefixes: tuple[str, ...] = ()  # of `labels_from_tags`: the tags worth keeping
+
+    def kept_tags(self, tags: tuple[str, ...]) -> tuple[str, ...]:
+        """The tags a kept agent still needs once filtered: those a label is taken from.
+
+        A listing holds every kept agent until its last page: 50,000 agents with 50 tags of
+        256 characters each would be 640 million characters of tags nobody reads.
+        """
+        return tuple(t for t in tags if t.startswith(self.label_prefixes))
 
     def params(self) -> dict[str, str | list[str]]:
         """The listing's query parameters; `tags` is repeated, once for each tag."""

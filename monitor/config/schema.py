@@ -353,6 +353,7 @@ class DiscoverSettings(_Model):
             exclude_tags=tuple(self.exclude_tags),
             name_pattern=None if self.name_pattern is None else re.compile(self.name_pattern),
             created_by_user_id=self.created_by,
+            label_prefixes=tuple(self.labels_from_tags.values()),
         )
 
 

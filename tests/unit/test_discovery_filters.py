@@ -301,7 +301,8 @@ def test_a_rows_bad_tags_never_cost_the_row_or_the_page() -> None:
         {"agent_id": "a_key", "tags": [f"team:{API_KEY}"]},
         {"agent_id": "a_surrogate", "tags": ["team:x\ud800y"]},
     ]
-    listing = list_agents(serving([rows], []))
+    # Every tag kept after the filters (a label from any tag), to see what the rows held.
+    listing = list_agents(serving([rows], []), ListingFilter(label_prefixes=("",)))
     assert isinstance(listing, list), listing
     tags = {a.agent_id: a.tags for a in listing}
     assert tags == {
@@ -414,3 +415,20 @@ def test_the_fake_clients_listing_applies_the_answer_checks() -> None:
     assert isinstance(listing, list)
     assert [a.agent_id for a in listing] == ["a1"]
     assert api.queries == [query]
+
+
+def test_a_kept_agent_keeps_only_the_tags_a_label_is_taken_from() -> None:
+    """A listing holds its kept agents until the last page: 50 tags of 256 characters on each
+    of 50,000 agents would be 640 million characters held for nothing."""
+    noise = [f"n{i:03d}" + "x" * 252 for i in range(48)]
+    rows: list[Row] = [
+        {"agent_id": "a1", "name": "prod-a", "tags": ["customer-facing", *noise, "team:pay"]},
+        {"agent_id": "a2", "name": "prod-b", "tags": ["partner", *noise]},
+    ]
+    seen: list[httpx.URL] = []
+    listing = list_agents(serving([rows], seen), wanted(FILTERS).listing_filter())
+    assert isinstance(listing, list), listing
+    assert [(a.agent_id, a.tags) for a in listing] == [("a1", ("team:pay",)), ("a2", ())]
+    plain = list_agents(serving([rows], seen), wanted("discover: true").listing_filter())
+    assert isinstance(plain, list)
+    assert [a.tags for a in plain] == [(), ()]

@@ -24,7 +24,7 @@ from monitor.config.schema import Config
 from monitor.elevenlabs.client import ClientSettings, ElevenLabsClient
 from monitor.elevenlabs.limiter import RateLimiter
 from monitor.elevenlabs.pool import ApiClient, ClientPool, wanted_clients
-from monitor.model import AgentSummary, Health, PollFailure, Reason
+from monitor.model import AgentSummary, Health, ListingFilter, PollFailure, Reason
 from monitor.runtime.discovery import Discovery
 from tests.conftest import config_data
 
@@ -56,11 +56,13 @@ def client(handler: Handler) -> ElevenLabsClient:
     return ElevenLabsClient(settings, API_KEY, transport=httpx.MockTransport(handler))
 
 
-def list_agents(handler: Handler) -> list[AgentSummary] | PollFailure:
+def list_agents(
+    handler: Handler, query: ListingFilter | None = None
+) -> list[AgentSummary] | PollFailure:
     async def scenario() -> list[AgentSummary] | PollFailure:
         listing = client(handler)
         try:
-            return await listing.list_agents()
+            return await listing.list_agents(query)
         finally:
             await listing.aclose()
 
@@ -168,9 +170,10 @@ def test_a_name_is_redacted_before_it_is_cut() -> None:
 
 def test_a_row_keeps_only_what_the_monitor_uses() -> None:
     """Extra fields (`access_info`, anything) are not held for the listing's life; the tags
-    (for discover's filters and labels) only up to 50 of them."""
+    (for discover's filters and labels) only up to 50 of them, and once filtered only those
+    a label is taken from (here: any tag)."""
     row = {"agent_id": "a1", "name": "one", "junk": "j" * 200_000, "tags": ["t"] * 1000}
-    listing = list_agents(one_page(body([row])))
+    listing = list_agents(one_page(body([row])), ListingFilter(label_prefixes=("",)))
     assert isinstance(listing, list)
     assert listing[0].model_extra in (None, {})
     assert listing[0].tags == ("t",) * 50
