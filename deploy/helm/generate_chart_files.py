@@ -34,6 +34,8 @@ from typing import Any
 
 import yaml
 
+from monitor.config.schema import RESERVED_LABELS as MONITOR_RESERVED_LABELS
+
 HERE = Path(__file__).resolve().parent
 DEPLOY = HERE.parent
 CHART = HERE / "elevenlabs-link-monitor"
@@ -50,23 +52,9 @@ OWNER_RULE = "elevenlabs_agent:owner_labels:last_known"
 # list rules.yml is written with, the chart's default prometheusRule.ownerLabels, and the
 # Grafana-managed rules' (deploy/grafana/generate_dashboard.py reads it from here).
 OWNER_LABELS: tuple[str, ...] = ("team",)
-# The labels an owner label may not be: the monitor's own (as its config refuses them) and
-# those of the alerts themselves.
-RESERVED_LABELS = frozenset(
-    {
-        "workspace",
-        "agent_id",
-        "agent_name",
-        "job",
-        "instance",
-        "namespace",
-        "state",
-        "reason",
-        "alertname",
-        "alertstate",
-        "severity",
-    }
-)
+# The labels an owner label may not be: those the monitor's config refuses (its own, and an
+# alert's `severity` and `alertname`), and Prometheus' `alertstate` on the ALERTS series.
+RESERVED_LABELS = MONITOR_RESERVED_LABELS | {"alertstate"}
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 # Sentinels survive yaml.dump and the escaping of {{ }}, then become Helm expressions.

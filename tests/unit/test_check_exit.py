@@ -4,17 +4,16 @@ and `run` keep 2 for a config error. In-process: `monitor.cli.main` is called di
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 import yaml
 
 from monitor import cli
 from monitor.model import AgentKey
 from monitor.runtime.poller import Poller
+from tests.cli import logging_restored
 from tests.conftest import config_data
 
 KEY = "sk_check_exit_test_key_5e4d3c2b1a"
@@ -23,13 +22,8 @@ KEY = "sk_check_exit_test_key_5e4d3c2b1a"
 @pytest.fixture(autouse=True)
 def _logging_restored() -> Iterator[None]:
     """`check` points logging at the (captured) stderr; leave it as it was for later tests."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    config = structlog.get_config()
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.configure(**config)
+    with logging_restored():
+        yield
 
 
 def good_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

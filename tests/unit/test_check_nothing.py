@@ -8,18 +8,17 @@ the loopback stand-in API.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 import yaml
 
 from monitor import cli
 from monitor.model import AgentKey
 from monitor.runtime.targets import Shard
+from tests.cli import logging_restored
 from tests.conftest import CANARY_KEY, canary_token, config_data
 from tests.standin import StandIn, link, status
 
@@ -27,13 +26,8 @@ from tests.standin import StandIn, link, status
 @pytest.fixture(autouse=True)
 def _logging_restored() -> Iterator[None]:
     """`check` points logging at the (captured) stderr; leave it as it was for later tests."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    config = structlog.get_config()
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.configure(**config)
+    with logging_restored():
+        yield
 
 
 @pytest.fixture(autouse=True)
