@@ -86,7 +86,11 @@ def _variable_selector(query: Any) -> str | None:
         query = query.get("query")
     if not isinstance(query, str) or not query.strip():
         return None
-    query = query.strip()
+    text: str = query.strip()
+    return _selector_of(text)
+
+
+def _selector_of(query: str) -> str | None:
     for function in ("label_values", "query_result"):
         if query.startswith(function + "(") and query.endswith(")"):
             inner = query[len(function) + 1 : -1]
