@@ -15,12 +15,18 @@ PROMETHEUS_DIR = DEPLOY / "prometheus"
 HELM_DIR = DEPLOY / "helm"
 CHART_DIR = HELM_DIR / "elevenlabs-link-monitor"
 SYSTEMD_DIR = DEPLOY / "systemd"
+RELEASE_DIR = DEPLOY / "release"
 JOB = "elevenlabs-link-monitor"
 
 
 def rules_generator() -> ModuleType:
     """deploy/helm/generate_chart_files.py, the rules' generator, as a module."""
     return load_module("generate_chart_files", HELM_DIR / "generate_chart_files.py")
+
+
+def release_script(name: str) -> ModuleType:
+    """deploy/release/NAME.py (dist: `make dist`; pins: the pinned requirements) as a module."""
+    return load_module(f"release_{name}", RELEASE_DIR / f"{name}.py")
 
 
 def run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
