@@ -41,16 +41,38 @@ def test_hadolint_clean() -> None:
     assert json.loads(result.stdout) == [], output(result)
 
 
+def _stages() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The builder's instructions and the runtime's."""
+    instructions = _instructions()
+    runtime_from = [key for key, _ in instructions].index("FROM", 1)
+    return instructions[:runtime_from], instructions[runtime_from:]
+
+
 def test_multi_stage_on_a_pinned_slim_python() -> None:
     froms = _args("FROM")
     assert len(froms) == 2
     for image in froms:
         assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm( AS \w+)?", image), image
     assert froms[0].endswith(" AS builder")
-    run_lines = " ".join(_args("RUN"))
-    assert "pip install --no-cache-dir ." in run_lines
+
+
+def test_the_image_is_built_from_the_wheel() -> None:
+    """The builder makes the wheel and a venv of it and the pins; the runtime copies that venv."""
+    builder, runtime = _stages()
+    run_lines = " ".join(" ".join(rest for key, rest in builder if key == "RUN").split())
+    # The standard front end makes the wheel; with the commit's time it is `make dist`'s.
+    assert "-m build --wheel --outdir /opt/dist ." in run_lines
+    assert any(key == "ARG" and rest.startswith("SOURCE_DATE_EPOCH") for key, rest in builder)
+    # Only the wheel and the pinned runtime dependencies go into the venv, checked.
+    assert "-r deploy/release/requirements.txt /opt/dist/*.whl" in run_lines
+    assert "--no-deps" in run_lines
+    assert "--python /opt/venv/bin/python check" in run_lines
     assert "compileall" in run_lines
-    assert any(arg.startswith("--from=builder /opt/venv") for arg in _args("COPY"))
+    # The runtime stage installs nothing by itself: it takes the builder's venv whole.
+    runtime_runs = " ".join(rest for key, rest in runtime if key == "RUN")
+    assert "pip" not in runtime_runs
+    copies = [rest for key, rest in runtime if key == "COPY"]
+    assert copies == ["--from=builder /opt/venv /opt/venv"]
 
 
 def test_runtime_settings() -> None:
@@ -69,8 +91,14 @@ def test_runtime_settings() -> None:
     assert json.loads(_args("CMD")[0]) == ["run"]
     assert _args("EXPOSE") == ["9877"]
     labels = " ".join(_args("LABEL"))
-    for label in ("title", "description", "version", "licenses", "source"):
+    for label in ("title", "description", "version", "revision", "licenses", "source"):
         assert f"org.opencontainers.image.{label}=" in labels
+    assert 'org.opencontainers.image.version="${VERSION}"' in labels
+    assert 'org.opencontainers.image.revision="${REVISION}"' in labels
+    assert (
+        'org.opencontainers.image.source="https://github.com/elevenlabs-link-monitor/'
+        'elevenlabs-link-monitor"'
+    ) in labels
     # The same config directory as the Helm chart's pods.
     helpers = (CHART_DIR / "templates" / "_helpers.tpl").read_text(encoding="utf-8")
     assert '{{- define "elm.configDir" -}}/etc/elevenlabs-link-monitor{{- end -}}' in helpers
@@ -83,9 +111,11 @@ def test_dockerignore_keeps_the_build_inputs() -> None:
         if line.strip() and not line.startswith("#")
     }
     assert {"pyproject.toml", "README.md", "monitor", "monitor/", "*", "**"} & ignored == set()
-    assert {".git", "tests", "config.yaml"} <= ignored
+    assert {".git", "tests", "config.yaml", "deploy"} <= ignored
+    # The one file of deploy/ the image needs: the pinned runtime dependencies.
+    assert "!deploy/release/requirements.txt" in ignored
     copied = " ".join(_args("COPY"))
-    for needed in ("pyproject.toml", "README.md", "monitor"):
+    for needed in ("pyproject.toml", "README.md", "monitor", "deploy/release/requirements.txt"):
         assert needed in copied
 
 

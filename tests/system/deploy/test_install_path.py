@@ -1,13 +1,18 @@
 """The image's install path, outside Docker: a clean virtualenv built as the Dockerfile builds it.
 
-The builder stage's COPY and RUN instructions are read from the Dockerfile and replayed
-in a temporary directory (`/opt/venv` becomes a temporary virtualenv), so a change to the
-Dockerfile is tested as written. The installed console script then has to report its
-version, validate the shipped configs, and run the demo daemon without writing bytecode.
+The builder stage's ARG, ENV, COPY and RUN instructions are read from the Dockerfile and
+replayed in a temporary directory (everything under `/opt/` moves there: the wheel in
+`/opt/dist`, the image's virtualenv `/opt/venv`), so a change to the Dockerfile is tested as
+written. The builder's wheel has to be the one `make dist` publishes; the virtualenv has to
+hold it and the pinned runtime dependencies and nothing else; its console script has to
+report its version, validate the shipped configs, and run the demo daemon without writing
+bytecode.
 """
 
 from __future__ import annotations
 
+import glob
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -24,12 +29,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.deploy._helpers import REPO, SYSTEMD_DIR, dockerfile_lines, output, run
+from tests.system.deploy._helpers import (
+    REPO,
+    SYSTEMD_DIR,
+    dockerfile_lines,
+    output,
+    release_script,
+    run,
+)
 
 pytestmark = pytest.mark.timeout(240)
 
 DOCKERFILE = REPO / "Dockerfile"
 IMAGE_VENV = "/opt/venv"
+IMAGE_WHEELS = "/opt/dist"
+REQUIREMENTS = REPO / "deploy" / "release" / "requirements.txt"
 SCRIPT = "elevenlabs-link-monitor"
 CONFIGS = [
     REPO / "config.yaml",
@@ -57,7 +71,7 @@ def _builder_stage() -> BuilderStage:
             stage = BuilderStage({}, "/", [], [])
         elif stage is None:
             continue
-        elif keyword == "ENV":
+        elif keyword in {"ENV", "ARG"}:
             for pair in shlex.split(rest):
                 name, _, value = pair.partition("=")
                 stage.env[name] = value
@@ -93,13 +107,39 @@ def _files(root: Path) -> set[Path]:
     return {path for path in root.rglob("*") if not path.is_dir()}
 
 
+@dataclass
+class Replayed:
+    venv: Path  # the image's /opt/venv
+    wheel: Path  # the builder's wheel, from /opt/dist
+    epoch: int  # the SOURCE_DATE_EPOCH it was built with
+
+
+def _replay(root: Path, stage: BuilderStage, env: dict[str, str]) -> None:
+    """Every builder RUN, `python` being this interpreter and `/opt/` under `root`."""
+    workdir = root / "src" / stage.workdir.lstrip("/")
+    assert stage.runs, "the builder has no RUN instructions"
+    for instruction in stage.runs:
+        for command in instruction.split("&&"):
+            words: list[str] = []
+            for written in shlex.split(command):
+                word = written.replace("/opt/", f"{root}/opt/")
+                # The shell's globbing (`/opt/dist/*.whl`), which Docker's RUN has.
+                words.extend(sorted(glob.glob(word)) or [word] if "*" in word else [word])
+            if words[0] == "python":
+                words[0] = sys.executable
+            result = subprocess.run(
+                words, cwd=workdir, env=env, capture_output=True, text=True, timeout=240,
+                check=False,
+            )  # fmt: skip
+            assert result.returncode == 0, f"{shlex.join(words)}\n{output(result)}"
+
+
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A virtualenv built by replaying the Dockerfile's builder stage; returns its root."""
+def replayed(tmp_path_factory: pytest.TempPathFactory) -> Replayed:
+    """The builder stage replayed, with the commit's time as `make dist` builds with."""
     _require_venv_support()
     stage = _builder_stage()
     root = tmp_path_factory.mktemp("install")
-    venv_dir = root / "venv"
     src = root / "src"
 
     # The build context holds only what the builder COPYs (caches left out, as .dockerignore).
@@ -123,29 +163,24 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 file_target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(origin, file_target)
 
-    env = {**os.environ, **stage.env}
+    epoch = release_script("dist").source_date_epoch(REPO)
+    assert isinstance(epoch, int)
+    # As `docker build --build-arg SOURCE_DATE_EPOCH="$(git log -1 --format=%ct)"`.
+    env = {**os.environ, **stage.env, "SOURCE_DATE_EPOCH": str(epoch)}
     env.pop("VIRTUAL_ENV", None)
     # The test's own venv must not leak in: the new venv starts from the base interpreter.
     env.pop("PYTHONPATH", None)
-    assert stage.runs, "the builder has no RUN instructions"
-    # Every builder RUN (`python -m venv /opt/venv`, pip install, compileall), /opt/venv moved.
-    for instruction in stage.runs:
-        for command in instruction.split("&&"):
-            words = [word.replace(IMAGE_VENV, str(venv_dir)) for word in shlex.split(command)]
-            if words[0] == "python":
-                words[0] = sys.executable
-            result = subprocess.run(
-                words,
-                cwd=workdir,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=240,
-                check=False,
-            )
-            assert result.returncode == 0, f"{shlex.join(words)}\n{output(result)}"
+    _replay(root, stage, env)
+    venv_dir = root / IMAGE_VENV.lstrip("/")
     assert (venv_dir / "bin" / SCRIPT).exists(), "the install did not create the console script"
-    return venv_dir
+    (wheel,) = (root / IMAGE_WHEELS.lstrip("/")).glob("*.whl")
+    return Replayed(venv_dir, wheel, epoch)
+
+
+@pytest.fixture(scope="module")
+def venv(replayed: Replayed) -> Path:
+    """The image's virtualenv, as the builder stage makes it; returns its root."""
+    return replayed.venv
 
 
 def _script(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -153,13 +188,41 @@ def _script(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[st
     return run([str(venv / "bin" / SCRIPT), *args], cwd=cwd)
 
 
-def test_builder_installs_from_the_project_metadata() -> None:
+def test_builder_installs_the_wheel_and_the_pins_only() -> None:
     stage = _builder_stage()
-    commands = " && ".join(stage.runs)
-    assert f"{IMAGE_VENV}/bin/pip install --no-cache-dir ." in commands
+    commands = " ".join(" && ".join(stage.runs).split())
+    assert f"-m build --wheel --outdir {IMAGE_WHEELS} ." in commands
+    assert f"python -m venv --without-pip {IMAGE_VENV}" in commands
+    install = f"python -m pip --python {IMAGE_VENV}/bin/python install --no-cache-dir --no-deps"
+    assert f"{install} -r deploy/release/requirements.txt {IMAGE_WHEELS}/*.whl" in commands
+    assert f"python -m pip --python {IMAGE_VENV}/bin/python check" in commands
     assert "compileall" in commands
+    assert "SOURCE_DATE_EPOCH" in stage.env
     copied = {source for *sources, _ in stage.copies for source in sources}
-    assert {"pyproject.toml", "monitor"} <= copied
+    assert {"pyproject.toml", "monitor", "deploy/release/requirements.txt"} <= copied
+
+
+def test_the_builders_wheel_is_the_published_wheel(replayed: Replayed, tmp_path: Path) -> None:
+    """With the commit's time, the image's wheel is `make dist`'s, byte for byte."""
+    dist = release_script("dist")
+    _, wheel = dist.build_python(REPO, tmp_path, replayed.epoch)
+    assert wheel.name == replayed.wheel.name
+    assert wheel.read_bytes() == replayed.wheel.read_bytes()
+
+
+def test_the_venv_holds_the_wheel_and_its_pins_and_nothing_else(venv: Path) -> None:
+    (site_packages,) = venv.glob("lib/python3*/site-packages")
+    installed = {
+        dist.metadata["Name"].lower().replace("_", "-"): dist.version
+        for dist in importlib.metadata.distributions(path=[str(site_packages)])
+    }
+    pinned = dict(
+        line.split("==")
+        for line in REQUIREMENTS.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    )
+    assert installed == {**pinned, SCRIPT: _project_version()}
+    assert not (venv / "bin" / "pip").exists(), "pip does not ship in the image's venv"
 
 
 def test_version(venv: Path, tmp_path: Path) -> None:
