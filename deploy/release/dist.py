@@ -53,6 +53,7 @@ class Artifacts:
     chart: Path
     sbom: Path
     sums: Path
+    epoch: int  # the SOURCE_DATE_EPOCH they were built with
 
     def published(self) -> list[Path]:
         return [self.sdist, self.wheel, self.chart, self.sbom]
@@ -153,7 +154,11 @@ def install_runtime(venv: Path, wheel: Path, requirements: Path = REQUIREMENTS) 
     pip = [sys.executable, "-m", "pip", "--python", str(python)]
     install = ["install", "--quiet", "--no-deps", "-r", str(requirements), str(wheel)]
     _run([*pip, *install])
-    _run([*pip, "check"])
+    try:
+        _run([*pip, "check"])
+    except DistError as error:
+        hint = "after a change of dependencies: .venv/bin/python deploy/release/pins.py --write"
+        raise DistError(f"{requirements.name} is not whole ({hint})\n{error}") from error
     return python
 
 
@@ -214,7 +219,7 @@ def build(outdir: Path, *, root: Path = ROOT, keep_venv: Path | None = None) -> 
         venv = keep_venv if keep_venv is not None else Path(scratch) / "venv"
         python = install_runtime(venv, wheel)
         sbom = write_sbom(python, outdir, version, epoch, root)
-    artifacts = Artifacts(sdist, wheel, chart, sbom, outdir / SUMS)
+    artifacts = Artifacts(sdist, wheel, chart, sbom, outdir / SUMS, epoch)
     write_sums(artifacts.published(), outdir)
     return artifacts
 
@@ -235,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for path in (*artifacts.published(), artifacts.sums):
         print(f"{path.stat().st_size:>9}  {path}")
-    print(f"built in {time.monotonic() - started:.1f} s; SOURCE_DATE_EPOCH={source_date_epoch()}")
+    elapsed = time.monotonic() - started
+    print(f"built in {elapsed:.1f} s; SOURCE_DATE_EPOCH={artifacts.epoch}")
     if changed:
         print(
             f"dist.py: {len(changed)} tracked files differ from the commit: these artifacts "

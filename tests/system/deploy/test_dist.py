@@ -269,6 +269,17 @@ def test_the_pins_are_what_the_venv_holds(built: Built) -> None:
         assert requirement.specifier.contains(pins[requirement.name.lower()]), line
 
 
+def test_pins_missing_a_dependency_are_refused(built: Built, tmp_path: Path) -> None:
+    """`pip check` after the `--no-deps` install: a pin left out fails the build, saying why."""
+    dist = release_script("dist")
+    partial = tmp_path / "requirements.txt"
+    partial.write_text("# the pins forgotten\n", encoding="utf-8")
+    with pytest.raises(dist.DistError) as refused:
+        dist.install_runtime(tmp_path / "venv", built.dist / WHEEL, partial)
+    assert "requires structlog, which is not installed" in str(refused.value)
+    assert "pins.py --write" in str(refused.value)
+
+
 # --- the packaged chart, checked as the directory ------------------------------------------------
 
 
