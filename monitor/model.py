@@ -13,7 +13,7 @@ import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
@@ -98,6 +98,12 @@ MAX_ROW_TAGS = 50  # tags kept of a listed agent
 MAX_TAG_CHARS = 256  # a listed agent's tag is cut there
 
 
+class NamePattern(Protocol):
+    """A compiled `discover.name_pattern` (RE2's, see config.schema.compile_name_pattern)."""
+
+    def search(self, text: str) -> object | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ListingFilter:
     """Which agents a discovery listing keeps (`discover:` as a map). What the API filters
@@ -107,7 +113,7 @@ class ListingFilter:
     search: str | None = None
     tags: tuple[str, ...] = ()  # any of
     exclude_tags: tuple[str, ...] = ()
-    name_pattern: re.Pattern[str] | None = None  # searched in the name
+    name_pattern: NamePattern | None = None  # searched in the name (RE2: linear time)
     created_by_user_id: str | None = None  # `@me` or a user id
     label_prefixes: tuple[str, ...] = ()  # of `labels_from_tags`: the tags worth keeping
 

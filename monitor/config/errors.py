@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 # A failed load reports this many problems and how many it left out; each at most this long.
@@ -9,7 +10,14 @@ SHOWN_PROBLEMS = 20
 MAX_PROBLEM_CHARS = 300
 
 
+# The credentials of a URL (`http://user:password@proxy:3128`): a problem line may quote
+# what was written where a key belongs (a proxy URL typed as a key), and the line reaches
+# stderr and the reload log.
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
 def _bounded_line(problem: str) -> str:
+    problem = _USERINFO.sub("[REDACTED]@", problem)
     if len(problem) <= MAX_PROBLEM_CHARS:
         return problem
     return problem[: MAX_PROBLEM_CHARS - 1] + "…"
@@ -21,7 +29,7 @@ class ConfigError(Exception):
     them all). What a log line or stderr gets stays small however bad the file is."""
 
     def __init__(self, problems: Iterable[str]) -> None:
-        self.all_problems = list(problems)
+        self.all_problems = [_USERINFO.sub("[REDACTED]@", p) for p in problems]
         self.shown = [_bounded_line(p) for p in self.all_problems[:SHOWN_PROBLEMS]]
         self.left_out = len(self.all_problems) - len(self.shown)
         more = self.left_out

@@ -121,13 +121,18 @@ OWN_LABELS = "agent_id, agent_name, alertname, instance, job, level, namespace, 
     [
         (
             'discover:\n  name_pattern: "^prod-("\n',
-            "config.yaml:2: discover.name_pattern: not a regular expression: "
-            "missing ), unterminated subpattern at position 6",
+            "config.yaml:2: discover.name_pattern: not a regular expression in RE2 syntax (no backreferences or lookaround): "
+            "missing ): ^prod-(",
         ),
         (
             'workspaces:\n  - name: eu\n    discover: {name_pattern: "[a-"}\n',
-            "config.yaml:3: workspaces[0].discover.name_pattern: not a regular expression: "
-            "unterminated character set at position 0",
+            "config.yaml:3: workspaces[0].discover.name_pattern: not a regular expression in RE2 syntax (no backreferences or lookaround): "
+            "missing ]: [a-",
+        ),
+        (
+            'discover:\n  name_pattern: "(a)\\\\1"\n',
+            "config.yaml:2: discover.name_pattern: not a regular expression in RE2 syntax (no backreferences or lookaround): "
+            "invalid escape sequence: \\1",
         ),
         (
             'discover:\n  labels_from_tags: {job: "job:"}\n',
@@ -432,3 +437,12 @@ def test_a_kept_agent_keeps_only_the_tags_a_label_is_taken_from() -> None:
     plain = list_agents(serving([rows], seen), wanted("discover: true").listing_filter())
     assert isinstance(plain, list)
     assert [a.tags for a in plain] == [(), ()]
+
+
+def test_a_backtracking_pattern_on_a_hostile_name_decides_at_once() -> None:
+    """With Python's `re`, `^(\\w+\\s?)+$` on this 51-character name held the event loop
+    for minutes (every poll, probe and SIGTERM with it); RE2 matches in linear time."""
+    query = wanted('discover: {name_pattern: "^(\\\\w+\\\\s?)+$"}').listing_filter()
+    hostile = AgentSummary(agent_id="a1", name="support agent number " + "a" * 30 + "!")
+    assert not query.keeps(hostile)
+    assert query.keeps(AgentSummary(agent_id="a2", name="support agent"))

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import structlog
 
+from monitor.config.errors import ConfigError
 from monitor.config.keys import read_api_key
 from monitor.config.loading import load_config, parse_config
 from monitor.egress import Route, route_for
@@ -523,3 +524,17 @@ def test_a_reload_replaces_the_client_on_new_egress_and_keeps_it_on_a_bad_ca_fil
         "No such file or directory"
     ]
     assert not runtime.health.config_reload_ok
+
+
+def test_a_proxy_url_typed_as_a_key_is_named_without_its_password(tmp_path: Path) -> None:
+    """The field path of an unknown key quotes the key: a proxy URL left as a key must not
+    bring its password to stderr or to the reload log."""
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "elevenlabs:\n  http://u:S3cretPW@h:3128: 1\n  'ftp://a:S3cretPW@h': 2\nagents: [{id: a}]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert "S3cretPW" not in str(caught.value)
+    assert "S3cretPW" not in "".join(caught.value.all_problems)
+    assert f"{path}:2: elevenlabs.http://[REDACTED]@h:3128: unknown key" in str(caught.value)
