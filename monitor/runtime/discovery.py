@@ -83,9 +83,13 @@ class Discovery:
                     Reason.TIMEOUT, f"the listing did not end within {seconds:g}s"
                 )
             except Exception as exc:  # a bug: this workspace fails, the others go on
+                if self._dropped(workspace, wanted):
+                    return False
                 self._failed(workspace, INTERNAL_ERROR, type(exc).__name__, crashed=True)
                 return False
         if workspace not in self._settings.current.discovering:
+            return False
+        if self._dropped(workspace, wanted):
             return False
         if isinstance(listing, PollFailure):
             self._failed(workspace, listing.reason.value, listing.detail)
@@ -98,6 +102,18 @@ class Discovery:
         if found == self.found.get(workspace):
             return False
         self.found[workspace] = found
+        return True
+
+    def _dropped(self, workspace: str, wanted: DiscoverSettings) -> bool:
+        """A reload changed this workspace's discovery settings while its listing ran: the
+        listing answers the old filters, so it is dropped (neither a success nor a failure);
+        the reload asked for a new listing, which runs as soon as this one ends."""
+        now = next(
+            (w.discovery for w in self._settings.current.workspaces if w.name == workspace), None
+        )
+        if now == wanted:
+            return False
+        log.info("discovery_result_dropped", workspace=workspace, reason="settings_changed")
         return True
 
     def _failed(self, workspace: str, reason: str, detail: str, *, crashed: bool = False) -> None:

@@ -111,6 +111,8 @@ class Jobs:
         )
         self._plans: dict[str, _Plan] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._running: set[str] = set()  # jobs with a run going
+        self._rerun: set[str] = set()  # running jobs to run again as soon as their run ends
         self._stopping = False
         self._wall_offset: tuple[float, float] | None = None  # (wall - loop time, at loop time)
 
@@ -129,8 +131,12 @@ class Jobs:
         The schedule starts now on the loop's clock: run k at k*`seconds` plus a fresh jitter
         in [0, `jitter`). One instance at a time: a run due while the last one still goes is
         skipped and counted (`max_instances`). A loop stalled past several runs makes one.
+        With `now`, a job of that name still running runs again as soon as that run ends.
         """
         self._forget(name)
+        again = now and name in self._running
+        if again:
+            self._rerun.add(name)
         self._scheduler.add_job(
             self._tracked(job, name),
             _OnLoopClock(),
@@ -139,7 +145,7 @@ class Jobs:
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,  # lateness is the loop timer's business
-            next_run_time=_DUE if now else _DORMANT,
+            next_run_time=_DUE if now and not again else _DORMANT,
         )
         self._plan(name, _Plan(asyncio.get_running_loop().time(), seconds, jitter))
 
@@ -147,16 +153,27 @@ class Jobs:
         return self._scheduler.get_job(name) is not None
 
     def run_now(self, name: str) -> None:
-        """Run `name` now; its next run is an interval later (its schedule starts again)."""
+        """Run `name` now; its next run is an interval later (its schedule starts again).
+
+        A run still going is not doubled (APScheduler would refuse it: `max_instances`), and
+        its result may predate the cause of this call: the job runs again as soon as it ends.
+        """
         plan = self._plans.get(name)
         if plan is None or not self.has(name):
             return
+        if name in self._running:
+            self._rerun.add(name)
+            return
+        self._start_now(name, plan)
+
+    def _start_now(self, name: str, plan: _Plan) -> None:
         self._scheduler.modify_job(name, next_run_time=_DUE)
         self._forget(name)
         self._plan(name, _Plan(asyncio.get_running_loop().time(), plan.interval, plan.jitter))
 
     def remove(self, name: str) -> None:
         self._forget(name)
+        self._rerun.discard(name)
         if self.has(name):
             self._scheduler.remove_job(name)
 
@@ -233,6 +250,10 @@ class Jobs:
             task = asyncio.current_task()
             assert task is not None  # noqa: S101 - always inside a task here
             self._track(task)
+            self._running.add(name)
+            # A done callback, not `finally`: it runs after APScheduler's own (added when it
+            # made the task), so the run no longer counts as an instance when it runs again.
+            task.add_done_callback(lambda _: self._ended(name))
             try:
                 await job()
             except asyncio.CancelledError:
@@ -242,6 +263,17 @@ class Jobs:
 
         run.__name__ = run.__qualname__ = name
         return run
+
+    def _ended(self, name: str) -> None:
+        """A run of `name` ended: run it again now if that was asked while it ran."""
+        self._running.discard(name)
+        if name not in self._rerun:
+            return
+        self._rerun.discard(name)
+        plan = self._plans.get(name)
+        if self._stopping or plan is None or not self.has(name):
+            return
+        self._start_now(name, plan)
 
     def _on_problem(self, event: JobExecutionEvent) -> None:
         name = _PROBLEMS.get(event.code, "other")
