@@ -99,11 +99,15 @@ def log_poll_failed(record: AgentRecord, failure: PollFailure) -> None:
 
 
 def _agent_fields(record: AgentRecord) -> dict[str, Any]:
-    return {
+    fields: dict[str, Any] = {
         "workspace": record.key.workspace,
         "agent_id": record.key.agent_id,
         "agent_name": record.name,
     }
+    if record.labels:
+        # The owner labels, so that a log-based alert can be routed as the Prometheus ones are.
+        fields["labels"] = dict(record.labels)
+    return fields
 
 
 def _expiry_fields(record: AgentRecord, now: float) -> dict[str, Any]:

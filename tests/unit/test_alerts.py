@@ -7,9 +7,9 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from monitor.alerts import AlertLog
+from monitor.alerts import AlertLog, log_poll_failed
 from monitor.evaluate import Kind, Observation, State
-from monitor.model import AgentKey
+from monitor.model import AgentKey, PollFailure, Reason
 from monitor.store import AgentRecord
 from tests.settings import holder
 
@@ -103,3 +103,19 @@ def test_forgotten_agents_start_afresh() -> None:
     alerts.forget([KEY])
     [line] = lines(alerts, [(State.WARNING, NOW + 1)])
     assert line["previous_state"] == "unknown"
+
+
+def test_an_alert_line_carries_the_owner_labels_when_there_are_any() -> None:
+    owned = AgentRecord(
+        KEY,
+        "support-bot",
+        Observation(Kind.LINK, NOW + 3 * 86400),
+        labels=(("env", "prod"), ("team", "payments")),
+    )
+    alerts = AlertLog(holder(repeat=3600))
+    with capture_logs() as captured:
+        alerts.observe(owned, State.WARNING, NOW)
+        log_poll_failed(owned, PollFailure(Reason.TIMEOUT, "timed out"))
+    assert [line["labels"] for line in captured] == [{"env": "prod", "team": "payments"}] * 2
+    [plain] = lines(AlertLog(holder(repeat=3600)), [(State.WARNING, NOW)])
+    assert "labels" not in plain
