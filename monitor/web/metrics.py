@@ -21,18 +21,15 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
-from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from monitor import __version__
 from monitor.config.holder import ConfigHolder
 from monitor.evaluate import STATES, Kind, State, Thresholds
 from monitor.model import AgentKey, Health
 from monitor.peragent import PerAgent
-from monitor.revision import revision
 from monitor.store import AgentRecord, Store
+from monitor.web.ownmetrics import MonitorCollector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -254,90 +251,6 @@ class AgentExposition:
                 if r.observation is not None and r.observation.expires_at is not None
             )
         return pieces
-
-
-class MonitorCollector(Collector):
-    """The monitor's own health, read from `Health` and the store at scrape time."""
-
-    def __init__(self, store: Store, health: Health) -> None:
-        self._store = store
-        self._health = health
-        # Looked up once, at start-up, never during a scrape.
-        self._revision = revision()
-
-    def collect(self) -> Iterator[Metric]:
-        health = self._health
-        yield GaugeMetricFamily(
-            "elevenlabs_link_monitor_agents", "Agents being watched.", value=len(self._store)
-        )
-        if health.last_cycle is not None:
-            yield GaugeMetricFamily(
-                "elevenlabs_link_monitor_last_cycle_timestamp_seconds",
-                "Unix time the last full poll cycle finished.",
-                value=health.last_cycle,
-            )
-        if health.last_cycle_duration is not None:
-            yield GaugeMetricFamily(
-                "elevenlabs_link_monitor_last_cycle_duration_seconds",
-                "How long the last poll cycle took, whether every poll ended or it was cut short "
-                "at its deadline (then about 90% of poll.interval).",
-                value=health.last_cycle_duration,
-            )
-        yield CounterMetricFamily(
-            "elevenlabs_link_monitor_cycles_overrun",
-            "Poll cycles cut short because they could not finish before the next one.",
-            value=health.cycles_overrun,
-        )
-        events = CounterMetricFamily(
-            "elevenlabs_link_monitor_scheduler_events",
-            "Scheduler trouble: jobs missed, skipped while still running, or failed.",
-            labels=["event"],
-        )
-        for event, count in sorted(health.scheduler_events.items()):
-            events.add_metric([event], count)
-        yield events
-        discovered = GaugeMetricFamily(
-            "elevenlabs_link_monitor_discovered_agents",
-            "Agents found by the last successful discovery, by workspace.",
-            labels=["workspace"],
-        )
-        for workspace, count in sorted(health.discovered.items()):
-            discovered.add_metric([workspace], count)
-        yield discovered
-        discovery_errors = CounterMetricFamily(
-            "elevenlabs_link_monitor_discovery_errors",
-            "Failed agent listings by workspace and reason.",
-            labels=["workspace", "reason"],
-        )
-        for (workspace, reason), count in sorted(health.discovery_errors.items()):
-            discovery_errors.add_metric([workspace, reason], count)
-        yield discovery_errors
-        discovery_success = GaugeMetricFamily(
-            "elevenlabs_link_monitor_discovery_last_success_timestamp_seconds",
-            "Unix time of the last successful agent listing, by workspace.",
-            labels=["workspace"],
-        )
-        for workspace, at in sorted(health.discovery_last_success.items()):
-            discovery_success.add_metric([workspace], at)
-        yield discovery_success
-        yield GaugeMetricFamily(
-            "elevenlabs_link_monitor_config_last_reload_successful",
-            "1 when the last config (re)load worked.",
-            value=1.0 if health.config_reload_ok else 0.0,
-        )
-        if health.config_reload_at is not None:
-            yield GaugeMetricFamily(
-                "elevenlabs_link_monitor_config_last_reload_success_timestamp_seconds",
-                "Unix time of the last successful config (re)load.",
-                value=health.config_reload_at,
-            )
-        info = GaugeMetricFamily(
-            "elevenlabs_link_monitor_build_info",
-            "Always 1; the version and the source revision are labels.",
-            labels=["version", "revision"],
-        )
-        info.add_metric([__version__, self._revision], 1.0)
-        yield info
 
 
 class Metrics:

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from monitor.model import AgentKey, Health, PollFailure
 from monitor.runtime.cycle import CUT_GRACE, DEADLINE_SHARE, Cycle
 from monitor.store import Store
-from monitor.web.metrics import MonitorCollector
+from monitor.web.ownmetrics import MonitorCollector
 from tests.fakeclock import FakeClockLoop
 
 INTERVAL = 100.0  # the deadline is 90 s; one worker polls the agents one after another
