@@ -161,9 +161,10 @@ class ElevenLabsClient:
         return _redacted(outcome)
 
     async def list_agents(
-        self, query: ListingFilter | None = None
+        self, query: ListingFilter | None = None, *, archived: bool = False
     ) -> list[AgentSummary] | PollFailure:
-        """Every agent the key can see, all pages, archived ones left out; a row that does
+        """Every agent the key can see, all pages, live ones only (or, with `archived`, the
+        archived ones only: the exposure sweep, a listing of its own); a row that does
         not fit the schema is skipped, not the whole listing, and a name is cut to 256
         characters: both counted, and logged in one line each per listing (never per row).
         With `query`, what the API filters is sent with each page and the rest is checked
@@ -177,12 +178,12 @@ class ElevenLabsClient:
         """
         tally = RowTally()
         try:
-            return await self._list_agents(tally, query or ListingFilter())
+            return await self._list_agents(tally, query or ListingFilter(), archived)
         finally:
             tally.log()
 
     async def _list_agents(
-        self, tally: RowTally, query: ListingFilter
+        self, tally: RowTally, query: ListingFilter, archived: bool
     ) -> list[AgentSummary] | PollFailure:
         agents: dict[str, AgentSummary] = {}
         cursors: set[bytes] = set()  # digests: a cursor is upstream text of any length
@@ -191,8 +192,12 @@ class ElevenLabsClient:
         async with self.lease():
             for _ in range(MAX_LISTING_PAGES):
                 # archived=false is the API's default, said outright: the listing watches live
-                # agents; a sweep of archived ones would be a listing of its own.
-                params: Params = {"page_size": "100", "archived": "false", **query.params()}
+                # agents; the sweep of archived ones is a listing of its own.
+                params: Params = {
+                    "page_size": "100",
+                    "archived": "true" if archived else "false",
+                    **query.params(),
+                }
                 if cursor:
                     params["cursor"] = cursor
                 page = await self._with_retries(
@@ -203,7 +208,8 @@ class ElevenLabsClient:
                 for raw in page.answer.agents:
                     agent = listed_agent(raw, row, tally)
                     row += 1
-                    if agent is None or agent.archived or agent.agent_id in agents:
+                    # The API's filter said again: a row on the wrong side is left out.
+                    if agent is None or agent.archived != archived or agent.agent_id in agents:
                         continue
                     if not query.keeps(agent):
                         continue
