@@ -267,7 +267,7 @@ class Metrics:
         # `_created` series double every counter for no use to an alert rule.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(MonitorCollector(store, health))
+        self.registry.register(MonitorCollector(store, health, settings))
         ProcessCollector(registry=self.registry)
         self.poll_duration = Histogram(
             "elevenlabs_link_monitor_poll_duration_seconds",

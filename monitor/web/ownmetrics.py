@@ -8,6 +8,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from monitor import __version__
+from monitor.config.holder import ConfigHolder
+from monitor.fleet import CAUSES, workspace_health
 from monitor.model import Health
 from monitor.revision import revision
 from monitor.store import Store
@@ -16,9 +18,10 @@ from monitor.store import Store
 class MonitorCollector(Collector):
     """The monitor's own health, read from `Health` and the store at scrape time."""
 
-    def __init__(self, store: Store, health: Health) -> None:
+    def __init__(self, store: Store, health: Health, settings: ConfigHolder) -> None:
         self._store = store
         self._health = health
+        self._settings = settings
         # Looked up once, at start-up, never during a scrape.
         self._revision = revision()
 
@@ -77,6 +80,8 @@ class MonitorCollector(Collector):
         for workspace, at in sorted(health.discovery_last_success.items()):
             discovery_success.add_metric([workspace], at)
         yield discovery_success
+        yield from self._workspaces()
+        yield from self._intervals()
         yield GaugeMetricFamily(
             "elevenlabs_link_monitor_config_last_reload_successful",
             "1 when the last config (re)load worked.",
@@ -95,3 +100,40 @@ class MonitorCollector(Collector):
         )
         info.add_metric([__version__, self._revision], 1.0)
         yield info
+
+    def _workspaces(self) -> Iterator[Metric]:
+        names = [w.name for w in self._settings.current.workspaces]
+        verdicts = workspace_health(self._store.snapshot(), names, self._health.discovery_failing)
+        failing = GaugeMetricFamily(
+            "elevenlabs_link_monitor_workspace_failing",
+            "1 for the cause while the workspace's polls fail as a whole (at least 90% of its "
+            "polled agents' last polls failed, or its listing fails before any agent was "
+            "polled); every cause 0 otherwise.",
+            labels=["workspace", "reason"],
+        )
+        agents = GaugeMetricFamily(
+            "elevenlabs_link_monitor_workspace_agents_failing",
+            "Agents of the workspace whose last poll failed (a 404 is an answer, not counted).",
+            labels=["workspace"],
+        )
+        for workspace in sorted(verdicts):
+            verdict = verdicts[workspace]
+            for cause in CAUSES:
+                failing.add_metric([workspace, cause], 1.0 if verdict.cause == cause else 0.0)
+            agents.add_metric([workspace], verdict.failing)
+        yield failing
+        yield agents
+
+    def _intervals(self) -> Iterator[Metric]:
+        # The rules' staleness alerts count in intervals: exported, they follow the config.
+        poll = self._settings.current.config.poll
+        yield GaugeMetricFamily(
+            "elevenlabs_link_monitor_poll_interval_seconds",
+            "The configured poll.interval.",
+            value=poll.interval,
+        )
+        yield GaugeMetricFamily(
+            "elevenlabs_link_monitor_discovery_interval_seconds",
+            "The configured poll.discovery_interval.",
+            value=poll.discovery_interval,
+        )

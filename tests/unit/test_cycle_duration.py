@@ -20,6 +20,7 @@ from monitor.runtime.cycle import CUT_GRACE, DEADLINE_SHARE, Cycle
 from monitor.store import Store
 from monitor.web.ownmetrics import MonitorCollector
 from tests.fakeclock import FakeClockLoop
+from tests.settings import holder
 
 INTERVAL = 100.0  # the deadline is 90 s; one worker polls the agents one after another
 KEYS = [AgentKey("default", f"a{i}") for i in range(3)]
@@ -56,7 +57,7 @@ def run_cycles(poll_seconds: list[float]) -> tuple[Health, list[float]]:
 
 
 def gauges(health: Health) -> dict[str, Metric]:
-    return {m.name: m for m in MonitorCollector(Store(), health).collect()}
+    return {m.name: m for m in MonitorCollector(Store(), health, holder()).collect()}
 
 
 def test_a_cut_cycle_writes_its_duration_and_the_help_says_full_or_cut() -> None:
