@@ -113,3 +113,8 @@ def test_whole_means_at_least_the_share_of_polled_agents(outcomes: list[Reason |
         # The cause is the one most agents fail with.
         counts = {c: sum(cause_of(r) == c for r in failing) for c in CAUSES}
         assert counts[health.cause] == max(counts.values())
+
+
+def test_exactly_the_share_is_whole() -> None:
+    records = [failed("w", f"a{i}", Reason.TIMEOUT) for i in range(9)] + [answered("w", "b")]
+    assert workspace_health(records, ["w"])["w"].cause == "unreachable"
