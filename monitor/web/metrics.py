@@ -11,6 +11,9 @@ and the closing `# EOF`), so the cache serves both.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -169,20 +172,56 @@ def render_agent(record: AgentRecord, state: State, thresholds: Thresholds) -> t
     return tuple(part.encode() for part in parts)
 
 
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One family's samples: part `index` of every agent's rendering, never joined whole.
+
+    `bounds` cut the agents into runs of at most CHUNK_BYTES of this family's lines, so a
+    scrape joins one run at a time: the exposition is held once, in the agents' parts.
+    """
+
+    rendered: list[tuple[bytes, ...]]
+    index: int
+    bounds: tuple[int, ...]
+    length: int
+
+    @classmethod
+    def of(cls, rendered: list[tuple[bytes, ...]], index: int) -> Column:
+        ends = list(itertools.accumulate(map(len, map(operator.itemgetter(index), rendered))))
+        bounds = [0]
+        base = 0
+        while bounds[-1] < len(ends):
+            # The most agents whose lines fit in a chunk; at least one, however long.
+            cut = bisect.bisect_right(ends, base + CHUNK_BYTES, lo=bounds[-1])
+            cut = max(cut, bounds[-1] + 1)
+            bounds.append(cut)
+            base = ends[cut - 1]
+        return cls(rendered, index, tuple(bounds), ends[-1] if ends else 0)
+
+    def slices(self) -> Iterator[bytes]:
+        part = operator.itemgetter(self.index)
+        rendered = self.rendered
+        for start, end in itertools.pairwise(self.bounds):
+            yield b"".join(map(part, rendered[start:end]))
+
+
+Piece = bytes | Column
+
+
 @dataclass(frozen=True)
 class Exposition:
-    """One scrape's answer: references to cached pieces, joined only chunk by chunk."""
+    """One scrape's answer: cached pieces and columns, joined only chunk by chunk."""
 
-    pieces: list[bytes]
+    pieces: list[Piece]
     length: int
     content_type: str
 
     def chunks(self, size: int = CHUNK_BYTES) -> Iterator[bytes | memoryview]:
         batch: list[bytes] = []
         held = 0
-        for piece in self.pieces:
+        for piece in self._flat():
             if len(piece) >= size:
-                # A family's block (megabytes at scale) goes out in slices, never copied whole.
+                # A piece this large goes out in slices, never copied whole.
                 if batch:
                     yield b"".join(batch)
                     batch.clear()
@@ -200,17 +239,24 @@ class Exposition:
         if batch:
             yield b"".join(batch)
 
+    def _flat(self) -> Iterator[bytes]:
+        for piece in self.pieces:
+            if isinstance(piece, Column):
+                yield from piece.slices()
+            else:
+                yield piece
+
     def body(self) -> bytes:
-        return b"".join(self.pieces)
+        return b"".join(self.chunks())
 
 
 class AgentExposition:
     """The per-agent families: a rendered chunk kept per agent (see monitor/peragent.py),
-    and each family's samples joined into one block that is rebuilt only when some agent
-    changed.
+    and for each family a Column over those chunks, rebuilt only when some agent changed.
 
     Between polls nothing changes but the clock, so a scrape then checks each agent's
-    record and state deadline and sends the kept blocks as they are.
+    record and state deadline and sends the kept columns as they are. The samples are held
+    once, in the agents' chunks: a scrape joins them a slice at a time while it sends.
     """
 
     def __init__(
@@ -223,24 +269,21 @@ class AgentExposition:
         self._settings = settings
         self._clock = clock
         self._rendered: PerAgent[tuple[bytes, ...]] = PerAgent(render_agent)
-        self._blocks: tuple[bytes, ...] = ()
+        self._columns: tuple[Column, ...] = ()
 
-    def render(self, openmetrics: bool = False) -> list[bytes]:
+    def render(self, openmetrics: bool = False) -> list[Piece]:
         """The exposition's pieces, in order."""
         now = self._clock()
         settings = self._settings.current
         records = self._store.snapshot()
         changed = self._rendered.refresh(records, now, settings)
-        if changed or not self._blocks:
-            entries = self._rendered.kept()
-            self._blocks = tuple(
-                b"".join(entry.value[index] for entry in entries)
-                for index in range(len(AGENT_FAMILIES))
-            )
-        pieces: list[bytes] = []
-        for family, block in zip(AGENT_FAMILIES, self._blocks, strict=True):
+        if changed or not self._columns:
+            rendered = [entry.value for entry in self._rendered.kept()]
+            self._columns = tuple(Column.of(rendered, i) for i in range(len(AGENT_FAMILIES)))
+        pieces: list[Piece] = []
+        for family, column in zip(AGENT_FAMILIES, self._columns, strict=True):
             pieces.append(family.header(openmetrics))
-            pieces.append(block)
+            pieces.append(column)
         if settings.expose_relative:
             # Changes on every scrape, so never cached (and off by default).
             pieces.append(EXPIRES_IN.header(openmetrics))
@@ -286,4 +329,5 @@ class Metrics:
         else:
             pieces.append(generate_latest(self.registry))
             content_type = CONTENT_TYPE
-        return Exposition(pieces, sum(map(len, pieces)), content_type)
+        length = sum(p.length if isinstance(p, Column) else len(p) for p in pieces)
+        return Exposition(pieces, length, content_type)

@@ -24,7 +24,15 @@ from monitor.model import AgentKey, Health, LinkAnswer, PollFailure, Reason, Tar
 from monitor.revision import revision
 from monitor.store import AgentRecord, Store
 from monitor.web import server
-from monitor.web.metrics import AGENT_FAMILIES, CHUNK_BYTES, OPENMETRICS_CONTENT_TYPE, Metrics
+from monitor.web.metrics import (
+    AGENT_FAMILIES,
+    CHUNK_BYTES,
+    OPENMETRICS_CONTENT_TYPE,
+    STATE,
+    Column,
+    Exposition,
+    Metrics,
+)
 from monitor.web.server import HttpServer, build_app, wants_openmetrics
 from tests.settings import config_with, holder
 
@@ -343,7 +351,7 @@ def test_a_plain_client_gets_the_text_format_whole(served: tuple[str, int]) -> N
     assert len(next(f for f in families_ if f.name == "elevenlabs_agent_info").samples) == 600
 
 
-def test_between_polls_a_scrape_reuses_the_joined_families(
+def test_between_polls_a_scrape_reuses_the_kept_columns(
     store: Store, metrics: Metrics, clock: Clock
 ) -> None:
     store.sync([agent(f"a{i}") for i in range(50)])
@@ -353,13 +361,26 @@ def test_between_polls_a_scrape_reuses_the_joined_families(
     first = metrics.agents.render()
     clock.now += 5  # time passes, no state changes
     second = metrics.agents.render()
-    # Header, block, header, block...: the blocks are the very same objects.
+    # Header, column, header, column...: the columns are the very same objects.
     assert len(first) == len(second) == 2 * len(AGENT_FAMILIES)
     assert all(a is b for a, b in zip(first[1::2], second[1::2], strict=True))
     clock.now += 10  # a1 crosses into critical: only the clock moved, yet it shows
     third = metrics.agents.render()
-    assert b'agent_id="a1",state="critical"} 1.0' in b"".join(third)
+    assert b'agent_id="a1",state="critical"} 1.0' in Exposition(third, 0, "").body()
     assert not all(a is b for a, b in zip(second[1::2], third[1::2], strict=True))
+
+
+def test_the_samples_are_held_once_in_the_agents_parts(store: Store, metrics: Metrics) -> None:
+    store.sync([agent(f"a{i}", f"bot-{i}") for i in range(3000)])
+    columns = [p for p in metrics.agents.render() if isinstance(p, Column)]
+    # Every column joins the same per-agent parts; no family's block is kept joined.
+    assert len({id(c.rendered) for c in columns}) == 1
+    assert all(isinstance(part, bytes) for part in columns[0].rendered[0])
+    state = columns[AGENT_FAMILIES.index(STATE)]
+    slices = list(state.slices())
+    assert len(slices) > 1
+    assert max(map(len, slices)) <= CHUNK_BYTES
+    assert sum(map(len, slices)) == state.length
 
 
 def test_new_thresholds_re_evaluate_every_agent(store: Store, clock: Clock) -> None:
