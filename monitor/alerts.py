@@ -1,5 +1,6 @@
 """The alert log: `link_alert` on entering a bad state, repeated while it lasts,
-`link_recovered` on the way back to `ok`, and `poll_failed`."""
+`link_recovered` on the way back to `ok`, and `poll_failed`; for an archived agent, only
+`archived_link_live` and `archived_link_closed` (nobody should renew its link)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import structlog
 
 from monitor.config.holder import ConfigHolder
-from monitor.evaluate import ALERTING, State
+from monitor.evaluate import ALERTING, Kind, State
 from monitor.model import AgentKey, PollFailure, iso
 from monitor.store import AgentRecord
 
@@ -28,10 +29,36 @@ class AlertLog:
     def __init__(self, settings: ConfigHolder) -> None:
         self._settings = settings
         self._memory: dict[AgentKey, AlertMemory] = {}
+        # Archived agents whose link was last seen live (a token that has not expired).
+        self._exposed: set[AgentKey] = set()
 
     def forget(self, keys: list[AgentKey]) -> None:
         for key in keys:
             self._memory.pop(key, None)
+            self._exposed.discard(key)
+
+    def exposure(self, record: AgentRecord, now: float) -> str | None:
+        """An archived agent: `archived_link_live` when its link has a token that has not
+        expired, `archived_link_closed` when it no longer does; never an expiry alert (what
+        was alerted before it was archived is forgotten, without a recovery line)."""
+        self._memory.pop(record.key, None)
+        observation = record.observation
+        live = (
+            observation is not None
+            and observation.kind is Kind.LINK
+            and (observation.expires_at is None or observation.expires_at > now)
+        )
+        was = record.key in self._exposed
+        if live == was:
+            return None
+        fields = {**_agent_fields(record), **_expiry_fields(record, now)}
+        if live:
+            self._exposed.add(record.key)
+            log.warning("archived_link_live", **fields)
+            return "archived_link_live"
+        self._exposed.discard(record.key)
+        log.info("archived_link_closed", **fields)
+        return "archived_link_closed"
 
     def next_due(self, key: AgentKey) -> float | None:
         """When an unresolved alert must be logged again."""
@@ -42,6 +69,7 @@ class AlertLog:
 
     def observe(self, record: AgentRecord, state: State, now: float) -> str | None:
         """Log what entering or staying in `state` calls for; return the event logged."""
+        self._exposed.discard(record.key)  # not (or no longer) archived
         memory = self._memory.get(record.key, AlertMemory(State.UNKNOWN))
         event = None
         if state in ALERTING:

@@ -227,7 +227,7 @@ async def _poll_once(
         health = Health()
         # Listed under the daemon's own deadline: a listing that never ends fails (timeout),
         # and the configured agents are polled all the same.
-        discovery = Discovery(clients, health, ConfigHolder(config))
+        discovery = Discovery(clients, health, ConfigHolder(config), usage_failures_level="info")
         await discovery.list_all()
         store.sync(resolve_targets(config, discovery.found, shard))
         poller = Poller(store, clients)

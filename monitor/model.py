@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime
 import enum
 import itertools
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
@@ -70,6 +71,43 @@ class AgentLinkResponse(BaseModel):
     token: ConversationToken | None = None
 
 
+class Unknown(enum.Enum):
+    """What the listing did not say (an absent or unreadable field): no value, and not "never"."""
+
+    UNKNOWN = "unknown"
+
+
+UNKNOWN = Unknown.UNKNOWN
+# When an agent was last called, as its listing row says: a Unix time, None when it never
+# was (`last_call_time_unix_secs: null`), UNKNOWN when the row does not say or says nonsense.
+LastCall = float | None | Literal[Unknown.UNKNOWN]
+# The largest integer a float holds exactly (and far past any real time): a last call time is
+# upstream data, and a number past this is a bug or an attack, not a moment.
+LATEST_CALL = 2**53
+
+
+def lenient_last_call(value: object) -> LastCall:
+    """`last_call_time_unix_secs` read leniently: a finite number in [0, 2**53] is a time,
+    null is never, anything else (a string, a boolean, a negative, NaN, a huge number) is
+    unknown. Never raises: usage only weighs alerts, and a row skipped over it would leave an
+    agent silently unwatched."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return UNKNOWN
+    if isinstance(value, int):  # checked as an integer: float() of 10**400 raises
+        return float(value) if 0 <= value <= LATEST_CALL else UNKNOWN
+    return value if math.isfinite(value) and 0 <= value <= LATEST_CALL else UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What the listings say of an agent's use: its last call and whether it is archived."""
+
+    last_call: LastCall = UNKNOWN
+    archived: bool = False
+
+
 class AgentSummary(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
@@ -77,6 +115,13 @@ class AgentSummary(BaseModel):
     name: str = ""
     archived: bool = False
     tags: tuple[str, ...] = ()
+    # Unknown when absent: the row says nothing of the agent's use.
+    last_call_time_unix_secs: LastCall = UNKNOWN
+
+    @field_validator("last_call_time_unix_secs", mode="plain")
+    @classmethod
+    def _lenient(cls, value: object) -> LastCall:
+        return lenient_last_call(value)
 
     @field_validator("name", mode="before")
     @classmethod
@@ -245,6 +290,10 @@ class Health:
     # Workspace -> the reason of its last listing, while that listing failed (the one record
     # of which workspaces fail: the status page, the API and `check` read it).
     discovery_failing: dict[str, str] = field(default_factory=dict)
+    # (workspace, listing) -> the reason that listing last failed, while it fails: `live`, a
+    # non-discovering workspace's listing for its agents' usage (then unknown); `archived`,
+    # the archived agents' (the last good one kept). Its polls go on; it is not "failing".
+    usage_failing: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 # --- time -------------------------------------------------------------------------------------

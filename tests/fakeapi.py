@@ -65,6 +65,9 @@ class FakeApi:
     calls: list[Call] = field(default_factory=list)
     listings: int = 0
     queries: list[ListingFilter | None] = field(default_factory=list)  # one per listing
+    # The archived agents' listing (`list_agents(archived=True)`), counted on its own.
+    archived: list[AgentSummary] | PollFailure = field(default_factory=list)
+    archived_queries: list[ListingFilter | None] = field(default_factory=list)
     closed: int = 0
 
     def set(self, agent_id: str, script: Script) -> None:
@@ -94,13 +97,18 @@ class FakeClient:
         return await script()
 
     async def list_agents(
-        self, query: ListingFilter | None = None
+        self, query: ListingFilter | None = None, *, archived: bool = False
     ) -> list[AgentSummary] | PollFailure:
-        self.api.listings += 1
-        self.api.queries.append(query)
-        if query is None or isinstance(self.api.listing, PollFailure):
-            return self.api.listing
-        return [agent for agent in self.api.listing if query.keeps(agent)]
+        if archived:
+            self.api.archived_queries.append(query)
+            listing = self.api.archived
+        else:
+            self.api.listings += 1
+            self.api.queries.append(query)
+            listing = self.api.listing
+        if query is None or isinstance(listing, PollFailure):
+            return listing
+        return [agent for agent in listing if query.keeps(agent)]
 
     async def aclose_when_idle(self) -> None:
         await self.aclose()

@@ -25,6 +25,7 @@ class Settings:
     thresholds: Thresholds  # the global pair (`thresholds:`)
     repeat_interval: float
     expose_relative: bool
+    active_window: float  # `usage.active_window`: an agent not called within it is idle
     # An agent's own pair where it sets one, else its workspace's where that sets one, else
     # the global pair: resolved key by key, once, and shared (one object per distinct level).
     workspace_thresholds: Mapping[str, Thresholds]
@@ -63,6 +64,7 @@ class Settings:
             thresholds=default,
             repeat_interval=config.alerts.repeat_interval,
             expose_relative=config.metrics.expose_relative,
+            active_window=config.usage.active_window,
             workspace_thresholds=workspace_thresholds,
             agent_thresholds=agent_thresholds,
             workspace_labels=workspace_labels,

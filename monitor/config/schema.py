@@ -340,6 +340,9 @@ class DiscoverSettings(_Model):
     name_pattern: str | None = Field(default=None, max_length=1024)
     created_by: str | None = None
     labels_from_tags: dict[str, FilterTag] = Field(default_factory=dict)  # label -> tag prefix
+    # The exposure sweep: the archived agents (these filters too) listed and their links
+    # polled at the discovery interval, so a live link nobody closed is seen.
+    archived: bool = True
 
     @field_validator("name_pattern")
     @classmethod
@@ -460,6 +463,23 @@ class AlertSettings(_Model):
         return _at_most("repeat_interval", value, MAX_REPEAT)
 
 
+MIN_ACTIVE_WINDOW = 3600.0
+
+
+class UsageSettings(_Model):
+    """`usage:`: what counts as used. An agent not called within `active_window` (or never) is
+    idle (the status page's `?idle=1`; the alert rules weigh its expiry alerts as `info`)."""
+
+    active_window: Duration = 7 * DAY
+
+    @field_validator("active_window")
+    @classmethod
+    def _window(cls, value: float) -> float:
+        if value < MIN_ACTIVE_WINDOW:
+            raise ValueError(f"must be at least {format_duration(MIN_ACTIVE_WINDOW)}")
+        return _at_most("active_window", value, MAX_THRESHOLD)
+
+
 class TlsSettings(_Model):
     """HTTPS for every endpoint; with `client_ca_file`, clients must show a certificate."""
 
@@ -540,6 +560,7 @@ class Config(_Model):
     poll: PollSettings = PollSettings()
     thresholds: ThresholdSettings = ThresholdSettings()
     alerts: AlertSettings = AlertSettings()
+    usage: UsageSettings = UsageSettings()
     server: ServerSettings = ServerSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()

@@ -250,7 +250,8 @@ class RowTally:
 
 def listed_agent(row: object, index: int, tally: RowTally) -> AgentSummary | None:
     """One row of the listing as the monitor keeps it, or None when it does not fit the
-    schema (counted in `tally`). Only the id, the name, `archived` and the tags are kept; the
+    schema (counted in `tally`). Only the id, the name, `archived`, the tags and the last call
+    time (read leniently: whatever it holds never costs the row) are kept; the
     name is made encodable, redacted, then cut to MAX_NAME_CHARS (redacted first: a cut through
     a key would leave part of it unrecognised); each tag likewise, cut to MAX_TAG_CHARS (at most
     MAX_ROW_TAGS of them, strings only: a row's bad tags never cost the row)."""
@@ -268,5 +269,9 @@ def listed_agent(row: object, index: int, tally: RowTally) -> AgentSummary | Non
     # Tags as names: upstream text that may become a label value (labels_from_tags).
     tags = tuple(redact(_text(tag))[:MAX_TAG_CHARS] for tag in agent.tags)
     return AgentSummary.model_construct(
-        agent_id=_text(agent.agent_id), name=name, archived=agent.archived, tags=tags
+        agent_id=_text(agent.agent_id),
+        name=name,
+        archived=agent.archived,
+        tags=tags,
+        last_call_time_unix_secs=agent.last_call_time_unix_secs,
     )

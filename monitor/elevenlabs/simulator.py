@@ -41,6 +41,9 @@ class SimAgent:
     expires_in: float = 30 * 86400.0
     token: str = field(default_factory=lambda: "sim_" + secrets.token_urlsafe(16))
     hits: int = 0
+    # Seconds before the simulator started that the agent was last called; None: never.
+    called_ago: float | None = 120.0
+    archived: bool = False
 
 
 def demo_agents() -> list[SimAgent]:
@@ -57,6 +60,11 @@ def demo_agents() -> list[SimAgent]:
         SimAgent("agent_demo_flapping", "flaky-bot", Behaviour.FLAPPING, 20 * day),
         # Crosses into `warning` 45 s into the demo: watch the on-time link_alert.
         SimAgent("agent_demo_crossing", "promo-bot", Behaviour.EXPIRES, 7 * day + 45),
+        # Usage and exposure: an agent nobody called for a month, one never called, and an
+        # archived one whose link is still live (a door nobody closed).
+        SimAgent("agent_demo_idle", "winter-bot", Behaviour.EXPIRES, 2 * day, called_ago=30 * day),
+        SimAgent("agent_demo_never", "draft-bot", Behaviour.EXPIRES, 60 * day, called_ago=None),
+        SimAgent("agent_demo_archived", "old-support-bot", Behaviour.NO_EXPIRY, archived=True),
     ]
 
 
@@ -149,19 +157,27 @@ class SimulatedApi:
             body["token"]["conversation_token"] = agent.token
         return JSONResponse(body)
 
+    def _row(self, agent: SimAgent) -> dict[str, object]:
+        called = None if agent.called_ago is None else int(self.started - agent.called_ago)
+        return {
+            "agent_id": agent.agent_id,
+            "name": agent.name,
+            "archived": agent.archived,
+            "last_call_time_unix_secs": called,
+        }
+
     async def _list(self, request: Request) -> Response:
         if not self._authorised(request):
             return _error(401, "invalid_api_key", "Invalid API key")
         size = min(100, max(1, int(request.query_params.get("page_size", "30") or 30)))
-        ids = sorted(self.agents)
+        archived = request.query_params.get("archived") == "true"
+        ids = sorted(i for i, a in self.agents.items() if a.archived == archived)
         start = int(request.query_params.get("cursor") or 0)
         page = list(itertools.islice(ids, start, start + size))
         more = start + size < len(ids)
         return JSONResponse(
             {
-                "agents": [
-                    {"agent_id": i, "name": self.agents[i].name, "archived": False} for i in page
-                ],
+                "agents": [self._row(self.agents[i]) for i in page],
                 "next_cursor": str(start + size) if more else None,
                 "has_more": more,
             }

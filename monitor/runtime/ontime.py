@@ -36,7 +36,12 @@ class OnTime:
             return
         now = self._clock()
         thresholds = self._settings.current.thresholds_for(key)  # the agent's own
-        self._alerts.observe(record, evaluate(record.observation, now, thresholds), now)
+        if record.archived:
+            # No expiry alert (nobody should renew its link): whether its door is open. Its
+            # next change below includes the expiry, when a live link closes by itself.
+            self._alerts.exposure(record, now)
+        else:
+            self._alerts.observe(record, evaluate(record.observation, now, thresholds), now)
         times = [
             t
             for t in (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -129,8 +130,10 @@ def resolve_targets(
     config: Config | Settings,
     discovered: Mapping[str, Iterable[Target]] | None = None,
     shard: Shard | None = None,
+    archived: Mapping[str, Iterable[Target]] | None = None,
 ) -> list[Target]:
-    """Configured agents, plus discovered ones of workspaces with `discover: true`.
+    """Configured agents, plus discovered ones of workspaces with `discover: true`, and the
+    archived agents their sweep lists (`archived`; a live one of the same id wins).
 
     A configured agent keeps its configured name even when discovery lists it too. Owner
     labels: the workspace's, overridden key by key by a configured agent's; both win over
@@ -140,9 +143,11 @@ def resolve_targets(
     targets: dict[AgentKey, Target] = {}
     for workspace in settings.workspaces:
         labels = settings.workspace_labels.get(workspace.name, ())
-        if workspace.discover and discovered is not None:
+        if workspace.discover and (discovered is not None or archived is not None):
             merged: dict[Labels, Labels] = {}  # many agents carry the same tag labels
-            for listed in discovered.get(workspace.name, ()):
+            for listed in itertools.chain(
+                (archived or {}).get(workspace.name, ()), (discovered or {}).get(workspace.name, ())
+            ):
                 target = listed
                 if labels:
                     if listed.labels not in merged:

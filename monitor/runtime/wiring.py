@@ -18,7 +18,7 @@ from monitor.config.holder import ConfigHolder
 from monitor.config.keys import KeyReader
 from monitor.config.schema import Config
 from monitor.elevenlabs.pool import ClientFactory, ClientPool, http_clients, wanted_clients
-from monitor.model import Health, Target
+from monitor.model import AgentKey, Health, Target
 from monitor.runtime.cycle import Cycle
 from monitor.runtime.discovery import Discovery
 from monitor.runtime.jobs import Jobs
@@ -60,7 +60,8 @@ class Runtime:
         self.ontime = OnTime(self.store, self.alerts, self.settings, clock)
         self.poller = Poller(self.store, self.clients, clock, on_verdict=self.ontime.evaluate)
         self.cycle = Cycle(
-            self.store.agent_keys,
+            # Archived agents are polled by the exposure sweep, at the discovery interval.
+            self.store.live_keys,
             self.poller.poll,
             self.poller.judge,
             self.clients.workers,
@@ -68,6 +69,7 @@ class Runtime:
             clock=clock,
         )
         self.discovery = Discovery(self.clients, self.health, self.settings, clock)
+        self._sweeping = False  # an exposure sweep's polls are running
         self.ready = Readiness(self.store, self.discovery, self.settings)
         self.jobs = Jobs(self.health, clock)
         self.reloader = (
@@ -110,13 +112,12 @@ class Runtime:
         poll = settings.config.poll
         # The first cycle runs now; on a reload the trigger picks the next time.
         self.jobs.every("poll-cycle", poll.interval, self.poll_cycle, jitter=poll.jitter, now=first)
-        if settings.discovering:
-            listed_yet = self.jobs.has("discover")
-            self.jobs.every(
-                "discover", poll.discovery_interval, self.discover, now=first or not listed_yet
-            )
-        else:
-            self.jobs.remove("discover")
+        # Every workspace is listed at the discovery interval: a discovering one for its
+        # agents, any one for their usage and the archived agents (Discovery.list_all).
+        listed_yet = self.jobs.has("discover")
+        self.jobs.every(
+            "discover", poll.discovery_interval, self.discover, now=first or not listed_yet
+        )
         if self.reloader is not None and not self.jobs.has("watch-files"):
             self.jobs.every("watch-files", WATCH_INTERVAL, self.reloader.check_files)
 
@@ -126,14 +127,38 @@ class Runtime:
         await self.cycle.run(self.config.poll.interval, spread=self.config.poll.spread)
 
     async def discover(self) -> None:
-        """Refresh the agents of every discovering workspace."""
-        if await self.discovery.list_all():
-            self._sync_targets()
+        """Refresh the agents of every discovering workspace, what the listings say of every
+        agent's use, and poll the archived agents' links (the exposure sweep)."""
+        changed = await self.discovery.list_all()
+        # Usage first: an agent the sync adds starts archived or not, before its first poll.
+        for key in self.store.set_usage(self.discovery.usage()):
+            self.ontime.evaluate(key)  # archived or not decides which alerts it may raise
+        added = self._sync_targets() if changed else []
+        self._sweep_archived(added)
+
+    def _sweep_archived(self, added: list[AgentKey]) -> None:
+        """Poll every archived agent once, at the discovery interval (those just added are
+        polled already); one sweep at a time."""
+        fresh = set(added)
+        keys = [k for k in self.store.archived_keys() if k not in fresh]
+        if not keys or self._sweeping:
+            return
+        self._sweeping = True
+        self.jobs.spawn(self._archived_polls(keys))
+
+    async def _archived_polls(self, keys: list[AgentKey]) -> None:
+        try:
+            await self.cycle.sweep(keys, self.config.poll.discovery_interval)
+        finally:
+            self._sweeping = False
 
     def _targets(self) -> list[Target]:
-        return resolve_targets(self.settings.current, self.discovery.found, self.shard)
+        discovery = self.discovery
+        return resolve_targets(
+            self.settings.current, discovery.found, self.shard, archived=discovery.archived
+        )
 
-    def _sync_targets(self) -> None:
+    def _sync_targets(self) -> list[AgentKey]:
         added, removed = self.store.sync(self._targets())
         self.ontime.forget(removed)
         if added or removed:
@@ -143,6 +168,7 @@ class Runtime:
         if added:
             # Their first polls now, through the workers (discovery may add 10,000 at once).
             self.jobs.spawn(self.cycle.sweep(added, self.config.poll.interval))
+        return added
 
     # --- reload ------------------------------------------------------------------------------
 
@@ -161,6 +187,7 @@ class Runtime:
             logs.configure(config.logging.level, config.logging.format)
         self._open_clients(keys)
         self.discovery.keep_only(current.discovering)
+        self.store.set_usage(self.discovery.usage())  # evaluated again below, with the rest
         self._sync_targets()
         if config.poll != old.poll or current.discovering != previous.discovering:
             self._schedule(first=False)

@@ -145,6 +145,6 @@ def test_check_keeps_the_rate_limit_too(standin: StandIn, write_config: ConfigWr
     path = write_config(agents, elevenlabs={"max_requests_per_second": 4, "max_concurrency": 2})
     done = run("check", "--config", str(path))
     assert done.returncode == 0, done.stderr
-    assert standin.count() == 12
+    assert standin.count() == 12 + 2  # and the usage listings: live, archived
     assert standin.max_per_window(1.0) <= 4
     assert standin.max_in_flight <= 2

@@ -72,7 +72,7 @@ def test_an_empty_listing_and_no_configured_agent_is_unknown(
         "error: nothing to check: no configured agents and the listing of workspace "
         "'default' returned none"
     ]
-    assert standin.count() == 1  # the listing was asked, once
+    assert standin.count() == 2  # the listing was asked, once, and the archived one
     if output == "json":  # the (empty) report is still the report
         assert yaml.safe_load(out) == {"version": 1, "agents": []}
 
@@ -111,7 +111,7 @@ def test_a_shard_that_holds_none_of_the_agents_is_unknown(
         "error: nothing to check: shard 1/2 holds none of the agents configured or listed "
         "in workspace 'default'"
     ]
-    assert standin.count() == 1  # the listing only: no agent of this shard was polled
+    assert standin.count() == 2  # the listings only (live, archived): no agent polled
 
 
 def test_a_failed_listing_with_nothing_else_is_unknown_and_says_so(

@@ -219,6 +219,8 @@ def test_check_lists_under_the_deadline_and_still_polls_the_configured_agents(
     async def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/convai/agents":
             await asyncio.sleep(3)
+            if request.url.params.get("archived") == "true":  # the sweep's: none archived
+                return httpx.Response(200, content=b'{"agents": []}')
             cursor = request.url.params.get("cursor")
             pages.append(cursor)
             page = int(cursor[1:]) if cursor else 0
