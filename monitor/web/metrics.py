@@ -106,6 +106,17 @@ THRESHOLD = Family(
     "Seconds before expiry at which the agent link enters the state named by level: the "
     "agent's own thresholds.",
 )
+LAST_CALL = Family(
+    "elevenlabs_agent_last_call_timestamp_seconds",
+    "gauge",
+    "Unix time the agent was last called, as the agent listing says; absent when never "
+    "called or unknown.",
+)
+ARCHIVED = Family(
+    "elevenlabs_agent_archived",
+    "gauge",
+    "1 for an archived agent, 0 for a live one; absent until a listing has said which.",
+)
 AGENT_FAMILIES = (
     INFO,
     EXPIRY,
@@ -116,6 +127,8 @@ AGENT_FAMILIES = (
     ERRORS,
     ROTATIONS,
     THRESHOLD,
+    LAST_CALL,
+    ARCHIVED,
 )
 
 
@@ -168,6 +181,14 @@ def render_agent(record: AgentRecord, state: State, thresholds: Thresholds) -> t
         f"{ROTATIONS.name}{{{labels}}} {record.rotations}.0\n",
         f'{THRESHOLD.name}{{{labels},level="warning"}} {_number(thresholds.warning)}\n'
         f'{THRESHOLD.name}{{{labels},level="critical"}} {_number(thresholds.critical)}\n',
+        # A float is a time; None (never) and UNKNOWN leave the series out.
+        f"{LAST_CALL.name}{{{labels}}} {_number(record.last_call)}\n"
+        if isinstance(record.last_call, float)
+        else "",
+        # None: no listing said (a configured agent whose workspace's listings fail).
+        ""
+        if record.archived is None
+        else f"{ARCHIVED.name}{{{labels}}} {1.0 if record.archived else 0.0}\n",
     )
     return tuple(part.encode() for part in parts)
 
