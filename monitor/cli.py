@@ -18,7 +18,7 @@ from monitor.config.loading import config_path, load_config
 from monitor.config.schema import Config
 from monitor.elevenlabs.pool import ClientPool, http_clients, wanted_clients
 from monitor.evaluate import State, evaluate, worst
-from monitor.model import Health, iso, printable
+from monitor.model import Health, iso, printable, usage_word
 from monitor.runtime.discovery import Discovery
 from monitor.runtime.poller import Poller
 from monitor.runtime.targets import Shard, parse_shard, resolve_targets
@@ -183,8 +183,10 @@ def _check(args: argparse.Namespace) -> int:
         reason = _nothing(config, shard, listing_failed)
         print(f"error: nothing to check: {reason}", file=sys.stderr)
         return EXIT_UNKNOWN
-    # A failed listing means agents that could not be polled: at least `unknown`.
-    return exit_status([State(r["state"]) for r in rows] + [State.UNKNOWN] * listing_failed)
+    # A failed listing means agents that could not be polled: at least `unknown`. An archived
+    # agent's expiry alerts nobody (nobody should renew its link): it does not count.
+    states = [State(r["state"]) for r in rows if not r["archived"]]
+    return exit_status(states + [State.UNKNOWN] * listing_failed)
 
 
 def _nothing(config: Config, shard: Shard | None, listing_failed: bool) -> str:
@@ -229,6 +231,7 @@ async def _poll_once(
         # and the configured agents are polled all the same.
         discovery = Discovery(clients, health, ConfigHolder(config), usage_failures_level="info")
         await discovery.list_all()
+        store.set_usage(discovery.usage())  # before the sync: each agent starts with it
         store.sync(resolve_targets(config, discovery.found, shard))
         poller = Poller(store, clients)
         await asyncio.gather(*(poller.poll(key) for key in store.agent_keys()))
@@ -239,6 +242,7 @@ async def _poll_once(
 
 def _row(record: AgentRecord, state: State, now: float) -> dict[str, Any]:
     expires_at = record.observation.expires_at if record.observation else None
+    last_call = record.last_call
     return {
         "workspace": record.key.workspace,
         "agent_id": record.key.agent_id,
@@ -249,6 +253,11 @@ def _row(record: AgentRecord, state: State, now: float) -> dict[str, Any]:
         "poll_success": record.poll_success,
         "reason": record.last_error.value if record.last_error else None,
         "detail": record.last_error_detail or None,
+        # As the listings say: `called` (then `last_call_at`), `never` or `unknown`; and
+        # archived (true, false, or null when no listing said).
+        "usage": usage_word(record.last_call),
+        "last_call_at": iso(last_call) if isinstance(last_call, float) else None,
+        "archived": record.archived,
     }
 
 

@@ -100,6 +100,14 @@ def lenient_last_call(value: object) -> LastCall:
     return value if math.isfinite(value) and 0 <= value <= LATEST_CALL else UNKNOWN
 
 
+def usage_word(last_call: LastCall) -> str:
+    """`called`, `never` or `unknown`: what the listing says of an agent's use (the status
+    page, the API and `check` say it alike)."""
+    if last_call is UNKNOWN:
+        return "unknown"
+    return "never" if last_call is None else "called"
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     """What the listings say of an agent's use: its last call and whether it is archived."""

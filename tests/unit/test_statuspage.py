@@ -61,6 +61,11 @@ ROW_FIELDS: dict[str, type | tuple[type, ...]] = {
     "last_success_age_seconds": (int, type(None)),
     "last_error": (str, type(None)),
     "last_error_detail": (str, type(None)),
+    "usage": str,
+    "last_call_at": (str, type(None)),
+    "last_call_unix": (int, float, type(None)),
+    "last_call_age_seconds": (int, type(None)),
+    "archived": (bool, type(None)),
 }
 STATUS_FIELDS: dict[str, type | tuple[type, ...]] = {
     "schema_version": int,
@@ -71,11 +76,13 @@ STATUS_FIELDS: dict[str, type | tuple[type, ...]] = {
     "ready": bool,
     "states": dict,
     "alerting": int,
+    "archived": int,
     "last_cycle_at": (str, type(None)),
     "last_cycle_unix": (int, float, type(None)),
     "last_cycle_age_seconds": (int, type(None)),
     "poll_interval_seconds": (int, float),
     "stale_after_seconds": (int, float),
+    "active_window_seconds": (int, float),
     "stale": bool,
     "config_reload": dict,
     "thresholds": dict,
@@ -89,6 +96,7 @@ WORKSPACE_FIELDS = {
     "reachability",
     "last_errors",
     "listing",
+    "usage_listings_failing",
 }
 
 
@@ -253,6 +261,11 @@ def test_agent_rows_follow_the_schema() -> None:
         "last_success_age_seconds": 5,
         "last_error": None,
         "last_error_detail": None,
+        "usage": "unknown",
+        "last_call_at": None,
+        "last_call_unix": None,
+        "last_call_age_seconds": None,
+        "archived": None,
     }
     assert rows["expired_recent"]["seconds_left"] == -7200
     assert rows["missing"]["answer"] == "missing"
@@ -346,6 +359,7 @@ def test_the_status_follows_the_schema() -> None:
         "reachability": "degraded",
         "last_errors": {"not_found": 1, "server_error": 1},
         "listing": None,  # the workspace does not discover
+        "usage_listings_failing": {},
     }
 
 
@@ -477,7 +491,11 @@ def test_the_page_applies_the_filter_in_the_url() -> None:
     # The server filters: rows that do not match are not sent at all.
     assert [r["data-state"] for r in page.rows()] == ["warning", "warning"]
     assert "Showing 2 of 12 agents" in page.text
-    boxes = {a["value"]: "checked" in a for t, a in page.tags if a.get("type") == "checkbox"}
+    boxes = {
+        a["value"]: "checked" in a
+        for t, a in page.tags
+        if a.get("type") == "checkbox" and a.get("name") == "state"
+    }
     assert boxes == {s.value: s in (State.WARNING, State.CRITICAL) for s in STATES}
     assert ("input", "W-") in [(t, a.get("value")) for t, a in page.tags if a.get("id") == "q"]
     # Several words must all match; nothing matching says so.

@@ -15,6 +15,9 @@
   const form = $("filters");
   const input = $("q");
   const boxes = Array.from(form.querySelectorAll("input[type=checkbox][name=state]"));
+  // The usage filters and the order: `idle=1`, `archived=1`, `sort` (the default left out).
+  const flags = Array.from(form.querySelectorAll("#idle, #archived"));
+  const sort = $("sort");
   const live = $("live");
   const liveState = $("live-state");
   const offline = $("offline");
@@ -38,6 +41,8 @@
     }
     const query = input.value.trim();
     if (query) params.set("q", query);
+    for (const box of flags) if (box.checked) params.set(box.name, "1");
+    if (sort && sort.value !== "state") params.set("sort", sort.value);
     const search = params.toString();
     const url = location.pathname + (search ? `?${search}` : "");
     if (url !== location.pathname + location.search) history.replaceState(null, "", url);
@@ -122,7 +127,8 @@
     clearTimeout(typing);
     typing = setTimeout(changed, TYPING_MS);
   });
-  for (const box of boxes) box.addEventListener("change", changed);
+  for (const box of [...boxes, ...flags]) box.addEventListener("change", changed);
+  if (sort) sort.addEventListener("change", changed);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     changed();

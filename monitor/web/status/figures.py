@@ -12,7 +12,7 @@ from typing import Any
 from monitor import __version__
 from monitor.config.schema import Config
 from monitor.evaluate import ALERTING, STATES, Kind, State
-from monitor.model import Health, Reason, iso
+from monitor.model import UNKNOWN, Health, Reason, iso, usage_word
 from monitor.store import AgentRecord
 from monitor.web.status.text import LABELS
 
@@ -44,11 +44,21 @@ def _age(value: float | None, now: float) -> int | None:
     return None if value is None else _whole(max(0.0, now - value))
 
 
+def is_idle(record: AgentRecord, now: float, window: float) -> bool:
+    """Not called within the active window, or never; unknown usage is not idle (an alert
+    is never weighed down for want of data)."""
+    last_call = record.last_call
+    if last_call is UNKNOWN:
+        return False
+    return last_call is None or now - last_call > window
+
+
 def agent_row(record: AgentRecord, state: State, now: float) -> Row:
     """One agent as the API shows it: what is known, never a token."""
     observation = record.observation
     expires = _finite(observation.expires_at if observation is not None else None)
     last_success = _finite(record.last_success)
+    last_call = record.last_call if isinstance(record.last_call, float) else None
     return {
         "workspace": record.key.workspace,
         "agent_id": record.key.agent_id,
@@ -66,6 +76,11 @@ def agent_row(record: AgentRecord, state: State, now: float) -> Row:
         "last_success_age_seconds": _age(last_success, now),
         "last_error": record.last_error.value if record.last_error is not None else None,
         "last_error_detail": record.last_error_detail or None,
+        "usage": usage_word(record.last_call),
+        "last_call_at": iso(last_call) if last_call is not None else None,
+        "last_call_unix": last_call,
+        "last_call_age_seconds": _age(last_call, now),
+        "archived": record.archived,
     }
 
 
@@ -81,6 +96,24 @@ def sort_key(item: Evaluated) -> tuple[int, float, str, str, str]:
         record.name.casefold(),
         record.key.agent_id,
     )
+
+
+def last_call_key(item: Evaluated) -> tuple[int, float, tuple[int, float, str, str, str]]:
+    """Least used first: never called, then the longest ago; unknown last; then as usual."""
+    record, _ = item
+    last_call = record.last_call
+    if last_call is None:
+        rank, when = 0, 0.0
+    elif last_call is UNKNOWN:
+        rank, when = 2, 0.0
+    else:
+        rank, when = 1, last_call
+    return (rank, when, sort_key(item))
+
+
+def archived_key(item: Evaluated) -> tuple[bool, tuple[int, float, str, str, str]]:
+    """Archived agents first; then as usual."""
+    return (not item[0].archived, sort_key(item))
 
 
 def stale_after(config: Config) -> float:
@@ -102,6 +135,8 @@ def status_figures(
     """The header: the monitor's own health and a count per state, in one pass over the
     agents (no row is built, nothing is sorted)."""
     by_state = Counter(state for _, state in items)
+    # An archived agent raises no expiry alert: it is counted in its state, not as alerting.
+    archived_alerting = sum(1 for r, state in items if r.archived and state in ALERTING)
     counts = {s.value: by_state[s] for s in STATES}
     workspaces = config.resolved_workspaces()
     reach: dict[str, _Reach] = {w.name: _Reach() for w in workspaces}
@@ -141,12 +176,14 @@ def status_figures(
         "agents": len(items),
         "ready": ready,
         "states": counts,
-        "alerting": sum(counts[s.value] for s in ALERTING),
+        "alerting": sum(counts[s.value] for s in ALERTING) - archived_alerting,
+        "archived": sum(1 for r, _ in items if r.archived),
         "last_cycle_at": iso(last_cycle) if last_cycle is not None else None,
         "last_cycle_unix": last_cycle,
         "last_cycle_age_seconds": _age(last_cycle, now),
         "poll_interval_seconds": config.poll.interval,
         "stale_after_seconds": limit,
+        "active_window_seconds": config.usage.active_window,
         "stale": stale,
         "config_reload": {
             "ok": health.config_reload_ok,
@@ -158,7 +195,14 @@ def status_figures(
             "critical_seconds": config.thresholds.critical,
         },
         "workspaces": [
-            _reachability(name, reach[name], _listing(name, health, discovering, now))
+            {
+                **_reachability(name, reach[name], _listing(name, health, discovering, now)),
+                "usage_listings_failing": {
+                    kind: reason
+                    for (workspace, kind), reason in sorted(health.usage_failing.items())
+                    if workspace == name
+                },
+            }
             for name in names
         ],
     }

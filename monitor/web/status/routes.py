@@ -27,9 +27,12 @@ from monitor.web.status.figures import (
 from monitor.web.status.headers import HEADERS
 from monitor.web.status.search import (
     QUERY_LIMIT,
+    SORTS,
     BadQuery,
+    Idle,
     Index,
     chosen_entries,
+    flag,
     requested_states,
     search_terms,
     select,
@@ -72,11 +75,28 @@ def status_routes(
             page = int(params.get("page", "1"))
         except ValueError:
             page = 1
+        idle = _idle(params, now, settings)
+        archived = flag(params.get("archived"))
+        sort = params.get("sort", "state")
+        view = select(
+            index,
+            now,
+            query=query,
+            states=states,
+            page=page,
+            idle=idle,
+            archived=archived,
+            sort=sort,
+        )
         context = {
             "status": status_figures(items, health, settings, now, is_ready()),
-            "view": select(index, now, query=query, states=states, page=page),
+            "view": view,
             "query": query,
             "chosen": states,
+            "idle": idle is not None,
+            "archived": archived,
+            "sort": sort if sort in SORTS else "state",
+            "sorts": SORTS_SHOWN,
             "refresh_ms": int(refresh_seconds(settings) * 1000),
             "partial_path": PARTIAL_PATH,
             "static": files.urls,
@@ -95,14 +115,20 @@ def status_routes(
             states = requested_states(params.getlist("state"), strict=True)
             limit = _count(params, "limit", API_PAGE_SIZE, 1, API_MAX_PAGE_SIZE)
             offset = _count(params, "offset", 0, 0, None)
+            sort = params.get("sort", "state")
+            if sort not in SORTS:
+                raise BadQuery(f"unknown sort {sort[:40]!r}: use one of {', '.join(SORTS)}")
         except BadQuery as exc:
             return _json({"error": str(exc)}, 400)
-        now, _, items = current()
+        now, config, items = current()
         chosen = chosen_entries(
             index.entries(),
             terms=search_terms(params.get("q", "")),
             states=states,
             workspaces={w for w in params.getlist("workspace") if w},
+            idle=_idle(params, now, config),
+            archived=flag(params.get("archived")),
+            sort=sort,
         )
         shown = chosen[offset : offset + limit]
         following = offset + len(shown)
@@ -132,6 +158,19 @@ def status_routes(
         Route("/api/v1/status", status_endpoint, methods=read_only),
         Mount(STATIC_PATH, app=files),
     ]
+
+
+# The page's sort menu: value, words.
+SORTS_SHOWN = (
+    ("state", "Most urgent"),
+    ("last_call", "Least used"),
+    ("archived", "Archived first"),
+)
+
+
+def _idle(params: Mapping[str, str], now: float, config: Config) -> Idle | None:
+    """`?idle=1`: not called within `usage.active_window`, or never."""
+    return Idle(now, config.usage.active_window) if flag(params.get("idle")) else None
 
 
 def _count(params: Mapping[str, str], name: str, default: int, least: int, most: int | None) -> int:

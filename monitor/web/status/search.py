@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import Any
 from urllib.parse import urlencode
 
 from monitor.evaluate import STATES, State
 from monitor.peragent import PerAgent, ThresholdsSource
 from monitor.store import AgentRecord
-from monitor.web.status.figures import Evaluated, Row, agent_row, sort_key
+from monitor.web.status.figures import (
+    Evaluated,
+    Row,
+    agent_row,
+    archived_key,
+    is_idle,
+    last_call_key,
+    sort_key,
+)
 from monitor.web.status.text import LABELS
 
 PAGE_SIZE = 100  # rows per page: the page stays light at 10,000 agents
 QUERY_LIMIT = 200  # characters of `q` that count
 MAX_TERMS = 8  # distinct words of `q` that count: each one is a pass over the agents
 _STATE_WORDS: Mapping[State, str] = {state: f"{state.value} {LABELS[state]}" for state in STATES}
+# `?sort=`: most urgent first (the default), least used first, archived first.
+SORTS: Mapping[str, Callable[[Evaluated], Any]] = {
+    "state": sort_key,
+    "last_call": last_call_key,
+    "archived": archived_key,
+}
 
 
 class BadQuery(ValueError):
@@ -124,20 +140,53 @@ def chosen_entries(
     terms: Sequence[str] = (),
     states: set[State] | None = None,
     workspaces: set[str] | None = None,
+    idle: Idle | None = None,
+    archived: bool = False,
+    sort: str = "state",
 ) -> list[_Entry]:
-    """The entries a filter lets through, soonest to die first."""
+    """The entries a filter lets through, soonest to die first (or as `sort` says); with
+    `idle`, only the idle agents; with `archived`, only the archived ones."""
     chosen = list(entries)
     if states is not None:
         chosen = [e for e in chosen if e.state in states]
     if workspaces:
         chosen = [e for e in chosen if e.record.key.workspace in workspaces]
+    if idle is not None:
+        chosen = [e for e in chosen if is_idle(e.record, idle.now, idle.window)]
+    if archived:
+        chosen = [e for e in chosen if e.record.archived]
     for term in terms:  # at most MAX_TERMS passes, each narrower than the last
         chosen = [e for e in chosen if term in e.text]
-    chosen.sort(key=_by_key)
+    order = SORTS.get(sort)
+    if order is None or order is sort_key:
+        chosen.sort(key=_by_key)
+    else:
+        chosen.sort(key=lambda e: order((e.record, e.state)))
     return chosen
 
 
-def page_url(query: str = "", states: Iterable[str] | None = None, page: int = 1) -> str:
+@dataclass(frozen=True, slots=True)
+class Idle:
+    """`?idle=1`: agents not called within `window` seconds before `now`, or never."""
+
+    now: float
+    window: float
+
+
+def flag(value: str | None) -> bool:
+    """`?idle=1`, `?archived=1` (also `true`, `yes`, `on`): anything else is off."""
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def page_url(
+    query: str = "",
+    states: Iterable[str] | None = None,
+    page: int = 1,
+    *,
+    idle: bool = False,
+    archived: bool = False,
+    sort: str = "state",
+) -> str:
     """The page's URL for a filter and a page number, as the script writes it."""
     params: list[tuple[str, str]] = []
     if states is not None:
@@ -145,6 +194,12 @@ def page_url(query: str = "", states: Iterable[str] | None = None, page: int = 1
         params += [("state", s) for s in chosen] if chosen else [("state", "")]
     if query:
         params.append(("q", query))
+    if idle:
+        params.append(("idle", "1"))
+    if archived:
+        params.append(("archived", "1"))
+    if sort != "state":
+        params.append(("sort", sort))
     if page > 1:
         params.append(("page", str(page)))
     return "/?" + urlencode(params) if params else "/"
@@ -172,14 +227,28 @@ def select(
     states: set[State] | None = None,
     page: int = 1,
     page_size: int = PAGE_SIZE,
+    idle: Idle | None = None,
+    archived: bool = False,
+    sort: str = "state",
 ) -> View:
     """Filter, sort, then build rows for one page only: 10,000 agents cost a sort of keys."""
     entries = index.entries()
-    chosen = chosen_entries(entries, terms=search_terms(query), states=states)
+    sort = sort if sort in SORTS else "state"
+    chosen = chosen_entries(
+        entries,
+        terms=search_terms(query),
+        states=states,
+        idle=idle,
+        archived=archived,
+        sort=sort,
+    )
     pages = max(1, -(-len(chosen) // page_size))
     page = min(max(1, page), pages)
     start = (page - 1) * page_size
     in_url = None if states is None else [s.value for s in STATES if s in states]
+    url = functools.partial(
+        page_url, query, in_url, idle=idle is not None, archived=archived, sort=sort
+    )
     return View(
         rows=[agent_row(e.record, e.state, now) for e in chosen[start : start + page_size]],
         total=len(entries),
@@ -187,6 +256,6 @@ def select(
         page=page,
         pages=pages,
         first=start + 1,
-        previous_url=page_url(query, in_url, page - 1) if page > 1 else None,
-        next_url=page_url(query, in_url, page + 1) if page < pages else None,
+        previous_url=url(page - 1) if page > 1 else None,
+        next_url=url(page + 1) if page < pages else None,
     )

@@ -90,6 +90,13 @@ def _calendar(text: str) -> bool:
     return len(text) == 20 and text[10] == "T" and text.endswith("Z")
 
 
+def last_call_text(row: Row) -> str:
+    """`3 m ago`, `never`, `unknown`: the agent's last call, as the listing says."""
+    if row["usage"] == "called" and row["last_call_age_seconds"] is not None:
+        return ago(row["last_call_age_seconds"])
+    return "never" if row["usage"] == "never" else "unknown"
+
+
 def error_text(row: Row) -> str:
     if row["last_error"] is None:
         return ""
@@ -117,6 +124,17 @@ def banners(status: Mapping[str, Any]) -> list[str]:
             "restart: see its log (config_reload_failed or config_reload_partial)."
         )
     for workspace in status["workspaces"]:
+        failing = workspace["usage_listings_failing"]
+        if "live" in failing:
+            found.append(
+                f"The usage of workspace {workspace['name']}'s agents is unknown: its agent "
+                f"listing fails ({failing['live']}). Its links are polled all the same."
+            )
+        if "archived" in failing:
+            found.append(
+                f"The archived agents of workspace {workspace['name']} cannot be listed "
+                f"({failing['archived']}): an archived agent's live link may go unseen."
+            )
         if workspace["reachability"] == "unreachable":
             reasons = ", ".join(f"{v} {k}" for k, v in workspace["last_errors"].items())
             found.append(
