@@ -45,6 +45,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python benchmarks/bench.py` from anywhere
     sys.path.insert(0, str(ROOT))
+# Where the measured daemon's code is: this checkout, or another one (--daemon-root: the code
+# before a change, measured against the same simulated API on the same machine).
+DAEMON_ROOT = ROOT
 
 LATENCY = 0.020  # seconds the simulated API adds to every answer
 CONCURRENCY = 64
@@ -420,6 +423,7 @@ def write_config(
     critical: float = 86400,
     interval: str = "10m",
     discover: bool = False,
+    level: str = "info",
 ) -> Path:
     config = {
         "elevenlabs": {
@@ -435,7 +439,7 @@ def write_config(
         "poll": {"interval": interval, "jitter": 0, "spread": False},
         "thresholds": {"warning": warning, "critical": critical},
         "server": {"host": "127.0.0.1", "port": 0},
-        "logging": {"level": "info", "format": "json"},
+        "logging": {"level": level, "format": "json"},
     }
     path = directory / f"config-{len(agent_ids)}-{time.monotonic_ns()}.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
@@ -446,7 +450,7 @@ def compile_daemon() -> None:
     """The daemon's bytecode, as the image has it (compiled at build time): under
     PYTHONDONTWRITEBYTECODE every start would compile ours from source, the compiler's
     peak counting in VmHWM (0.45 MiB at one agent)."""
-    compileall.compile_dir(ROOT / "monitor", quiet=1)
+    compileall.compile_dir(DAEMON_ROOT / "monitor", quiet=1)
 
 
 def start_daemon(children: Children, config: Path, timeout: float = 60) -> Daemon:
@@ -457,7 +461,7 @@ def start_daemon(children: Children, config: Path, timeout: float = 60) -> Daemo
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
-        cwd=ROOT,
+        cwd=DAEMON_ROOT,
     )
     daemon = Daemon(proc)
     for target in (daemon.read_stdout, daemon.read_stderr):
@@ -1178,6 +1182,108 @@ def metrics_report(results: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+# --- steady cycles at the shortest interval ----------------------------------------------------------
+
+SHORTEST_INTERVAL = "1s"  # the config's minimum (poll.interval)
+
+
+def cycles_run(
+    children: Children, sim: Sim, tmp: Path, agents: int, seconds: float
+) -> dict[str, Any]:
+    """One daemon polling `agents` every second: after two warm-up cycles, its CPU over
+    `seconds` of steady cycles per request the simulator answered, and each cycle's time
+    (the daemon's `cycle_finished` lines, logged at debug and only once a cycle)."""
+    ids = [f"agent_{i:06d}" for i in range(agents)]
+    config = write_config(tmp, sim.url, ids, interval=SHORTEST_INTERVAL, level="debug")
+    daemon = start_daemon(children, config)
+    try:
+        wait_until(lambda: len(daemon.events("cycle_finished")) >= 3, 30, "two warm-up cycles")
+        seen = len(daemon.events("cycle_finished"))
+        cpu0, requests0 = cpu_seconds(daemon.proc.pid), sim.stats()["requests"]
+        time.sleep(seconds)
+        cpu1, requests1 = cpu_seconds(daemon.proc.pid), sim.stats()["requests"]
+        daemon.alive()
+        cycles = [float(x.data["seconds"]) for x in daemon.events("cycle_finished")[seen:]]
+        overruns = len(daemon.events("cycle_overrun"))
+        hwm = memory_kib(daemon.proc.pid, "VmHWM")
+    finally:
+        stop_daemon(children, daemon)
+    requests = int(requests1 - requests0)
+    return {
+        "agents": agents,
+        "seconds": seconds,
+        "requests": requests,
+        "cpu_s": cpu1 - cpu0,
+        "cpu_ms_per_poll": (cpu1 - cpu0) / max(1, requests) * 1000,
+        "cycles_s": cycles,
+        "cycle_median_s": statistics.median(cycles) if cycles else math.nan,
+        "floor_s": agents * LATENCY / CONCURRENCY,
+        "overruns": overruns,
+        "vm_hwm_mb": hwm / 1024,
+    }
+
+
+def cycles_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """`args.runs` daemons, one after another, each `args.seconds` of 1 s cycles."""
+    agents = 200 if args.quick else 1000
+    results: dict[str, Any] = {
+        "mode": "cycles",
+        "daemon_root": str(DAEMON_ROOT),
+        "interval": SHORTEST_INTERVAL,
+        "machine": machine(),
+        "runs": [],
+    }
+    started = time.monotonic()
+    children = Children()
+    try:
+        with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp_name:
+            sim = start_sim(children, agents, LATENCY)
+            for index in range(args.runs):
+                progress(f"cycles: run {index + 1} of {args.runs}, {agents} agents every 1 s")
+                run = cycles_run(children, sim, Path(tmp_name), agents, args.seconds)
+                progress(
+                    f"  {run['cpu_ms_per_poll']:.3f} ms CPU/poll, cycle median "
+                    f"{run['cycle_median_s']:.3f} s, {run['overruns']} overruns"
+                )
+                results["runs"].append(run)
+    finally:
+        children.close()
+    results["elapsed_s"] = time.monotonic() - started
+    return results
+
+
+def cycles_report(results: dict[str, Any]) -> str:
+    """CPU per poll and cycle time as the median over the runs, with their spread."""
+    runs = results["runs"]
+    m = results["machine"]
+    cpu = [r["cpu_ms_per_poll"] for r in runs]
+    cycle = [r["cycle_median_s"] for r in runs]
+    floor = runs[0]["floor_s"]
+    every = [c for r in runs for c in r["cycles_s"]]
+    every.sort()
+    p90 = every[max(0, math.ceil(0.9 * len(every)) - 1)] if every else math.nan
+    return "\n".join(
+        [
+            f"machine: {m['nproc']} CPU(s), {m['cpu_model']}, Python {m['python']}; "
+            f"daemon from {results['daemon_root']}",
+            f"{runs[0]['agents']} agents polled every {results['interval']} (spread off), "
+            f"{len(runs)} daemons x {runs[0]['seconds']:g} s of steady cycles, "
+            f"+{LATENCY * 1000:.0f} ms per answer, {CONCURRENCY} in flight",
+            f"CPU per poll: median {statistics.median(cpu):.3f} ms "
+            f"(spread {min(cpu):.3f} to {max(cpu):.3f}; runs: "
+            + ", ".join(f"{x:.3f}" for x in cpu)
+            + ")",
+            f"cycle time: median {statistics.median(cycle):.3f} s = "
+            f"{statistics.median(cycle) / floor:.2f}x the floor ({floor:.3f} s); "
+            f"per run {min(cycle):.3f} to {max(cycle):.3f} s; p90 of all {len(every)} cycles "
+            f"{p90:.3f} s; overruns {sum(r['overruns'] for r in runs)}",
+            f"peak RSS: {min(r['vm_hwm_mb'] for r in runs):.1f} to "
+            f"{max(r['vm_hwm_mb'] for r in runs):.1f} MiB",
+            f"total benchmark time: {results['elapsed_s']:.0f} s",
+        ]
+    )
+
+
 # --- main -----------------------------------------------------------------------------------------
 
 
@@ -1237,7 +1343,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     roles = parser.add_subparsers(dest="role")
     sim = roles.add_parser("_sim", help=argparse.SUPPRESS)
@@ -1263,7 +1369,24 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the /metrics and memory targets: 1 and 10,000 agents, --runs times",
     )
-    parser.add_argument("--runs", type=int, default=3, help="rounds of --metrics (default 3)")
+    parser.add_argument(
+        "--cycles",
+        action="store_true",
+        help="1,000 agents polled every 1 s (the shortest interval): CPU per poll and cycle "
+        "time, the median of --runs daemons with the spread",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="steady cycles measured per --cycles run"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=3, help="rounds of --metrics or --cycles (default 3)"
+    )
+    parser.add_argument(
+        "--daemon-root",
+        metavar="DIR",
+        help="run the daemon from this checkout (another commit's code) against this "
+        "script's simulated API",
+    )
     parser.add_argument(
         "--no-pool-variant", action="store_true", help="skip the SDK run with a 64-wide pool"
     )
@@ -1272,7 +1395,11 @@ def main(argv: list[str] | None = None) -> int:
         default=str(Path(tempfile.gettempdir()) / "monitor-bench-profile.txt"),
         help="where py-spy's raw (collapsed) stacks go; speedscope opens them",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.role == "_sim":
         return serve_sim(args)
     if args.role == "_sdk":
@@ -1280,17 +1407,22 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.from_json:
         saved = json.loads(Path(args.from_json).read_text())
-        print(metrics_report(saved) if "runs" in saved else report(saved))
+        print(_report_of(saved))
         return 0
+    if args.daemon_root:
+        global DAEMON_ROOT  # noqa: PLW0603 - set once, before any daemon starts
+        DAEMON_ROOT = Path(args.daemon_root).resolve()
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGALRM, _on_alarm)
-    if args.metrics:
+    if args.cycles:
+        signal.alarm(int((args.seconds + 30) * args.runs) + 30)
+    elif args.metrics:
         signal.alarm(120 * args.runs)
     else:
         signal.alarm(90 if args.quick else 600)
     compile_daemon()
     try:
-        results = metrics_bench(args) if args.metrics else bench(args)
+        results = _measure(args)
     finally:
         signal.alarm(0)
     if args.save:
@@ -1298,8 +1430,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        print(metrics_report(results) if args.metrics else report(results))
+        print(_report_of(results))
     return 0
+
+
+def _measure(args: argparse.Namespace) -> dict[str, Any]:
+    if args.cycles:
+        return cycles_bench(args)
+    return metrics_bench(args) if args.metrics else bench(args)
+
+
+def _report_of(results: dict[str, Any]) -> str:
+    if results.get("mode") == "cycles":
+        return cycles_report(results)
+    return metrics_report(results) if "runs" in results else report(results)
 
 
 if __name__ == "__main__":
