@@ -138,6 +138,9 @@ class StandIn:
     creators: dict[str, str] = field(default_factory=dict)  # agent_id -> its creator
     user_id: str = "user_standin"  # the key's user
     listing_queries: list[dict[str, list[str]]] = field(default_factory=list)  # as received
+    # agent_id -> its row's `last_call_time_unix_secs`, any JSON value (null: never called);
+    # an agent not here has no such field (unknown).
+    last_calls: dict[str, Any] = field(default_factory=dict)
     in_flight: int = 0
     max_in_flight: int = 0
 
@@ -260,13 +263,24 @@ class _Handler(BaseHTTPRequestHandler):
         if query.keys() & {"search", "tags", "created_by_user_id"}:
             # Only when asked: 50,000 rows filtered for each of 501 pages took 9 s a listing.
             listing = [row for row in listing if standin.lists(row[0], row[1], query)]
+        if "archived" in query:
+            # As the API: `archived=true` lists the archived agents only, `false` the others.
+            archived = query["archived"][0] == "true"
+            listing = [row for row in listing if row[2] is archived]
         size = int(query.get("page_size", ["30"])[0])
         start = int(query.get("cursor", ["0"])[0])
         page = listing[start : start + size]
         more = start + size < len(listing)
+        calls = standin.last_calls
         body = {
             "agents": [
-                {"agent_id": a, "name": n, "archived": arch, "tags": standin.tags.get(a, [])}
+                {
+                    "agent_id": a,
+                    "name": n,
+                    "archived": arch,
+                    "tags": standin.tags.get(a, []),
+                    **({"last_call_time_unix_secs": calls[a]} if a in calls else {}),
+                }
                 for a, n, arch in page
             ],
             "next_cursor": str(start + size) if more else None,

@@ -68,6 +68,7 @@ def test_only_the_agents_that_pass_every_filter_are_watched_with_their_tag_label
         assert query["search"] == ["prod"]
         assert query["tags"] == ["customer-facing", "partner"]
         assert query["created_by_user_id"] == ["@me"]
-        assert query["archived"] == ["false"]
         assert not {"exclude_tags", "name_pattern", "labels_from_tags"} & set(query)
+    # The live listing, and the exposure sweep's (archived agents), filtered alike.
+    assert {q["archived"][0] for q in standin.listing_queries} == {"false", "true"}
     assert daemon.stop() == 0

@@ -55,7 +55,8 @@ def test_discovery_watches_every_listed_agent_and_follows_the_listing(
     standin.set("configured", link(None))
     path = write_config(
         ["configured"],
-        discover=True,
+        # The live listing only: the exposure sweep of the archived ones is test_usage.py's.
+        discover={"archived": False},
         poll={"interval": "1h", "jitter": 0, "discovery_interval": "1s"},
         elevenlabs={"max_requests_per_second": 1000, "max_concurrency": 16},
     )
@@ -105,7 +106,8 @@ def test_three_replicas_watch_every_agent_exactly_once_at_the_server(
     ]
     for daemon in replicas:
         wait_until(lambda d=daemon: d.get("/readyz")[0] == 200)  # type: ignore[misc]
-    polled = sorted(r.path.split("/")[4] for r in standin.requests)
+    # The link polls (each replica also lists the workspace for its agents' usage).
+    polled = sorted(r.path.split("/")[4] for r in standin.requests if r.path.endswith("/link"))
     assert polled == sorted(agents)  # each agent asked for once, by one replica
     watched = [
         {dict(k)["agent_id"] for k in d.samples("elevenlabs_agent_link_poll_success")}
@@ -181,7 +183,9 @@ def test_a_bad_listing_row_is_skipped_alone_and_a_null_name_is_an_empty_name(
     for agent_id in ("named", "unnamed", "last"):
         standin.set(agent_id, link(canary_token(agent_id), time.time() + 30 * 86400))
     path = write_config(
-        [], discover=True, poll={"interval": "1h", "jitter": 0, "discovery_interval": "1h"}
+        [],
+        discover={"archived": False},  # one listing: the stand-in answers any with these rows
+        poll={"interval": "1h", "jitter": 0, "discovery_interval": "1h"},
     )
     started = time.time()
     daemon = start_daemon(path)
@@ -239,7 +243,7 @@ def test_a_listing_past_its_bounds_fails_and_the_last_good_list_is_kept(
         standin.set(agent_id, link(canary_token(agent_id), time.time() + 30 * 86400))
     path = write_config(
         [],
-        discover=True,
+        discover={"archived": False},  # runs of the live listing alone, counted below
         # A listing's deadline is 0.9 of this: the 501 pages below take about 2 s here.
         poll={"interval": "1h", "jitter": 0, "discovery_interval": "8s"},
         elevenlabs={"max_requests_per_second": 1000, "max_concurrency": 16},

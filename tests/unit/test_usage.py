@@ -211,3 +211,29 @@ def test_a_link_without_expiry_on_an_archived_agent_is_live() -> None:
     assert record is not None
     with structlog.testing.capture_logs():
         assert alerts.exposure(record, NOW) == "archived_link_live"
+
+
+# --- the config -------------------------------------------------------------------------------
+
+
+def test_the_sweep_and_the_active_window_are_keys_validated_like_the_others() -> None:
+    from pydantic import ValidationError
+
+    from monitor.config.schema import Config
+
+    base = {"agents": [{"id": "a"}]}
+    config = Config.model_validate(base)
+    assert config.usage.active_window == 7 * DAY
+    assert Config.model_validate({**base, "usage": {"active_window": "30d"}}).usage.active_window
+    swept = Config.model_validate({"discover": {"archived": False}})
+    assert swept.resolved_workspaces()[0].discovery is not None
+    assert swept.resolved_workspaces()[0].discovery.archived is False  # type: ignore[union-attr]
+    assert Config.model_validate({"discover": True}).resolved_workspaces()[0].discovery.archived  # type: ignore[union-attr]
+    for bad in (
+        {"usage": {"active_window": "10m"}},  # under an hour
+        {"usage": {"active_window": "4000d"}},
+        {"usage": {"window": "7d"}},  # a typo
+        {"discover": {"archived": "sometimes"}},
+    ):
+        with pytest.raises(ValidationError):
+            Config.model_validate({**base, **bad})
