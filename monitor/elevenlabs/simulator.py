@@ -51,20 +51,18 @@ def demo_agents() -> list[SimAgent]:
     day = 86400.0
     return [
         SimAgent("agent_demo_ok", "support-bot", Behaviour.EXPIRES, 30 * day),
-        SimAgent("agent_demo_warning", "sales-bot", Behaviour.EXPIRES, 3 * day),
+        # Usage: a sales bot nobody called for a month (idle), an onboarding bot never called.
+        SimAgent(
+            "agent_demo_warning", "sales-bot", Behaviour.EXPIRES, 3 * day, called_ago=30 * day
+        ),
         SimAgent("agent_demo_critical", "billing-bot", Behaviour.EXPIRES, 6 * 3600.0),
         SimAgent("agent_demo_expired", "legacy-bot", Behaviour.EXPIRES, -2 * 3600.0),
         SimAgent("agent_demo_no_expiry", "faq-bot", Behaviour.NO_EXPIRY),
-        SimAgent("agent_demo_missing", "onboarding-bot", Behaviour.MISSING),
+        SimAgent("agent_demo_missing", "onboarding-bot", Behaviour.MISSING, called_ago=None),
         SimAgent("agent_demo_not_found", "deleted-bot", Behaviour.NOT_FOUND),
         SimAgent("agent_demo_flapping", "flaky-bot", Behaviour.FLAPPING, 20 * day),
         # Crosses into `warning` 45 s into the demo: watch the on-time link_alert.
         SimAgent("agent_demo_crossing", "promo-bot", Behaviour.EXPIRES, 7 * day + 45),
-        # Usage and exposure: an agent nobody called for a month, one never called, and an
-        # archived one whose link is still live (a door nobody closed).
-        SimAgent("agent_demo_idle", "winter-bot", Behaviour.EXPIRES, 2 * day, called_ago=30 * day),
-        SimAgent("agent_demo_never", "draft-bot", Behaviour.EXPIRES, 60 * day, called_ago=None),
-        SimAgent("agent_demo_archived", "old-support-bot", Behaviour.NO_EXPIRY, archived=True),
     ]
 
 
