@@ -29,7 +29,7 @@ from prometheus_client.utils import floatToGoString
 
 from monitor.config.holder import ConfigHolder
 from monitor.evaluate import STATES, Kind, State, Thresholds
-from monitor.model import AgentKey, Health
+from monitor.model import UNKNOWN, AgentKey, Health
 from monitor.peragent import PerAgent
 from monitor.store import AgentRecord, Store
 from monitor.web.ownmetrics import MonitorCollector
@@ -112,6 +112,12 @@ LAST_CALL = Family(
     "Unix time the agent was last called, as the agent listing says; absent when never "
     "called or unknown.",
 )
+NEVER_CALLED = Family(
+    "elevenlabs_agent_never_called",
+    "gauge",
+    "1 when the agent listing says the agent was never called, 0 when it says when it last "
+    "was; absent when unknown (so rules tell never from unknown).",
+)
 ARCHIVED = Family(
     "elevenlabs_agent_archived",
     "gauge",
@@ -128,6 +134,7 @@ AGENT_FAMILIES = (
     ROTATIONS,
     THRESHOLD,
     LAST_CALL,
+    NEVER_CALLED,
     ARCHIVED,
 )
 
@@ -185,6 +192,11 @@ def render_agent(record: AgentRecord, state: State, thresholds: Thresholds) -> t
         f"{LAST_CALL.name}{{{labels}}} {_number(record.last_call)}\n"
         if isinstance(record.last_call, float)
         else "",
+        # Unknown usage keeps an alert's severity, never usage lowers it: rules must tell
+        # "never called" (an idle link) from "nobody said" (no data), which LAST_CALL cannot.
+        ""
+        if record.last_call is UNKNOWN
+        else f"{NEVER_CALLED.name}{{{labels}}} {1.0 if record.last_call is None else 0.0}\n",
         # None: no listing said (a configured agent whose workspace's listings fail).
         ""
         if record.archived is None

@@ -33,6 +33,7 @@ NOW = 1_800_000_000.0
 DAY = 86400.0
 LAST_CALL = "elevenlabs_agent_last_call_timestamp_seconds"
 ARCHIVED = "elevenlabs_agent_archived"
+NEVER_CALLED = "elevenlabs_agent_never_called"
 
 # --- the row: whatever last_call_time_unix_secs holds, the row is kept ------------------------
 
@@ -130,6 +131,9 @@ def test_the_series_say_what_the_listing_said_and_nothing_else() -> None:
     found = series(metrics)
     # Absent when never called or unknown: a rule reads absence as "no data", never as idle.
     assert found[LAST_CALL] == {"called": NOW - 3 * DAY, "archived": NOW - 300 * DAY}
+    # Never called is said outright (an idle link), unknown is absent (no data): the rules
+    # lower an alert's severity only for the first.
+    assert found[NEVER_CALLED] == {"called": 0, "never": 1, "archived": 0}
     # Only for agents a listing has said something of.
     assert found[ARCHIVED] == {"called": 0, "never": 0, "unknown": 0, "archived": 1}
 
@@ -141,6 +145,7 @@ def test_usage_that_goes_away_takes_its_series_with_it() -> None:
     store.set_usage({})  # the listing failed: unknown again
     found = series(metrics)
     assert LAST_CALL not in found
+    assert NEVER_CALLED not in found
     assert ARCHIVED not in found
 
 
