@@ -11,6 +11,7 @@ import structlog
 
 from monitor.config.holder import ConfigHolder
 from monitor.evaluate import ALERTING, Kind, State
+from monitor.fleet import WorkspaceHealth
 from monitor.model import AgentKey, PollFailure, iso
 from monitor.store import AgentRecord
 
@@ -146,3 +147,31 @@ def _expiry_fields(record: AgentRecord, now: float) -> dict[str, Any]:
         "expires_at": iso(observation.expires_at),
         "seconds_left": round(observation.expires_at - now),
     }
+
+
+class WorkspaceAlerts:
+    """`workspace_failing` when a workspace starts failing as a whole (or its cause changes),
+    `workspace_recovered` when it stops: one line per workspace where its agents' `poll_failed`
+    lines number in thousands, for a log-based alert to page on once."""
+
+    def __init__(self, settings: ConfigHolder) -> None:
+        self._settings = settings
+        self._causes: dict[str, str] = {}
+
+    def update(self, verdicts: dict[str, WorkspaceHealth]) -> None:
+        causes: dict[str, str] = {}
+        for workspace, verdict in sorted(verdicts.items()):
+            before = self._causes.get(workspace)
+            fields: dict[str, Any] = {"workspace": workspace}
+            labels = self._settings.current.workspace_labels.get(workspace)
+            if labels:
+                fields["labels"] = dict(labels)
+            counts = {"agents_failing": verdict.failing, "agents_polled": verdict.polled}
+            if verdict.cause is not None:
+                causes[workspace] = verdict.cause
+                if verdict.cause != before:
+                    log.error("workspace_failing", **fields, reason=verdict.cause, **counts)
+            elif before is not None:
+                log.info("workspace_recovered", **fields, reason=before, **counts)
+        # A workspace that left the config takes its memory with it, and says nothing.
+        self._causes = causes

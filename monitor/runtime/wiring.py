@@ -13,11 +13,12 @@ from pathlib import Path
 import structlog
 
 from monitor import logs
-from monitor.alerts import AlertLog
+from monitor.alerts import AlertLog, WorkspaceAlerts
 from monitor.config.holder import ConfigHolder
 from monitor.config.keys import KeyReader
 from monitor.config.schema import Config
 from monitor.elevenlabs.pool import ClientFactory, ClientPool, http_clients, wanted_clients
+from monitor.fleet import workspace_health
 from monitor.model import AgentKey, Health, Target
 from monitor.runtime.cycle import Cycle
 from monitor.runtime.discovery import Discovery
@@ -55,6 +56,7 @@ class Runtime:
         self.serving = config.server  # bound once, by the daemon at start: a reload keeps it
         self.store = Store()
         self.alerts = AlertLog(self.settings)
+        self.workspace_alerts = WorkspaceAlerts(self.settings)
         self.metrics = Metrics(self.store, self.health, self.settings, clock)
         self.clients = ClientPool(make_client or http_clients(self.metrics.poll_duration.observe))
         self.ontime = OnTime(self.store, self.alerts, self.settings, clock)
@@ -125,6 +127,10 @@ class Runtime:
 
     async def poll_cycle(self) -> None:
         await self.cycle.run(self.config.poll.interval, spread=self.config.poll.spread)
+        # Once a cycle, not per poll: the verdict reads every agent's record.
+        names = [w.name for w in self.settings.current.workspaces]
+        failing = self.health.discovery_failing
+        self.workspace_alerts.update(workspace_health(self.store.snapshot(), names, failing))
 
     async def discover(self) -> None:
         """Refresh the agents of every discovering workspace, what the listings say of every

@@ -46,6 +46,9 @@ def test_a_revoked_key_fails_the_workspace_once_and_a_restored_one_clears_it(
         what="every agent's poll to fail",
     )
     assert causes(daemon) == {**healthy, "unauthorized": 1.0}
+    # One line for the workspace, where each agent's poll_failed lines repeat every cycle.
+    failing = daemon.wait_for("workspace_failing")
+    assert (failing["workspace"], failing["reason"]) == ("default", "unauthorized")
     # The links' states stand: a dead key does not hide a link's expiry.
     assert {daemon.state_of(a) for a in AGENTS} == {"ok"}
 
@@ -55,5 +58,7 @@ def test_a_revoked_key_fails_the_workspace_once_and_a_restored_one_clears_it(
         what="every agent's poll to answer again",
     )
     assert causes(daemon) == healthy
+    daemon.wait_for("workspace_recovered", reason="unauthorized")
+    assert len(daemon.events("workspace_failing")) == 1
     assert_clean("/metrics", daemon.metrics_text())
     assert daemon.stop() == 0
