@@ -169,6 +169,9 @@ class ListingFilter:
     name_pattern: NamePattern | None = None  # searched in the name (RE2: linear time)
     created_by_user_id: str | None = None  # `@me` or a user id
     label_prefixes: tuple[str, ...] = ()  # of `labels_from_tags`: the tags worth keeping
+    # Only these agents (a configured workspace's usage listing): the rest of a 50,000-row
+    # listing is dropped row by row, not held until its last page.
+    agent_ids: frozenset[str] | None = None
 
     def kept_tags(self, tags: tuple[str, ...]) -> tuple[str, ...]:
         """The tags a kept agent still needs once filtered: those a label is taken from.
@@ -191,6 +194,8 @@ class ListingFilter:
 
     def keeps(self, agent: AgentSummary) -> bool:
         """Whether a listed agent passes what is checked on the answer."""
+        if self.agent_ids is not None and agent.agent_id not in self.agent_ids:
+            return False
         if self.tags and set(self.tags).isdisjoint(agent.tags):
             return False
         if self.exclude_tags and not set(self.exclude_tags).isdisjoint(agent.tags):

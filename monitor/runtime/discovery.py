@@ -194,7 +194,13 @@ class Discovery:
         filtered as `wanted` says; of another: only to mark its configured agents). True if
         the sweep's list changed. A failure is logged once, when it starts or its reason
         changes, and shown per workspace; it never marks the workspace failing."""
-        query = wanted.listing_filter() if wanted is not None else ListingFilter()
+        if wanted is not None:
+            query = wanted.listing_filter()
+        else:
+            own = next(
+                (w.agents for w in self._settings.current.workspaces if w.name == workspace), ()
+            )
+            query = ListingFilter(agent_ids=frozenset(a.id for a in own))
         listing = await self._fetch(workspace, client, seconds, query, archived=archived)
         now = next((w for w in self._settings.current.workspaces if w.name == workspace), _GONE)
         if now is _GONE or getattr(now, "discovery", None) != wanted:
