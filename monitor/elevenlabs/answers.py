@@ -24,6 +24,7 @@ from monitor.model import (
     RETRYABLE,
     AgentLinkResponse,
     AgentListResponse,
+    AgentRow,
     AgentSummary,
     LinkAnswer,
     PollFailure,
@@ -256,7 +257,7 @@ def listed_agent(row: object, index: int, tally: RowTally) -> AgentSummary | Non
     a key would leave part of it unrecognised); each tag likewise, cut to MAX_TAG_CHARS (at most
     MAX_ROW_TAGS of them, strings only: a row's bad tags never cost the row)."""
     try:
-        agent = AgentSummary.model_validate(row)
+        agent = AgentRow.model_validate(row)
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_input=False, include_context=False)[0]
         field_name = ".".join(str(part) for part in error["loc"]) or "the row"
@@ -268,7 +269,7 @@ def listed_agent(row: object, index: int, tally: RowTally) -> AgentSummary | Non
         tally.cut_name(index)
     # Tags as names: upstream text that may become a label value (labels_from_tags).
     tags = tuple(redact(_text(tag))[:MAX_TAG_CHARS] for tag in agent.tags)
-    return AgentSummary.model_construct(
+    return AgentSummary(
         agent_id=_text(agent.agent_id),
         name=name,
         archived=agent.archived,

@@ -243,7 +243,7 @@ class ElevenLabsClient:
                     if not query.keeps(agent):
                         continue
                     if agent.tags:
-                        agent = agent.model_copy(update={"tags": query.kept_tags(agent.tags)})
+                        agent = dataclasses.replace(agent, tags=query.kept_tags(agent.tags))
                     if len(agents) == MAX_LISTED_AGENTS:
                         return PollFailure(
                             Reason.INVALID_RESPONSE,

@@ -19,9 +19,7 @@ API_KEY = "sk_usage_listing_test_key_000000"
 
 
 def row(agent_id: str, last_call: float | None) -> AgentSummary:
-    return AgentSummary.model_validate(
-        {"agent_id": agent_id, "last_call_time_unix_secs": last_call}
-    )
+    return AgentSummary(agent_id, last_call_time_unix_secs=last_call)
 
 
 def test_a_filter_on_ids_keeps_those_ids_only() -> None:
