@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 DEMO_VENV := .venv-demo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-fast lint typecheck unit tools node venv bench screenshot dist clean
+.PHONY: demo test test-fast lint typecheck unit tools node venv bench screenshot dist mixin clean
 
 demo: $(DEMO_VENV)/.installed  ## run the daemon against the built-in simulated API
 	$(DEMO_VENV)/bin/elevenlabs-link-monitor demo
@@ -73,6 +73,11 @@ bench: venv  ## figures of docs' Performance section (about 3 minutes; --quick: 
 dist: venv  ## the release's artifacts, checked and reproducible, in dist/ (about 20 s)
 	rm -rf dist
 	$(BIN)/python deploy/release/dist.py --outdir dist
+
+# The monitoring mixin (deploy/mixin/) is the one source of the alert and recording rules:
+# rewrite rules.yml, the chart's PrometheusRule, the Grafana dashboard and alert rules from it.
+mixin: venv  ## regenerate every rules file and the dashboard from deploy/mixin
+	$(BIN)/python deploy/mixin/build.py
 
 clean:
 	rm -rf dist $(VENV) $(DEMO_VENV) node_modules .mypy_cache .pytest_cache .ruff_cache .hypothesis

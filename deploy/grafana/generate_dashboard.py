@@ -9,7 +9,8 @@ and committed; never edit them by hand:
 - ``deploy/grafana/provisioning/alerting/elevenlabs-link-monitor.yaml``: Grafana
   alert rules (file-provisioning format) equivalent to the Prometheus alerts in
   ``deploy/prometheus/rules.yml``, for setups that alert from Grafana rather
-  than from Prometheus + Alertmanager.
+  than from Prometheus + Alertmanager. Both come from the monitoring mixin
+  (``deploy/mixin/``): this script reads its alerts' Grafana twins.
 
 Usage, from the repository root::
 
@@ -53,7 +54,7 @@ from grafana_foundation_sdk.models.alerting import Query as AlertQuery
 from grafana_foundation_sdk.models.alerting import RelativeTimeRange
 
 HERE = Path(__file__).resolve().parent
-RULES_GENERATOR_PATH = HERE.parent / "helm" / "generate_chart_files.py"
+MIXIN_BUILD_PATH = HERE.parent / "mixin" / "build.py"
 DASHBOARD_PATH = HERE / "dashboards" / "elevenlabs-link-monitor.json"
 ALERTS_PATH = HERE / "provisioning" / "alerting" / "elevenlabs-link-monitor.yaml"
 
@@ -72,21 +73,6 @@ DAY = 86400
 WARNING_SECONDS = 7 * DAY  # the monitor's default thresholds.warning
 CRITICAL_SECONDS = 1 * DAY  # the monitor's default thresholds.critical
 
-
-def _owner_labels() -> tuple[str, ...]:
-    """The one list of owner labels, OWNER_LABELS of the rules' generator (the chart's)."""
-    spec = importlib.util.spec_from_file_location("_rules_generator", RULES_GENERATOR_PATH)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {RULES_GENERATOR_PATH}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    labels: tuple[str, ...] = tuple(module.OWNER_LABELS)
-    return labels
-
-
-# The labels every per-agent alert carries besides its identity, so that a notification
-# policy can route on them (deploy/prometheus/rules.yml joins the same ones).
-OWNER_LABELS = _owner_labels()
 
 STATES = ("ok", "warning", "critical", "expired", "missing", "not_found", "unknown")
 STATE_COLORS = {
@@ -675,332 +661,22 @@ def render_dashboard() -> str:
 # ---------------------------------------------------------------------------
 # Alert rules
 
-# The alert's identity: the agent's name is not in it, so a rename neither resolves nor
-# restarts an alert; the annotations read the name from query N instead.
-_AGENT_KEYS = "job, workspace, agent_id"
-_OWNER_BY = "".join(f", {label}" for label in OWNER_LABELS)
-_OWNER_LIST = ", ".join(OWNER_LABELS)
-# Each agent's current name or, while the monitor is away (a restart), its name in the past
-# 15 minutes (the alerts' fallback window); with the owner labels, so that its labels hold
-# those of the alert (Grafana matches N to an alert by one label set including the other).
-# An agent without an info series (a monitor older than 0.2) gets a nameless series: were
-# N empty, Grafana would take the whole rule for NoData.
-_AGENT_NAME_QUERY = (
-    f"max by (job, workspace, agent_id, agent_name{_OWNER_BY}) (elevenlabs_agent_info or "
-    "(last_over_time(elevenlabs_agent_info[15m]) "
-    "unless on (job, workspace, agent_id) elevenlabs_agent_info))\n"
-    "or on (job, workspace, agent_id)\n"
-    'group by (job, workspace, agent_id) (last_over_time(elevenlabs_agent_link_state{state="unknown"}[15m]))'
-)
-
-# Same fallback as the recording rule in deploy/prometheus/rules.yml, inlined so
-# the Grafana rules need no Prometheus rules: the current expiry or, while the
-# monitor has no known state for the agent (restart, series absent, "unknown"),
-# the last value seen in the past 15 minutes.
-_EXPIRY_LAST_KNOWN = (
-    f"max by ({_AGENT_KEYS}) (elevenlabs_agent_link_expiry_timestamp_seconds)\n"
-    "or\n"
-    f"max by ({_AGENT_KEYS}) "
-    "(last_over_time(elevenlabs_agent_link_expiry_timestamp_seconds[15m]))\n"
-    f'  unless on ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state!="unknown"}} == 1)'
-)
+# The alert rules are the monitoring mixin's (deploy/mixin/alerts.libsonnet): each alert's
+# Grafana twin (grafanaManagedAlerts) shares its name, for:, severity, runbook and wording
+# with the Prometheus alert, and its query inlines the recording rules. The mixin is
+# rendered by deploy/mixin/build.py.
 
 
-def _threshold_last_known(level: str, default: int) -> str:
-    """The agent's own threshold (seconds) with the same fallback, else the default.
+def _mixin_alerts() -> list[dict[str, Any]]:
+    """The mixin's grafanaManagedAlerts, rendered with its default _config."""
+    spec = importlib.util.spec_from_file_location("_mixin_build", MIXIN_BUILD_PATH)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {MIXIN_BUILD_PATH}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    alerts: list[dict[str, Any]] = module.render()["grafanaManagedAlerts"]
+    return alerts
 
-    As elevenlabs_agent:link_threshold_seconds:last_known in rules.yml, for one level: the
-    default stands in for every agent with a known expiry where the monitor exports no
-    threshold (older than 0.2).
-    """
-    selector = f'elevenlabs_agent_link_threshold_seconds{{level="{level}"}}'
-    return (
-        f"max by ({_AGENT_KEYS}) ({selector})\n"
-        "or\n"
-        f"max by ({_AGENT_KEYS}) (last_over_time({selector}[15m]))\n"
-        f'  unless on ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state!="unknown"}} == 1)\n'
-        "or\n"
-        f"(\n{_EXPIRY_LAST_KNOWN}\n) * 0 + {default}"
-    )
-
-
-_WARNING_THRESHOLD = _threshold_last_known("warning", WARNING_SECONDS)
-_CRITICAL_THRESHOLD = _threshold_last_known("critical", CRITICAL_SECONDS)
-
-# As elevenlabs_agent:owner_labels:last_known in rules.yml: one series per agent, value 1,
-# with its owner labels (the current ones, else the newest seen in the past 15 minutes), or
-# none for an agent without an info series.
-_INFO_SEEN = f"group by ({_AGENT_KEYS}{_OWNER_BY}) (last_over_time(elevenlabs_agent_info[15m]))"
-_OWNER = (
-    f"group by ({_AGENT_KEYS}{_OWNER_BY}) (\n"
-    f"  topk by ({_AGENT_KEYS}) (1,\n"
-    f"    max by ({_AGENT_KEYS}{_OWNER_BY}) (timestamp(elevenlabs_agent_info))\n"
-    f"    or on ({_AGENT_KEYS})\n"
-    "    (\n"
-    f"      max by ({_AGENT_KEYS}{_OWNER_BY}) "
-    "(max_over_time(timestamp(elevenlabs_agent_info)[15m:1m]))\n"
-    f"      and\n      {_INFO_SEEN}\n"
-    f"      or\n      {_INFO_SEEN} * 0\n"
-    "    )\n"
-    "  )\n"
-    ")\n"
-    f"or on ({_AGENT_KEYS})\n"
-    f"group by ({_AGENT_KEYS}) "
-    '(last_over_time(elevenlabs_agent_link_state{state="unknown"}[15m]))'
-)
-
-
-def _owned(expr: str) -> str:
-    """A per-agent expression with the agent's owner labels joined in (its value kept)."""
-    return f"(\n{expr}\n)\n* on ({_AGENT_KEYS}) group_left ({_OWNER_LIST})\n(\n{_OWNER}\n)"
-
-
-def _within(upper: str, lower: str | None) -> str:
-    """Seconds left where under the `upper` threshold (and at least `lower`, or above 0),
-    else 0, for every agent with a known expiry: out of range is Normal, not missing."""
-    left = f"(\n{_EXPIRY_LAST_KNOWN}\n) - time()"
-    floor = f">= on ({_AGENT_KEYS}) (\n{lower}\n)" if lower is not None else "> 0"
-    return (
-        f"(\n{left}\n< on ({_AGENT_KEYS}) (\n{upper}\n)\n{floor}\n)\n"
-        f"or on ({_AGENT_KEYS})\n"
-        f"(\n{_EXPIRY_LAST_KNOWN}\n) * 0"
-    )
-
-
-def _state_last_known(state: str) -> str:
-    """1 while the agent is in ``state``, else 0, with the same 15m fallback; a series per agent."""
-    return (
-        f'max by ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state="{state}"}})\n'
-        f'  unless on ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state="unknown"}} == 1)\n'
-        "or\n"
-        f"max by ({_AGENT_KEYS}) "
-        f'(max_over_time(elevenlabs_agent_link_state{{state="{state}"}}[15m]))'
-    )
-
-
-_AGENT_NAME = "{{ with $values.N }}{{ .Labels.agent_name }} {{ end }}"
-AGENT_TEXT = (
-    f"agent {_AGENT_NAME}({{{{ $labels.agent_id }}}}) in workspace {{{{ $labels.workspace }}}}"
-)
-AGENT_TEXT_LONG = (
-    f"agent {_AGENT_NAME}(id {{{{ $labels.agent_id }}}}, workspace {{{{ $labels.workspace }}}})"
-)
-VALUE = "{{ humanizeDuration $values.B.Value }}"
-# The agent's threshold from query T, as 7d or 1d 12h (humanizeDuration's zeros dropped).
-THRESHOLD = (
-    "{{ with $values.T }}{{ humanizeDuration .Value | reReplaceAll `( 0[hms])+$` `` }}{{ end }}"
-)
-
-# (uid, title = the Prometheus alert's name, PromQL, evaluator, params, for,
-#  noDataState, severity, summary, description)
-ALERT_RULES: tuple[dict[str, Any], ...] = (
-    {
-        "uid": "ellm-link-expiring-soon",
-        "title": "ElevenLabsAgentLinkExpiringSoon",
-        # The seconds left where under the agent's warning threshold and at least its
-        # critical one, else 0.
-        "expr": _owned(_within(_WARNING_THRESHOLD, _CRITICAL_THRESHOLD)),
-        "threshold": _WARNING_THRESHOLD,
-        "evaluator": ("gt", [0]),
-        "for": "15m",
-        "no_data": "OK",
-        "severity": "warning",
-        "summary": f"ElevenLabs {AGENT_TEXT}: shareable link expires in {VALUE}",
-        "description": (
-            f"The shareable link of {AGENT_TEXT_LONG} expires within {THRESHOLD}, in {VALUE}. "
-            "Renew the link before it expires."
-        ),
-    },
-    {
-        "uid": "ellm-link-expiry-critical",
-        "title": "ElevenLabsAgentLinkExpiryCritical",
-        # The seconds left where under the agent's critical threshold and above 0, else 0.
-        "expr": _owned(_within(_CRITICAL_THRESHOLD, None)),
-        "threshold": _CRITICAL_THRESHOLD,
-        "evaluator": ("gt", [0]),
-        "for": "5m",
-        "no_data": "OK",
-        "severity": "critical",
-        "summary": f"ElevenLabs {AGENT_TEXT}: shareable link expires in {VALUE}",
-        "description": (
-            f"The shareable link of {AGENT_TEXT_LONG} expires within {THRESHOLD}, in {VALUE}. "
-            "Renew it now: callers will soon be unable to reach the agent."
-        ),
-    },
-    {
-        "uid": "ellm-link-expired",
-        "title": "ElevenLabsAgentLinkExpired",
-        "expr": _owned(f"time() - (\n{_EXPIRY_LAST_KNOWN}\n)"),
-        "evaluator": ("gt", [0]),
-        "for": "5m",
-        "no_data": "OK",
-        "severity": "critical",
-        "summary": f"ElevenLabs {AGENT_TEXT}: shareable link expired {VALUE} ago",
-        "description": (
-            f"The shareable link of {AGENT_TEXT_LONG} expired {VALUE} ago. "
-            "Callers using the link cannot reach the agent; create a new link."
-        ),
-    },
-    {
-        "uid": "ellm-link-missing",
-        "title": "ElevenLabsAgentLinkMissing",
-        # As in rules.yml: missing now, or for at least 40% of the past 30 minutes (a link
-        # missing on every other poll). That case comes first: `or` keeps the left side's
-        # value, and the last-known state is 0 between two missing polls.
-        "expr": _owned(
-            f"max by ({_AGENT_KEYS}) "
-            '(avg_over_time(elevenlabs_agent_link_state{state="missing"}[30m])) >= 0.4\n'
-            "or\n" + _state_last_known("missing")
-        ),
-        "evaluator": ("gt", [0]),
-        "for": "15m",
-        "no_data": "OK",
-        "severity": "critical",
-        "summary": f"ElevenLabs {AGENT_TEXT} has no shareable link",
-        "description": (
-            f"The API answered token: null for {AGENT_TEXT_LONG}: the agent has no shareable link. "
-            "Create one in the ElevenLabs dashboard."
-        ),
-    },
-    {
-        "uid": "ellm-agent-not-found",
-        "title": "ElevenLabsAgentNotFound",
-        "expr": _owned(_state_last_known("not_found")),
-        "evaluator": ("gt", [0]),
-        "for": "15m",
-        "no_data": "OK",
-        "severity": "critical",
-        "summary": f"ElevenLabs {AGENT_TEXT} was not found",
-        "description": (
-            f"The API answers 404 for {AGENT_TEXT_LONG}: it was deleted, "
-            "or the id in the monitor's config is wrong, or the key belongs to another workspace."
-        ),
-    },
-    {
-        "uid": "ellm-polling-failing",
-        "title": "ElevenLabsAgentLinkPollingFailing",
-        "expr": _owned(
-            f"max by ({_AGENT_KEYS}) (elevenlabs_agent_link_poll_success)\n"
-            f'  unless on ({_AGENT_KEYS}) (elevenlabs_agent_link_state{{state="not_found"}} == 1)'
-        ),
-        "evaluator": ("lt", [1]),
-        "for": "30m",
-        "no_data": "OK",
-        "severity": "warning",
-        "summary": f"elevenlabs-link-monitor cannot poll {AGENT_TEXT}",
-        "description": (
-            f"Every poll of {AGENT_TEXT_LONG} has failed for at least 30 minutes; "
-            "its link state may be stale. elevenlabs_agent_link_poll_errors_total and the "
-            "monitor's poll_failed log lines give the reason "
-            "(unauthorized: rotate the key or grant convai_read)."
-        ),
-    },
-    {
-        "uid": "ellm-monitor-down",
-        "title": "ElevenLabsLinkMonitorDown",
-        "expr": f'up{{job="{JOB}"}}',
-        "evaluator": ("lt", [1]),
-        "for": "10m",
-        "no_data": "OK",  # no target at all is ElevenLabsLinkMonitorAbsent's case
-        "severity": "critical",
-        "summary": "elevenlabs-link-monitor {{ $labels.instance }} is down",
-        "description": (
-            "Prometheus has failed to scrape elevenlabs-link-monitor at {{ $labels.instance }} "
-            "(job {{ $labels.job }}) for 10 minutes: "
-            "no ElevenLabs agent link is being watched by it."
-        ),
-    },
-    {
-        "uid": "ellm-monitor-absent",
-        "title": "ElevenLabsLinkMonitorAbsent",
-        # absent() returns nothing while all is well; a count that falls to 0
-        # says the same and always returns a sample.
-        "expr": f'count(up{{job="{JOB}"}}) or vector(0)',
-        "evaluator": ("lt", [1]),
-        "for": "15m",
-        "no_data": "Alerting",
-        "severity": "critical",
-        "summary": "elevenlabs-link-monitor is not scraped",
-        "description": (
-            f"Prometheus has had no target for job {JOB} for 15 minutes: "
-            "the monitor is not deployed, or its scrape config or ServiceMonitor does not "
-            "select it. No ElevenLabs agent link is being watched."
-        ),
-    },
-    {
-        "uid": "ellm-config-reload-failed",
-        "title": "ElevenLabsLinkMonitorConfigReloadFailed",
-        "expr": "elevenlabs_link_monitor_config_last_reload_successful",
-        "evaluator": ("lt", [1]),
-        "for": "5m",
-        "no_data": "OK",
-        "severity": "warning",
-        "summary": "elevenlabs-link-monitor {{ $labels.instance }} failed to reload its config",
-        "description": (
-            "The last config reload of elevenlabs-link-monitor at {{ $labels.instance }} "
-            "(job {{ $labels.job }}) failed; it keeps running with the previous config. "
-            "Run `elevenlabs-link-monitor validate-config` and fix the reported lines."
-        ),
-    },
-    {
-        "uid": "ellm-cycles-incomplete",
-        "title": "ElevenLabsLinkMonitorCyclesIncomplete",
-        # Poll cycles cut short at their deadline in the past hour; increase()
-        # ignores the counter's reset to 0 on a restart.
-        "expr": f'increase(elevenlabs_link_monitor_cycles_overrun_total{{job="{JOB}"}}[1h])',
-        "evaluator": ("gt", [0]),
-        "for": "30m",
-        "no_data": "OK",
-        "severity": "warning",
-        "summary": (
-            "elevenlabs-link-monitor {{ $labels.instance }} cannot poll every agent "
-            "within its poll interval"
-        ),
-        "description": (
-            "elevenlabs-link-monitor at {{ $labels.instance }} (job {{ $labels.job }}) keeps "
-            "cutting poll cycles short at their deadline (90% of poll.interval): it cannot poll "
-            "every agent in time, so agents are polled less often than configured. "
-            "Raise elevenlabs.max_requests_per_second or elevenlabs.max_concurrency within the "
-            "API's limits, or lengthen poll.interval (shards share the rate limit, so they help "
-            "only when concurrency or CPU is short); see Cycles and limits in docs/failure-behaviour.md."
-        ),
-    },
-    {
-        "uid": "ellm-discovery-failing",
-        "title": "ElevenLabsLinkMonitorDiscoveryFailing",
-        # Seconds without a successful listing of a discovering workspace: since the last
-        # one or, when none succeeded (failed listings say it discovers), since the start.
-        # 1800 s is twice the default poll.discovery_interval.
-        "expr": (
-            "time() - (\n"
-            f'  elevenlabs_link_monitor_discovery_last_success_timestamp_seconds{{job="{JOB}"}}\n'
-            "  or on (job, instance, workspace)\n"
-            "  (\n"
-            "    max without (reason) "
-            f'(elevenlabs_link_monitor_discovery_errors_total{{job="{JOB}"}}) * 0\n'
-            "    + on (job, instance) group_left ()\n"
-            f'    process_start_time_seconds{{job="{JOB}"}}\n'
-            "  )\n"
-            ")"
-        ),
-        "evaluator": ("gt", [1800]),
-        "for": "5m",
-        "no_data": "OK",  # no discovering workspace
-        "severity": "warning",
-        "summary": (
-            "elevenlabs-link-monitor {{ $labels.instance }} cannot list the agents of "
-            "workspace {{ $labels.workspace }}"
-        ),
-        "description": (
-            "elevenlabs-link-monitor at {{ $labels.instance }} (job {{ $labels.job }}) has had "
-            "no successful agent listing of workspace {{ $labels.workspace }} for "
-            f"{VALUE}: agents added since are not watched, and if no listing ever succeeded, "
-            "none of the workspace's agents are. elevenlabs_link_monitor_discovery_errors_total "
-            "and the monitor's discovery_failed log lines give the reason (unauthorized: grant "
-            "the key convai_read or rotate it); see the runbook."
-        ),
-    },
-)
 
 _EXPR_DS = model.DataSourceRef(type_val="__expr__", uid="__expr__")
 
@@ -1034,7 +710,9 @@ def _prometheus_query(ref_id: str, expr: str) -> alert_builders.Query:
 
 
 def _alert_rule(spec: dict[str, Any]) -> alert_builders.Rule:
-    evaluator, params = spec["evaluator"]
+    """One Grafana rule from the mixin's twin: A, reduced to its last value (B), against the
+    evaluator (C); N names the agent and T gives its threshold, for the annotations only."""
+    evaluator, param = spec["evaluator"]
     query = _prometheus_query("A", spec["expr"])
     reduce = _expression_query("B", expr_builders.TypeReduce().expression("A").reducer("last"))
     threshold = _expression_query(
@@ -1046,16 +724,16 @@ def _alert_rule(spec: dict[str, Any]) -> alert_builders.Rule:
                 expr_builders.ExprTypeThresholdConditions().evaluator(
                     expr_builders.ExprTypeThresholdConditionsEvaluator()
                     .type(evaluator)
-                    .params([float(p) for p in params])
+                    .params([float(param)])
                 )
             ]
         ),
     )
     queries: list[Builder[AlertQuery]] = [query, reduce, threshold]
-    if "elevenlabs_agent_" in spec["expr"]:
+    if spec["names"] is not None:
         # N: the agents' names, for the annotations only (never the alert's labels).
-        queries.append(_prometheus_query("N", _AGENT_NAME_QUERY))
-    if "threshold" in spec:
+        queries.append(_prometheus_query("N", spec["names"]))
+    if spec["threshold"] is not None:
         # T: the agent's threshold, for the annotations only.
         queries.append(_prometheus_query("T", spec["threshold"]))
     return (
@@ -1064,11 +742,17 @@ def _alert_rule(spec: dict[str, Any]) -> alert_builders.Rule:
         .condition("C")
         .queries(queries)
         .for_val(spec["for"])
-        .no_data_state(spec["no_data"])
+        .no_data_state(spec["noData"])
         .exec_err_state("Error")
         .is_paused(False)
         .labels({"severity": spec["severity"]})
-        .annotations({"summary": spec["summary"], "description": spec["description"]})
+        .annotations(
+            {
+                "summary": spec["summary"],
+                "description": spec["description"],
+                "runbook_url": spec["runbook_url"],
+            }
+        )
     )
 
 
@@ -1082,7 +766,7 @@ def build_alert_rules() -> dict[str, Any]:
     group = (
         alert_builders.RuleGroup(ALERT_GROUP)
         .interval(60)
-        .rules([_alert_rule(spec) for spec in ALERT_RULES])
+        .rules([_alert_rule(spec) for spec in _mixin_alerts()])
     )
     built = json.loads(json.dumps(group.build(), cls=JSONEncoder))
     rules = []
@@ -1141,11 +825,12 @@ _Dumper.add_representer(str, _represent_str)
 ALERTS_HEADER = """\
 # Grafana-managed alert rules for elevenlabs-link-monitor (file provisioning,
 # apiVersion 1), equivalent to the Prometheus alerts in
-# deploy/prometheus/rules.yml. Use these OR those, not both, unless you want
-# every alert twice. The queries name the data source with uid "prometheus"
+# deploy/prometheus/rules.yml: both come from the monitoring mixin (deploy/mixin/).
+# Use these OR those, not both, unless you want every alert twice. The queries name the data source with uid "prometheus"
 # (provisioning/datasources/prometheus.yaml).
 #
-# Generated by deploy/grafana/generate_dashboard.py: do not edit by hand.
+# Generated by deploy/grafana/generate_dashboard.py (deploy/mixin/build.py runs it):
+# do not edit by hand.
 """
 
 

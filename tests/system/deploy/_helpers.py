@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
 PROMETHEUS_DIR = DEPLOY / "prometheus"
 HELM_DIR = DEPLOY / "helm"
+MIXIN_DIR = DEPLOY / "mixin"
 CHART_DIR = HELM_DIR / "elevenlabs-link-monitor"
 SYSTEMD_DIR = DEPLOY / "systemd"
 RELEASE_DIR = DEPLOY / "release"
@@ -20,8 +21,8 @@ JOB = "elevenlabs-link-monitor"
 
 
 def rules_generator() -> ModuleType:
-    """deploy/helm/generate_chart_files.py, the rules' generator, as a module."""
-    return load_module("generate_chart_files", HELM_DIR / "generate_chart_files.py")
+    """deploy/mixin/build.py, which renders the mixin and writes every rules file, as a module."""
+    return load_module("mixin_build", MIXIN_DIR / "build.py")
 
 
 def release_script(name: str) -> ModuleType:

@@ -57,8 +57,9 @@ def test_amtool_check_config_can_fail(tmp_path: Path) -> None:
         # No owner label, or a team without a route: the platform team.
         ({"alertname": "ElevenLabsAgentLinkExpiringSoon"}, "platform"),
         ({"alertname": "ElevenLabsAgentNotFound", "team": "growth"}, "platform"),
-        # The monitor's own alerts carry no team.
+        # The monitor's own alerts and the workspace alerts carry no team.
         ({"alertname": "ElevenLabsLinkMonitorDown", "instance": "10.0.0.1:9877"}, "platform"),
+        ({"alertname": "ElevenLabsWorkspaceKeyRejected", "namespace": "links"}, "platform"),
     ],
 )
 def test_alerts_reach_their_teams_receiver(labels: dict[str, str], receiver: str) -> None:
@@ -68,6 +69,7 @@ def test_alerts_reach_their_teams_receiver(labels: dict[str, str], receiver: str
         "ElevenLabsAgentLinkMissing": "critical",
         "ElevenLabsAgentNotFound": "critical",
         "ElevenLabsLinkMonitorDown": "critical",
+        "ElevenLabsWorkspaceKeyRejected": "critical",
     }[labels["alertname"]]
     alert = {"job": JOB, "severity": severity, "workspace": "prod", "agent_id": "a1", **labels}
     assert _route(*(f"{key}={value}" for key, value in alert.items())) == receiver
@@ -80,7 +82,8 @@ def test_other_alerts_keep_the_default_route() -> None:
 def test_the_monitors_alerts_are_grouped_by_workspace_and_team() -> None:
     (monitor,) = _config()["route"]["routes"]
     assert monitor["matchers"] == [f'job="{JOB}"']
-    assert monitor["group_by"] == ["workspace", "team"]
+    # Two monitors in two namespaces are two groups.
+    assert monitor["group_by"] == ["namespace", "workspace", "team"]
     teams = {route["matchers"][0] for route in monitor["routes"]}
     assert teams == {'team="payments"', 'team="support"'}
     # Every receiver a route names exists (amtool checks it too).
@@ -92,3 +95,29 @@ def test_the_operations_guide_shows_the_example() -> None:
     guide = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
     assert "deploy/alertmanager/alertmanager.yml" in guide
     assert 'matchers: [team="payments"]' in guide
+
+
+def test_a_failing_workspace_inhibits_its_agents_poll_alerts() -> None:
+    """Defence in depth: the rules already hold the per-agent poll alerts back."""
+    rules = [
+        rule
+        for rule in _config()["inhibit_rules"]
+        if rule["target_matchers"] == ['alertname="ElevenLabsAgentLinkPollingFailing"']
+    ]
+    assert len(rules) == 1
+    (source,) = rules[0]["source_matchers"]
+    for alert in (
+        "ElevenLabsWorkspaceKeyRejected",
+        "ElevenLabsWorkspaceApiUnreachable",
+        "ElevenLabsWorkspacePollingFailing",
+    ):
+        assert alert in source
+    assert rules[0]["equal"] == ["job", "namespace", "workspace"]
+    # Every inhibition keeps two monitors in two namespaces apart.
+    assert all("namespace" in rule["equal"] for rule in _config()["inhibit_rules"])
+
+
+def test_the_readme_shows_the_example() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "deploy/alertmanager/alertmanager.yml" in readme
+    assert "group_by: [namespace, workspace, team]" in readme

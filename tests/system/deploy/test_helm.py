@@ -866,31 +866,14 @@ def test_promtool_accepts_the_rendered_rules(
     assert result.returncode == 0, output(result)
 
 
-def _as_in_rules_yml(groups: list[Manifest]) -> list[Manifest]:
-    """The chart's rules minus what the chart adds: runbook URLs, thresholds as numbers."""
-    groups = copy.deepcopy(groups)
-    for rule in (r for g in groups for r in g["rules"]):
-        rule.get("annotations", {}).pop("runbook_url", None)
-        rule["expr"] = rule["expr"].replace(str(7 * DAY), "7 * 86400")
-    return groups
-
-
 def test_default_rules_are_rules_yml(default: list[Manifest], tmp_path: Path) -> None:
-    """With the default values the chart's rules are rules.yml's, and pass its unit tests."""
+    """With the default values the chart's rules are rules.yml's (both rendered from the
+    mixin), runbook URLs and thresholds alike, and pass its unit tests."""
     promtool = require_tool("promtool")
     groups = _one(default, "PrometheusRule")["spec"]["groups"]
     source = yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text(encoding="utf-8"))
-    assert _as_in_rules_yml(groups) == source["groups"]
-
-    # The unit tests run on the rendered rules (runbook URLs aside, which they do not expect).
-    tested = _as_in_rules_yml(groups)
-    for rule, rendered_rule in zip(
-        (r for g in tested for r in g["rules"]),
-        (r for g in groups for r in g["rules"]),
-        strict=True,
-    ):
-        rule["expr"] = rendered_rule["expr"]
-    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": tested}), encoding="utf-8")
+    assert groups == source["groups"]
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": groups}), encoding="utf-8")
     shutil.copy(PROMETHEUS_DIR / "rules_test.yml", tmp_path / "rules_test.yml")
     result = run([promtool, "test", "rules", "rules_test.yml"], cwd=tmp_path)
     assert result.returncode == 0, output(result)
@@ -1125,25 +1108,20 @@ def test_chart_files_match_their_generator() -> None:
     generator = _generator()
     for path, text in generator.outputs().items():
         assert path.read_text(encoding="utf-8") == text, (
-            f"{path.relative_to(REPO)} is stale: run python deploy/helm/generate_chart_files.py"
+            f"{path.relative_to(REPO)} is stale: run python deploy/mixin/build.py"
         )
 
 
-def test_generator_follows_rules_yml(tmp_path: Path) -> None:
-    generator = _generator()
-    rules = yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text(encoding="utf-8"))
-    rules["groups"][0]["rules"][1]["for"] = "1h"
-    changed = tmp_path / "rules.yml"
-    changed.write_text(yaml.safe_dump(rules), encoding="utf-8")
-    assert generator.render_rules(changed) != generator.render_rules()
-    assert "for: 1h" in generator.render_rules(changed)
-
-    for rule in rules["groups"][0]["rules"]:
-        if rule.get("record") == THRESHOLD_RULE:
-            rule["expr"] = rule["expr"].replace("7 * 86400", "604800 * 2")
-    changed.write_text(yaml.safe_dump(rules), encoding="utf-8")
-    with pytest.raises(ValueError, match=THRESHOLD_RULE):
-        generator.render_rules(changed)
+def test_the_chart_rules_are_the_mixins_with_the_values_in_place() -> None:
+    """The mixin rendered with placeholders, each replaced by the chart's value."""
+    text = _generator().render_chart_rules()
+    assert "__HELM_" not in text
+    assert text.count('{{ include "elm.warningSeconds" . }}') == 1
+    assert text.count('{{ include "elm.criticalSeconds" . }}') == 1
+    # The owner rule's by (...) lists, and each per-agent alert's group_left (...).
+    assert text.count('agent_id{{ include "elm.ownerLabelsBy" . }})') == 5
+    assert text.count('group_left ({{ include "elm.ownerLabels" . }})') == 6
+    assert text.count("runbook_url: {{ .Values.prometheusRule.runbookBaseUrl }}#") == 15
 
 
 def test_render_script_without_a_helm_binary(tmp_path: Path) -> None:
@@ -1322,20 +1300,29 @@ def test_the_daemon_runs_the_rendered_config(
 def test_prometheus_templates_reach_the_rule_verbatim(tmp_path: Path) -> None:
     """Annotations that query the info series (quotes, braces, pipes) pass through Helm untouched."""
     generator = _generator()
-    rules = yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text(encoding="utf-8"))
     name = (
         "{{ with query (printf \"elevenlabs_agent_info{agent_id='%s'}\" $labels.agent_id) }}"
         '{{ . | first | label "agent_name" }}{{ end }} {a="b"}}}'
     )
-    alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
-    for rule in alerts:
-        rule["annotations"]["summary"] = name
-    changed = tmp_path / "rules.yml"
-    changed.write_text(yaml.safe_dump(rules), encoding="utf-8")
+    render = generator.render
+
+    def summarised(config: dict[str, Any] | None = None) -> dict[str, Any]:
+        rendered: dict[str, Any] = render(config)
+        for group in rendered["prometheusAlerts"]["groups"]:
+            for rule in group["rules"]:
+                rule["annotations"]["summary"] = name
+        return rendered
+
+    setattr(generator, "render", summarised)  # noqa: B010 - the module's global, for the call
+    try:
+        template_text = generator.render_chart_rules()
+    finally:
+        setattr(generator, "render", render)  # noqa: B010
+    alerts = [r for g in generator.render()["prometheusAlerts"]["groups"] for r in g["rules"]]
     copy_of_chart = tmp_path / "chart"
     shutil.copytree(CHART_DIR, copy_of_chart)
     template = copy_of_chart / "templates" / "prometheusrule.yaml"
-    template.write_text(generator.render_rules(changed), encoding="utf-8")
+    template.write_text(template_text, encoding="utf-8")
     files = helm_python.Chart.load(copy_of_chart).render({}, name=RELEASE, namespace=NAMESPACE)
     (text,) = [t for path, t in files.items() if path.endswith("prometheusrule.yaml")]
     groups = yaml.safe_load(text)["spec"]["groups"]
@@ -1343,12 +1330,11 @@ def test_prometheus_templates_reach_the_rule_verbatim(tmp_path: Path) -> None:
     assert summaries == [name] * len(alerts)
 
 
-def test_generator_reports_a_broken_rules_file_in_one_line(tmp_path: Path) -> None:
-    broken = tmp_path / "rules.yml"
-    broken.write_text("groups:\n  - name: x\n    rules: [\n", encoding="utf-8")
-    script = str(HELM_DIR / "generate_chart_files.py")
-    result = run([sys.executable, script, "--check", "--rules", str(broken)])
+def test_the_generator_check_passes_and_fails_in_one_line() -> None:
+    script = str(DEPLOY / "mixin" / "build.py")
+    result = run([sys.executable, script, "--check"])
+    assert result.returncode == 0, output(result)
+    result = run([sys.executable, script, "--print-rules", "--owner-labels", "team,instance"])
     assert result.returncode == 2, output(result)
     assert len(result.stderr.splitlines()) == 1, output(result)
     assert "Traceback" not in result.stderr
-    assert run([sys.executable, script, "--check"]).returncode == 0

@@ -18,6 +18,7 @@ from tests.system.deploy._helpers import (
     DEPLOY,
     HELM_DIR,
     JOB,
+    MIXIN_DIR,
     PROMETHEUS_DIR,
     output,
     rules_generator,
@@ -213,17 +214,17 @@ def test_every_per_agent_alert_carries_the_team(tmp_path: Path, source: str) -> 
     _promtool_test(tmp_path, rules, tests)
 
 
-# --- the owner labels as a parameter of the rules' generator ----------------------------------
+# --- the owner labels as a setting of the mixin ------------------------------------------------
 
 
 def test_one_list_of_owner_labels() -> None:
-    """rules.yml, the chart's default and the Grafana twins all use OWNER_LABELS."""
-    generator = rules_generator()
-    assert generator.OWNER_LABELS == ("team",)
+    """rules.yml, the chart's default and the Grafana twins all use the mixin's ownerLabels."""
+    owner_labels = rules_generator().render()["config"]["ownerLabels"]
+    assert owner_labels == ["team"]
     chart_values = yaml.safe_load(
         (HELM_DIR / "elevenlabs-link-monitor" / "values.yaml").read_text(encoding="utf-8")
     )
-    assert chart_values["prometheusRule"]["ownerLabels"] == list(generator.OWNER_LABELS)
+    assert chart_values["prometheusRule"]["ownerLabels"] == owner_labels
     rules = RULES.read_text(encoding="utf-8")
     assert rules.count("group_left (team)\n") == len(AGENTS)
     grafana = GRAFANA_RULES.read_text(encoding="utf-8")
@@ -233,7 +234,7 @@ def test_one_list_of_owner_labels() -> None:
 
 def test_rules_for_other_owner_labels(tmp_path: Path) -> None:
     """--owner-labels team,env --print-rules: rules.yml for a Prometheus without the chart."""
-    script = str(HELM_DIR / "generate_chart_files.py")
+    script = str(MIXIN_DIR / "build.py")
     result = run([sys.executable, script, "--owner-labels", "team,env", "--print-rules"])
     assert result.returncode == 0, output(result)
     printed = yaml.safe_load(result.stdout)
@@ -291,21 +292,9 @@ def test_rules_for_other_owner_labels(tmp_path: Path) -> None:
     ],
 )
 def test_bad_owner_labels_are_refused_in_one_line(labels: str, problem: str) -> None:
-    script = str(HELM_DIR / "generate_chart_files.py")
+    script = str(MIXIN_DIR / "build.py")
     result = run([sys.executable, script, "--owner-labels", labels, "--print-rules"])
     assert result.returncode == 2, output(result)
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1, output(result)
     assert problem in result.stderr
-
-
-def test_the_generator_refuses_an_alert_without_the_owner_join(tmp_path: Path) -> None:
-    generator = rules_generator()
-    data = yaml.safe_load(RULES.read_text(encoding="utf-8"))
-    for rule in data["groups"][0]["rules"]:
-        if rule.get("alert") == "ElevenLabsAgentNotFound":
-            rule["expr"] = rule["expr"].split("* on (job, workspace, agent_id) group_left")[0]
-    changed = tmp_path / "rules.yml"
-    changed.write_text(yaml.safe_dump(data), encoding="utf-8")
-    with pytest.raises(ValueError, match="alert ElevenLabsAgentNotFound"):
-        generator.render_rules(changed)

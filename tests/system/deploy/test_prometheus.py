@@ -68,7 +68,7 @@ def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("wrong", "expr"),
     [
-        ("one missed listing pages", "> 900"),
+        ("one missed listing pages", "1 * ("),
         ("a workspace that never listed stays silent", None),
     ],
 )
@@ -80,7 +80,7 @@ def test_promtool_unit_tests_catch_a_wrong_discovery_alert(
     (rule,) = [r for r in data["groups"][0]["rules"] if r.get("alert") == DISCOVERY_FAILING]
     original = rule["expr"]
     if expr is not None:
-        rule["expr"] = original.replace("> 2 * 900", expr)
+        rule["expr"] = original.replace("3 * (", expr)
     else:
         # Only the age since the last success: no listing ever succeeding goes unseen.
         rule["expr"] = (
@@ -91,7 +91,7 @@ def test_promtool_unit_tests_catch_a_wrong_discovery_alert(
     (tmp_path / "rules_test.yml").write_text(RULES_TEST.read_text(encoding="utf-8"))
     result = run([promtool, "test", "rules", "rules_test.yml"], cwd=tmp_path)
     assert result.returncode != 0, output(result)
-    assert "discovery failing alerts after two missed listings" in result.stdout + result.stderr
+    assert "discovery failing alerts after three missed listings" in result.stdout + result.stderr
 
 
 def test_every_alert_is_tested_firing_and_not_firing() -> None:
@@ -194,7 +194,8 @@ RENAME_RESTART_CASE = (
 )
 OWNER_RULE = "elevenlabs_agent:owner_labels:last_known"
 OWNER_JOIN = (
-    "* on (job, workspace, agent_id) group_left (team)\nelevenlabs_agent:owner_labels:last_known\n"
+    "* on (job, namespace, workspace, agent_id) group_left (team)\n"
+    "elevenlabs_agent:owner_labels:last_known\n"
 )
 PER_AGENT_ALERTS = {
     "ElevenLabsAgentLinkExpiringSoon",

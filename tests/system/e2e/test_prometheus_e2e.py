@@ -104,7 +104,12 @@ MONITOR_ALERTS = {
     "ElevenLabsLinkMonitorAbsent",
     "ElevenLabsLinkMonitorConfigReloadFailed",
     "ElevenLabsLinkMonitorCyclesIncomplete",
+    "ElevenLabsLinkMonitorCyclesStale",
     "ElevenLabsLinkMonitorDiscoveryFailing",
+    # A workspace failing as a whole (issue 18): the stand-in's workspace is healthy.
+    "ElevenLabsWorkspaceKeyRejected",
+    "ElevenLabsWorkspaceApiUnreachable",
+    "ElevenLabsWorkspacePollingFailing",
 }
 
 # Non-empty only when the counter increased: the setup makes each of them move.

@@ -55,6 +55,10 @@ ALERT_ONLY_METRICS = frozenset(
         "elevenlabs_link_monitor_discovery_last_success_timestamp_seconds",
         "elevenlabs_link_monitor_discovery_errors_total",
         "process_start_time_seconds",
+        # Workspace health and the configured intervals (issue 18).
+        "elevenlabs_link_monitor_workspace_failing",
+        "elevenlabs_link_monitor_poll_interval_seconds",
+        "elevenlabs_link_monitor_discovery_interval_seconds",
     }
 )
 

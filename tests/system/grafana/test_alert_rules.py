@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.system.grafana.support import DATASOURCES, PROMETHEUS_RULES, read_yaml
+from tests.system.grafana.support import DATASOURCES, JOB, PROMETHEUS_RULES, read_yaml
 
 EXPECTED_ALERTS = {
     "ElevenLabsAgentLinkExpiringSoon": "warning",  # within the agent's warning threshold (7d)
@@ -16,11 +16,15 @@ EXPECTED_ALERTS = {
     "ElevenLabsAgentLinkMissing": "critical",
     "ElevenLabsAgentNotFound": "critical",
     "ElevenLabsAgentLinkPollingFailing": "warning",  # failing for 30m
+    "ElevenLabsWorkspaceKeyRejected": "critical",  # the workspace's key answered 401
+    "ElevenLabsWorkspaceApiUnreachable": "warning",  # its API host cannot be reached
+    "ElevenLabsWorkspacePollingFailing": "warning",  # rate limited or failing as a whole
     "ElevenLabsLinkMonitorDown": "critical",
     "ElevenLabsLinkMonitorAbsent": "critical",
     "ElevenLabsLinkMonitorConfigReloadFailed": "warning",
     "ElevenLabsLinkMonitorCyclesIncomplete": "warning",  # overruns in the past hour, for 30m
-    "ElevenLabsLinkMonitorDiscoveryFailing": "warning",  # no listing for 30m, for 5m
+    "ElevenLabsLinkMonitorCyclesStale": "warning",  # no full cycle for 3 poll intervals
+    "ElevenLabsLinkMonitorDiscoveryFailing": "warning",  # no listing for 3 intervals, for 5m
 }
 THRESHOLD_TYPES = {"gt", "lt", "within_range", "outside_range"}
 
@@ -57,13 +61,14 @@ def test_one_rule_per_alert(alert_rules: dict[str, Any]) -> None:
 
 
 def test_same_alerts_as_the_prometheus_rules(alert_rules: dict[str, Any]) -> None:
-    """Names, severities and for: durations match deploy/prometheus/rules.yml."""
+    """Names, severities, for: durations and runbooks match deploy/prometheus/rules.yml."""
     expected = prometheus_alerts()
     assert {rule["title"] for rule in rules(alert_rules)} == set(expected)
     for rule in rules(alert_rules):
         twin = expected[rule["title"]]
         assert rule["labels"]["severity"] == twin["labels"]["severity"], rule["title"]
         assert rule["for"] == twin.get("for", "0s"), rule["title"]
+        assert rule["annotations"]["runbook_url"] == twin["annotations"]["runbook_url"]
 
 
 def test_rule_uids(alert_rules: dict[str, Any]) -> None:
@@ -146,7 +151,7 @@ def test_expiry_alerts_use_each_agents_thresholds_with_the_contract_defaults(
     (model,) = [m for m in data.values() if m.get("type") == "threshold"]
     assert model["conditions"][0]["evaluator"] == {"type": "gt", "params": [0.0]}
     expr = data["A"]["expr"]
-    selector = f'elevenlabs_agent_link_threshold_seconds{{level="{level}"}}'
+    selector = f'elevenlabs_agent_link_threshold_seconds{{job="{JOB}",level="{level}"}}'
     assert selector in expr
     assert f"* 0 + {default}" in expr
     # T, the same threshold, words the annotation ("expires within 30d").
