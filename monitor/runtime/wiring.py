@@ -20,7 +20,7 @@ from monitor.config.schema import Config
 from monitor.elevenlabs.pool import ClientFactory, ClientPool, http_clients, wanted_clients
 from monitor.fleet import workspace_health
 from monitor.model import AgentKey, Health, Target
-from monitor.runtime.cycle import Cycle
+from monitor.runtime.cycle import SPREAD_SHARE, Cycle
 from monitor.runtime.discovery import Discovery
 from monitor.runtime.jobs import Jobs
 from monitor.runtime.ontime import OnTime
@@ -139,14 +139,15 @@ class Runtime:
         # Usage first: an agent the sync adds starts archived or not, before its first poll.
         for key in self.store.set_usage(self.discovery.usage()):
             self.ontime.evaluate(key)  # archived or not decides which alerts it may raise
-        added = self._sync_targets() if changed else []
-        self._sweep_archived(added)
+        if changed:
+            self._sync_targets()
+        self._sweep_archived()
 
-    def _sweep_archived(self, added: list[AgentKey]) -> None:
-        """Poll every archived agent once, at the discovery interval (those just added are
-        polled already); one sweep at a time."""
-        fresh = set(added)
-        keys = [k for k in self.store.archived_keys() if k not in fresh]
+    def _sweep_archived(self) -> None:
+        """Poll every archived agent once, at the discovery interval, those just found too
+        (within the interval: no archived link waits for the live agents' first polls);
+        one sweep at a time."""
+        keys = self.store.archived_keys()
         if not keys or self._sweeping:
             return
         self._sweeping = True
@@ -154,7 +155,10 @@ class Runtime:
 
     async def _archived_polls(self, keys: list[AgentKey]) -> None:
         try:
-            await self.cycle.sweep(keys, self.config.poll.discovery_interval)
+            # Spread over the interval, not a burst: thousands of archived links would
+            # otherwise take the rate limit from the live agents' cycle all at once.
+            interval = self.config.poll.discovery_interval
+            await self.cycle.sweep(keys, interval, interval * SPREAD_SHARE)
         finally:
             self._sweeping = False
 
@@ -171,9 +175,12 @@ class Runtime:
             log.info(
                 "agents_changed", added=len(added), removed=len(removed), agents=len(self.store)
             )
-        if added:
-            # Their first polls now, through the workers (discovery may add 10,000 at once).
-            self.jobs.spawn(self.cycle.sweep(added, self.config.poll.interval))
+        archived = set(self.store.archived_keys())
+        live = [k for k in added if k not in archived]
+        if live:
+            # Their first polls now, through the workers (discovery may add 10,000 at once);
+            # archived ones are the exposure sweep's, spread over the discovery interval.
+            self.jobs.spawn(self.cycle.sweep(live, self.config.poll.interval))
         return added
 
     # --- reload ------------------------------------------------------------------------------

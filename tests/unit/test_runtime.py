@@ -4,6 +4,7 @@ pacing and pauses, in milliseconds of real time and exactly repeatable."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -460,3 +461,30 @@ def test_series_of_a_removed_workspace_leave_metrics(
         await runtime.stop()
 
     loop.run(main())
+
+
+# --- the exposure sweep ---------------------------------------------------------------------
+
+
+def test_the_archived_sweep_is_spread_over_the_discovery_interval(
+    loop: FakeClockLoop, api: FakeApi, logged: list[EventDict]
+) -> None:
+    """A burst of thousands of archived links would take the rate limit from the live agents'
+    cycle all at once: the sweep's polls are released over 80% of the discovery interval."""
+    archived = [f"old{i}" for i in range(10)]
+    api.archived = [AgentSummary(agent_id=a, archived=True) for a in archived]
+    config = make_config(
+        [], poll={"interval": "1h", "jitter": 0, "discovery_interval": "100s"}, discover=True
+    )
+    runtime = make_runtime(loop, api, config)
+
+    async def scenario() -> None:
+        await running(runtime, 99)
+        await runtime.stop()
+
+    loop.run(scenario())
+    times = sorted(t for a in archived for t in api.times(a))
+    assert len(times) == len(archived)  # each archived link polled once in the interval
+    # Released one every 8 s (80 s over 10), not all at once.
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 7.9, times
