@@ -62,7 +62,9 @@ def workspace_health(
     polled: Counter[str] = Counter()
     causes: dict[str, Counter[str]] = {}
     for record in records:
-        if not record.polled:
+        # Archived agents are polled at the discovery interval, so their last polls may be
+        # old; and they raise no poll-failure alert of their own for the verdict to hold back.
+        if not record.polled or record.archived:
             continue
         workspace = record.key.workspace
         polled[workspace] += 1

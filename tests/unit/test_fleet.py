@@ -7,6 +7,8 @@ agents' trouble, or it would hide them.
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -118,3 +120,11 @@ def test_whole_means_at_least_the_share_of_polled_agents(outcomes: list[Reason |
 def test_exactly_the_share_is_whole() -> None:
     records = [failed("w", f"a{i}", Reason.TIMEOUT) for i in range(9)] + [answered("w", "b")]
     assert workspace_health(records, ["w"])["w"].cause == "unreachable"
+
+
+def test_archived_agents_are_left_out_of_the_verdict() -> None:
+    # Polled at the discovery interval, their last polls may be a quarter of an hour old.
+    stale = [failed("w", f"old{i}", Reason.SERVER_ERROR) for i in range(20)]
+    stale = [dataclasses.replace(r, archived=True) for r in stale]
+    records = [failed("w", "a1", Reason.UNAUTHORIZED), *stale, answered("w", "b")]
+    assert workspace_health(records, ["w"])["w"] == WorkspaceHealth(polled=2, failing=1)
