@@ -745,7 +745,8 @@ def _alert_rule(spec: dict[str, Any]) -> alert_builders.Rule:
         .no_data_state(spec["noData"])
         .exec_err_state("Error")
         .is_paused(False)
-        .labels({"severity": spec["severity"]})
+        # No severity for an alert weighted by use: its query's series carry it.
+        .labels({} if spec["severity"] is None else {"severity": spec["severity"]})
         .annotations(
             {
                 "summary": spec["summary"],

@@ -5,7 +5,10 @@
 // agent (0 when fine) rather than only the alerting ones.
 local lib = import 'lib.libsonnet';
 
-local strip(s) = std.rstripChars(s, '\n');
+// std.rstripChars and std.findSubstr work a character at a time in Jsonnet's own code: on the
+// Grafana twins' long queries they took tens of seconds a render. Indexing and std.substr are
+// built in.
+local strip(s) = if std.length(s) > 0 && s[std.length(s) - 1] == '\n' then strip(std.substr(s, 0, std.length(s) - 1)) else s;
 local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
 
 {
@@ -76,6 +79,22 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
       w: w,
       unknown: S('elevenlabs_agent_link_state', 'state="unknown"'),
     }),
+    // The recording rules' usage and archive verdicts, inlined (the same expressions).
+    idle: strip($._idle(c)),
+    archived: strip($._archived(c)),
+    // 1 while the agent's link is live (ok, warning or critical: a token, expiring or not),
+    // else 0, with the same fallback as state(); a series per agent.
+    live: strip(|||
+      max by (%(K)s) (%(m)s)
+        unless on (%(K)s) (%(unknown)s == 1)
+      or
+      max by (%(K)s) (max_over_time(%(m)s[%(w)s]))
+    ||| % {
+      K: K,
+      m: S('elevenlabs_agent_link_state', 'state=~"ok|warning|critical"'),
+      unknown: S('elevenlabs_agent_link_state', 'state="unknown"'),
+      w: w,
+    }),
     // A per-agent expression with the agent's owner labels joined in (its value kept).
     owned(expr): '(\n%s\n)\n* on (%s) group_left (%s)\n(\n%s\n)' % [strip(expr), K, lib.ownerJoin(c), strip($._ownerLabels(c))],
     // Seconds left where under `upper` (and at least `lower`, or above 0), else 0, for every
@@ -110,6 +129,45 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
     // condition's. An agent without owner labels alerts without them; a change of team is a
     // new alert (the old one resolves), a rename is not.
     local owned(cond) = '(\n%s\n)\n* on (%s) group_left (%s)\n%s\n' % [indent(cond), K, lib.ownerJoin(c), r.owner];
+    // Archived agents raise none of the per-agent alerts but ElevenLabsAgentArchivedLinkLive:
+    // nobody should renew, recreate or poll-fix the links of an agent taken out of service.
+    local live(cond, archived=r.archived) = '(\n%s\n)\nunless on (%s)\n(%s == 1)' % [indent(cond), K, archived];
+    // Weighted by use: the severity is a label of the expression rather than of the rule.
+    // Two rules of one name (one per severity) would do as much in Prometheus, but twice
+    // every weighted rule in rules.yml, the chart and Grafana (where a title is unique in its
+    // folder), and two for: clocks to keep in step. Here `unless` and `and` on the same
+    // (idle == 1) split the condition's series in two, so every series alerts at exactly one
+    // severity: today's for a used agent and for unknown use (no idle series; never hidden
+    // for want of data), idleSeverity for an idle one. A change of weight (an idle agent
+    // called again) is a new alert, as a change of team is; a rename is not.
+    local weigh(alert, cond, idle) = |||
+      label_replace(
+      %(cond)s
+        unless on (%(K)s)
+        (%(idle)s == 1),
+        "severity", "%(severity)s", "", ""
+      )
+      or
+      label_replace(
+      %(cond)s
+        and on (%(K)s)
+        (%(idle)s == 1),
+        "severity", "%(idleSeverity)s", "", ""
+      )
+    ||| % {
+      cond: indent('(\n%s\n)' % indent(cond)),
+      K: K,
+      idle: idle,
+      severity: c.alerts[alert].severity,
+      idleSeverity: c.idleSeverity,
+    };
+    // A weighted alert's expression: archived agents left out, the severity by use, the
+    // owner labels joined.
+    local weighted(alert, cond) = owned(weigh(alert, live(cond), r.idle));
+    // Its Grafana twin's, with the recording rules inlined; its N (names) carries the same
+    // severity, so that Grafana matches N to the alert (one label set including the other).
+    local grafanaWeighted(alert, expr) = g.owned(weigh(alert, live(expr, '(\n%s\n)' % g.archived), '(\n%s\n)' % g.idle));
+    local grafanaNames(alert) = strip(weigh(alert, g.names, '(\n%s\n)' % g.idle));
     local agent(t) = 'agent %s({{ $labels.agent_id }}) in workspace {{ $labels.workspace }}' % t.name;
     local agentLong(t) = 'agent %s(id {{ $labels.agent_id }}, workspace {{ $labels.workspace }})' % t.name;
     local workspaceFailing(reasons) = 'max by (%s) (%s)' % [WS, S('elevenlabs_link_monitor_workspace_failing', reasons)];
@@ -164,7 +222,8 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
         alert: 'ElevenLabsAgentLinkExpiringSoon',
         // The seconds left, where they are below the agent's warning threshold and at least
         // its critical one (a chained comparison keeps the left value).
-        expr: owned(|||
+        weighted: true,
+        expr: weighted('ElevenLabsAgentLinkExpiringSoon', |||
           %(expiry)s - time()
           < on (%(K)s) %(threshold)s{level="warning"}
           >= on (%(K)s) %(threshold)s{level="critical"}
@@ -173,14 +232,16 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
         description(t): 'The shareable link of %s expires within %s, in %s. Renew the link before it expires.' % [agentLong(t), t.threshold('warning'), t.value],
         grafana: {
           uid: 'ellm-link-expiring-soon',
-          expr: g.owned(g.within(g.threshold('warning'), g.threshold('critical'))),
+          expr: grafanaWeighted('ElevenLabsAgentLinkExpiringSoon', g.within(g.threshold('warning'), g.threshold('critical'))),
+          names: grafanaNames('ElevenLabsAgentLinkExpiringSoon'),
           threshold: g.threshold('warning'),
           evaluator: ['gt', 0],
         },
       },
       {
         alert: 'ElevenLabsAgentLinkExpiryCritical',
-        expr: owned(|||
+        weighted: true,
+        expr: weighted('ElevenLabsAgentLinkExpiryCritical', |||
           %(expiry)s - time()
           < on (%(K)s) %(threshold)s{level="critical"}
           > 0
@@ -189,19 +250,22 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
         description(t): 'The shareable link of %s expires within %s, in %s. Renew it now: callers will soon be unable to reach the agent.' % [agentLong(t), t.threshold('critical'), t.value],
         grafana: {
           uid: 'ellm-link-expiry-critical',
-          expr: g.owned(g.within(g.threshold('critical'), null)),
+          expr: grafanaWeighted('ElevenLabsAgentLinkExpiryCritical', g.within(g.threshold('critical'), null)),
+          names: grafanaNames('ElevenLabsAgentLinkExpiryCritical'),
           threshold: g.threshold('critical'),
           evaluator: ['gt', 0],
         },
       },
       {
         alert: 'ElevenLabsAgentLinkExpired',
-        expr: owned('time() - %s >= 0' % r.expiry),
+        weighted: true,
+        expr: weighted('ElevenLabsAgentLinkExpired', 'time() - %s >= 0' % r.expiry),
         summary(t): 'ElevenLabs %s: shareable link expired %s ago' % [agent(t), t.value],
         description(t): 'The shareable link of %s expired %s ago. Callers using the link cannot reach the agent; create a new link.' % [agentLong(t), t.value],
         grafana: {
           uid: 'ellm-link-expired',
-          expr: g.owned('time() - (\n%s\n)' % g.expiry),
+          expr: grafanaWeighted('ElevenLabsAgentLinkExpired', 'time() - (\n%s\n)' % g.expiry),
+          names: grafanaNames('ElevenLabsAgentLinkExpired'),
           evaluator: ['gt', 0],
         },
       },
@@ -214,7 +278,8 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
         // missing 5-minute poll is 1/6 of the window and does not fire; a steady missing link
         // fires after 15 minutes. The price: a fixed link resolves only once it was missing
         // for less than 40% of the past 30 minutes, up to 18 minutes after the fix.
-        expr: owned(|||
+        weighted: true,
+        expr: weighted('ElevenLabsAgentLinkMissing', |||
           max by (%(K)s) (%(missing)s == 1)
           or
           (
@@ -238,19 +303,25 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
           uid: 'ellm-link-missing',
           // The flapping case first: `or` keeps the left side's value, and the last-known
           // state is 0 between two missing polls.
-          expr: g.owned('max by (%s) (avg_over_time(%s[%s])) >= %s\nor\n%s' % [
+          expr: grafanaWeighted('ElevenLabsAgentLinkMissing', 'max by (%s) (avg_over_time(%s[%s])) >= %s\nor\n%s' % [
             K,
             S('elevenlabs_agent_link_state', 'state="missing"'),
             c.missingLinkWindow,
             std.toString(c.missingLinkRatio),
             g.state('missing'),
           ]),
+          names: grafanaNames('ElevenLabsAgentLinkMissing'),
           evaluator: ['gt', 0],
         },
       },
       {
         alert: 'ElevenLabsAgentNotFound',
-        expr: owned(|||
+        // Not weighted by use: a 404 means the agent was deleted or the config names a wrong
+        // id or key, and the listing's last call goes with a deleted agent (its use turns
+        // unknown, so weighing would give info for at most the lastKnownWindow, then today's
+        // severity: a flip, not a weight). A deleted agent that was in use is the worst case,
+        // callers on a dead link; a wrong id is a config error to fix either way.
+        expr: owned(live(|||
           max by (%(K)s) (%(notFound)s == 1)
           or
           (
@@ -263,12 +334,12 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
           notFound: notFound,
           known: S('elevenlabs_agent_link_state', 'state!="unknown"'),
           w: c.lastKnownWindow,
-        }),
+        })),
         summary(t): 'ElevenLabs %s was not found' % agent(t),
         description(t): 'The API answers 404 for %s: it was deleted, or the id in the monitor\'s config is wrong, or the key belongs to another workspace.' % agentLong(t),
         grafana: {
           uid: 'ellm-agent-not-found',
-          expr: g.owned(g.state('not_found')),
+          expr: g.owned(live(g.state('not_found'), '(\n%s\n)' % g.archived)),
           evaluator: ['gt', 0],
         },
       },
@@ -279,7 +350,7 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
         // whole workspace fails (a revoked key, an unreachable host: one of the workspace
         // alerts below), its agents' alerts are held back here, in the rule itself, so that
         // any Alertmanager gets one page, not one per agent.
-        expr: owned(|||
+        expr: owned(live(|||
           max by (%(K)s) (%(success)s) == 0
           unless on (%(K)s)
           (%(notFound)s == 1)
@@ -291,20 +362,56 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
           success: S('elevenlabs_agent_link_poll_success'),
           notFound: notFound,
           failing: workspaceFailingAtAll,
-        }),
+        })),
         summary(t): 'elevenlabs-link-monitor cannot poll %s' % agent(t),
         description(t): 'Every poll of %s has failed for at least %s; its link state may be stale. elevenlabs_agent_link_poll_errors_total and the monitor\'s poll_failed log lines give the reason (unauthorized: rotate the key or grant convai_read).' % [agentLong(t), forWords('ElevenLabsAgentLinkPollingFailing')],
         grafana: {
           uid: 'ellm-polling-failing',
-          expr: g.owned('max by (%s) (%s)\n  unless on (%s) (%s == 1)\n  unless on (%s) %s' % [
+          expr: g.owned(live('max by (%s) (%s)\n  unless on (%s) (%s == 1)\n  unless on (%s) %s' % [
             K,
             S('elevenlabs_agent_link_poll_success'),
             K,
             notFound,
             WS,
             workspaceFailingAtAll,
-          ]),
+          ], '(\n%s\n)' % g.archived)),
           evaluator: ['lt', 1],
+        },
+      },
+      {
+        alert: 'ElevenLabsAgentArchivedLinkLive',
+        // An archived agent whose shareable link still carries a token (ok, warning or
+        // critical: a token without expiry is a live door too) is a public door nobody
+        // closed. The monitor polls archived agents' links at the discovery interval (its
+        // exposure sweep); the link state and the archive verdict fall back to the
+        // lastKnownWindow as the other alerts do, so a restart neither resolves nor re-fires
+        // it. The value is 1.
+        expr: owned(|||
+          (
+            max by (%(K)s) (%(live)s) == 1
+            or
+            (
+              max by (%(K)s) (max_over_time(%(live)s[%(w)s])) == 1
+              unless on (%(K)s)
+              (%(known)s == 1)
+            )
+          )
+          and on (%(K)s)
+          (%(archived)s == 1)
+        ||| % {
+          K: K,
+          live: S('elevenlabs_agent_link_state', 'state=~"ok|warning|critical"'),
+          known: S('elevenlabs_agent_link_state', 'state!="unknown"'),
+          w: c.lastKnownWindow,
+          archived: r.archived,
+        }),
+        summary(t): 'ElevenLabs archived %s still has a live shareable link' % agent(t),
+        description(t): 'The ElevenLabs %s is archived, but its shareable link still carries a token that has not expired: anyone holding the link can still reach the agent. Revoke the link in the ElevenLabs dashboard, or unarchive the agent if it is still meant to answer.' % agentLong(t),
+        grafana: {
+          uid: 'ellm-archived-link-live',
+          // 1 where archived and live, else 0, for every agent with a link state.
+          expr: g.owned('(\n%s\n)\nand on (%s)\n((\n%s\n) == 1)\nor on (%s)\n(\n%s\n) * 0' % [g.live, K, g.archived, K, g.live]),
+          evaluator: ['gt', 0],
         },
       },
       {
@@ -464,7 +571,8 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
             alert: d.alert,
             expr: d.expr,
             'for': c.alerts[d.alert]['for'],
-            labels: { severity: c.alerts[d.alert].severity },
+            // A weighted alert's severity is a label of its expression.
+            [if !std.get(d, 'weighted', false) then 'labels']: { severity: c.alerts[d.alert].severity },
             annotations: {
               summary: d.summary(t),
               description: d.description(t),
@@ -483,7 +591,9 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
   grafanaManagedAlerts+:: [
     local c = $._config;
     local t = $._grafanaText(c);
-    local perAgent = std.length(std.findSubstr('elevenlabs_agent_', d.grafana.expr)) > 0;
+    // The per-agent alerts are the ElevenLabsAgent* ones (workspace and monitor alerts are
+    // named ElevenLabsWorkspace* and ElevenLabsLinkMonitor*).
+    local perAgent = std.startsWith(d.alert, 'ElevenLabsAgent');
     {
       uid: d.grafana.uid,
       title: d.alert,
@@ -491,11 +601,12 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
       evaluator: d.grafana.evaluator,
       'for': c.alerts[d.alert]['for'],
       noData: std.get(d.grafana, 'noData', 'OK'),
-      severity: c.alerts[d.alert].severity,
+      // null: the severity is a label of the query (weighted by use).
+      severity: if std.get(d, 'weighted', false) then null else c.alerts[d.alert].severity,
       summary: d.summary(t),
       description: d.description(t),
       runbook_url: lib.runbookURL(c, d.alert),
-      names: if perAgent then grafana(c).names else null,
+      names: if perAgent then std.get(d.grafana, 'names', grafana(c).names) else null,
       threshold: std.get(d.grafana, 'threshold', null),
     }
     for d in $._alertDefinitions($._config)

@@ -7,7 +7,8 @@ The mixin is the one source of the alerts and recording rules; this script write
   the recordings of the same evaluation);
 - deploy/helm/elevenlabs-link-monitor/templates/prometheusrule.yaml: the same rules rendered
   with placeholders that become Helm expressions: the fallback thresholds from the chart's
-  `thresholds`, the owner labels from `prometheusRule.ownerLabels`, the runbook URLs from
+  `thresholds`, the active window of the alerts weighted by use from `usage.active_window`,
+  the owner labels from `prometheusRule.ownerLabels`, the runbook URLs from
   `prometheusRule.runbookBaseUrl` (Prometheus' own {{ }} templates escaped from Helm);
 - deploy/grafana/provisioning/alerting/elevenlabs-link-monitor.yaml: the Grafana-managed
   twins (built by deploy/grafana/generate_dashboard.py from the mixin's grafanaManagedAlerts);
@@ -65,10 +66,13 @@ CHART_CONFIG: dict[str, Any] = {
     },
     "ownerLabels": [_OWNER],
     "runbookURLPattern": "__HELM_RUNBOOK__#%s",
+    # lib.seconds leaves a __HELM_ placeholder as it is.
+    "activeWindow": "__HELM_ACTIVE_WINDOW_SECONDS__",
 }
 _SENTINELS = {
     "__HELM_WARNING_SECONDS__": '{{ include "elm.warningSeconds" . }}',
     "__HELM_CRITICAL_SECONDS__": '{{ include "elm.criticalSeconds" . }}',
+    "__HELM_ACTIVE_WINDOW_SECONDS__": '{{ include "elm.activeWindowSeconds" . }}',
     # After the agent's keys in a by (...) list, then alone in group_left (...).
     f", {_OWNER}": '{{ include "elm.ownerLabelsBy" . }}',
     _OWNER: '{{ include "elm.ownerLabels" . }}',
@@ -89,7 +93,8 @@ RULES_HEADER = """\
 CHART_HEADER = """\
 {{- if .Values.prometheusRule.enabled }}
 # GENERATED from the monitoring mixin (deploy/mixin/) by deploy/mixin/build.py: edit the
-# mixin and rerun it. The fallback expiry thresholds come from .Values.thresholds, the owner
+# mixin and rerun it. The fallback expiry thresholds come from .Values.thresholds, the active
+# window (idle agents alert with severity info) from .Values.usage.active_window, the owner
 # labels from .Values.prometheusRule.ownerLabels, the runbook URLs from
 # .Values.prometheusRule.runbookBaseUrl.
 apiVersion: monitoring.coreos.com/v1

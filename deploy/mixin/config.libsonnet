@@ -50,7 +50,15 @@
     // poll.discovery_interval, 15 minutes.
     discoveryIntervalFallbackSeconds: 900,
 
-    // Every alert's `for:` and severity.
+    // Expiry alerts weighted by use: an agent last called within activeWindow, or whose use
+    // nobody knows (its workspace's listing fails or leaves it out), alerts at the severity
+    // below; one not called within it, or never called, alerts with idleSeverity (a ticket,
+    // not a page). Digits with one unit (s, m, h, d, w). The monitor's usage.active_window
+    // (its status page's ?idle=1) should agree: the Helm chart sets both from usage.active_window.
+    activeWindow: '7d',
+    idleSeverity: 'info',
+
+    // Every alert's `for:` and severity (of the weighted ones: for a used agent, or unknown use).
     alerts: {
       ElevenLabsAgentLinkExpiringSoon: { 'for': '15m', severity: 'warning' },
       ElevenLabsAgentLinkExpiryCritical: { 'for': '5m', severity: 'critical' },
@@ -60,6 +68,8 @@
       ElevenLabsAgentLinkMissing: { 'for': '15m', severity: 'critical' },
       ElevenLabsAgentNotFound: { 'for': '15m', severity: 'critical' },
       ElevenLabsAgentLinkPollingFailing: { 'for': '30m', severity: 'warning' },
+      // At least the lastKnownWindow, as ElevenLabsAgentLinkMissing.
+      ElevenLabsAgentArchivedLinkLive: { 'for': '15m', severity: 'warning' },
       ElevenLabsWorkspaceKeyRejected: { 'for': '10m', severity: 'critical' },
       ElevenLabsWorkspaceApiUnreachable: { 'for': '15m', severity: 'warning' },
       ElevenLabsWorkspacePollingFailing: { 'for': '30m', severity: 'warning' },

@@ -23,6 +23,20 @@
   // alert's name is letters only, so the anchor is the name in lower case).
   runbookURL(c, alert):: c.runbookURLPattern % std.asciiLower(alert),
 
+  // The seconds of a duration of digits with one unit (s, m, h, d, w), or of a number, as
+  // PromQL text: PromQL compares with numbers, not durations. A `__HELM_...__` placeholder
+  // (build.py's, for the chart) stays as it is; anything else is refused.
+  seconds(duration)::
+    if std.isNumber(duration) then std.toString(duration)
+    else if std.startsWith(duration, '__HELM_') then duration
+    else
+      local unit = std.substr(duration, std.length(duration) - 1, 1);
+      local units = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+      local n = std.substr(duration, 0, std.length(duration) - 1);
+      assert std.objectHas(units, unit) && std.length(n) > 0 && std.length(std.filter(function(ch) ch < '0' || ch > '9', std.stringChars(n))) == 0 :
+             'not a duration of digits with one unit (s, m, h, d, w): ' + duration;
+      std.toString(std.parseInt(n) * units[unit]),
+
   // '30m' as '30 minutes' in the alerts' text.
   words(duration)::
     local unit = std.substr(duration, std.length(duration) - 1, 1);

@@ -17,7 +17,49 @@ local lib = import 'lib.libsonnet';
     expiry: 'elevenlabs_agent:link_expiry_timestamp_seconds:last_known',
     threshold: 'elevenlabs_agent:link_threshold_seconds:last_known',
     owner: 'elevenlabs_agent:owner_labels:last_known',
+    idle: 'elevenlabs_agent:idle:last_known',
+    archived: 'elevenlabs_agent:archived:last_known',
   },
+
+  // 1 for an idle agent (never called, or last called before the activeWindow), 0 for a used
+  // one, absent where nobody knows (no usage series: its workspace's listing fails or leaves
+  // it out). The weighted alerts page for 0 and absent alike, and alert with idleSeverity for
+  // 1. While the current series are absent (a restart: they come back only with the
+  // restarted monitor's first listing, which may follow its first polls), the values seen in
+  // the lastKnownWindow stand in, so that an idle agent's alert neither turns into a page nor
+  // restarts its for: across a restart. Unlike _lastKnown, the fallback is not cut short by a
+  // known link state: usage and link states come from different requests. The price: an
+  // agent whose usage becomes unknown keeps its last weight for up to 15 minutes.
+  _idle(c)::
+    local K = lib.agents(c);
+    local W = lib.seconds(c.activeWindow);
+    local nc = lib.metric(c, 'elevenlabs_agent_never_called');
+    local lc = lib.metric(c, 'elevenlabs_agent_last_call_timestamp_seconds');
+    |||
+      (
+        max by (%(K)s) (%(nc)s) == 1
+        or
+        time() - max by (%(K)s) (%(lc)s) > bool %(W)s
+      )
+      or
+      (
+        max by (%(K)s) (last_over_time(%(nc)s[%(w)s])) == 1
+        or
+        time() - max by (%(K)s) (last_over_time(%(lc)s[%(w)s])) > bool %(W)s
+      )
+    ||| % { K: K, W: W, nc: nc, lc: lc, w: c.lastKnownWindow },
+
+  // 1 for an archived agent, 0 for a live one, absent until a listing says; while absent (a
+  // restart), the value seen in the lastKnownWindow, so that an archived agent's expiry
+  // alerts, read from the last known expiry meanwhile, stay held back.
+  _archived(c)::
+    local K = lib.agents(c);
+    local a = lib.metric(c, 'elevenlabs_agent_archived');
+    |||
+      max by (%(K)s) (%(a)s)
+      or
+      max by (%(K)s) (last_over_time(%(a)s[%(w)s]))
+    ||| % { K: K, a: a, w: c.lastKnownWindow },
 
   // The current value of a per-agent series or, while the monitor has no known state for the
   // agent (restarting, series absent, state "unknown"), the last value seen in the window.
@@ -101,6 +143,14 @@ local lib = import 'lib.libsonnet';
           {
             record: $._records.owner,
             expr: $._ownerLabels(c),
+          },
+          {
+            record: $._records.idle,
+            expr: $._idle(c),
+          },
+          {
+            record: $._records.archived,
+            expr: $._archived(c),
           },
         ],
       },

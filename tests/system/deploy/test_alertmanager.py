@@ -54,6 +54,12 @@ def test_amtool_check_config_can_fail(tmp_path: Path) -> None:
         ({"alertname": "ElevenLabsAgentLinkExpired", "team": "payments"}, "payments"),
         ({"alertname": "ElevenLabsAgentLinkExpiringSoon", "team": "support"}, "support"),
         ({"alertname": "ElevenLabsAgentLinkMissing", "team": "support"}, "support-pager"),
+        # An idle agent's alert is severity info (issue 19): a mail, not a page.
+        (
+            {"alertname": "ElevenLabsAgentLinkMissing", "team": "support", "severity": "info"},
+            "support",
+        ),
+        ({"alertname": "ElevenLabsAgentArchivedLinkLive", "team": "support"}, "support"),
         # No owner label, or a team without a route: the platform team.
         ({"alertname": "ElevenLabsAgentLinkExpiringSoon"}, "platform"),
         ({"alertname": "ElevenLabsAgentNotFound", "team": "growth"}, "platform"),
@@ -68,6 +74,7 @@ def test_alerts_reach_their_teams_receiver(labels: dict[str, str], receiver: str
         "ElevenLabsAgentLinkExpired": "critical",
         "ElevenLabsAgentLinkMissing": "critical",
         "ElevenLabsAgentNotFound": "critical",
+        "ElevenLabsAgentArchivedLinkLive": "warning",
         "ElevenLabsLinkMonitorDown": "critical",
         "ElevenLabsWorkspaceKeyRejected": "critical",
     }[labels["alertname"]]

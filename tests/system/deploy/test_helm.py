@@ -53,6 +53,7 @@ POD_INDEX_FIELD = "metadata.labels['apps.kubernetes.io/pod-index']"
 DAY = 86400
 THRESHOLD_RULE = "elevenlabs_agent:link_threshold_seconds:last_known"
 OWNER_RULE = "elevenlabs_agent:owner_labels:last_known"
+IDLE_RULE = "elevenlabs_agent:idle:last_known"
 
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -85,6 +86,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "agents": [{"id": "a" * 256}, {"id": "~._-", "name": "n" * 256}],
         "poll": {"interval": "1d", "jitter": "23h59m59s", "discovery_interval": 1},
         "thresholds": {"warning": "3650d", "critical": "1s"},
+        "usage": {"active_window": "3650d"},
         "alerts": {"repeat_interval": "30d"},
     },
     # A reviewer's: names Helm and YAML could misread, a console log, three shards.
@@ -120,7 +122,9 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "name_pattern": "^prod-",
             "created_by": "@me",
             "labels_from_tags": {"team": "team:"},
+            "archived": False,
         },
+        "usage": {"active_window": "14d"},
         "elevenlabs": {"proxy": "http://proxy.egress.svc:3128"},
     },
     # The same per workspace.
@@ -465,6 +469,20 @@ REFUSED: list[tuple[dict[str, Any], str, str]] = [
     ({"discover": {"tags": [""]}}, "schema", "/discover/tags/0"),
     ({"discover": {"labels_from_tags": {"agent_id": "id:"}}}, "schema", "'agent_id'"),
     ({"discover": {"tagz": ["a"]}}, "schema", "tagz"),
+    # Usage and exposure (issue 19).
+    ({"discover": {"archived": "maybe"}}, "schema", "/discover/archived"),
+    ({"usage": {"active_window": 1800}}, "schema", "/usage/active_window"),
+    ({"usage": {"active_window": "7 days"}}, "schema", "/usage/active_window"),
+    (
+        {"usage": {"active_window": "30m"}},
+        "render",
+        "usage.active_window (30m) must be at least 1h",
+    ),
+    (
+        {"usage": {"active_window": "3651d"}},
+        "render",
+        "usage.active_window (3651d) must be at most 3650d",
+    ),
     ({"elevenlabs": {"proxy": "socks5://proxy:1080"}}, "schema", "/elevenlabs/proxy"),
     ({"elevenlabs": {"proxy": "http://proxy:3128/path"}}, "schema", "/elevenlabs/proxy"),
     (
@@ -908,6 +926,23 @@ def test_thresholds_are_the_same_numbers_in_config_and_rules(
         assert "{{ $labels.agent_id }}" in rule["annotations"]["summary"], alert
 
 
+@pytest.mark.parametrize(
+    ("window", "seconds"),
+    [({}, 7 * DAY), ({"active_window": "14d"}, 14 * DAY), ({"active_window": 7200}, 7200)],
+)
+def test_the_active_window_is_the_same_in_config_and_rules(
+    window: dict[str, Any], seconds: int
+) -> None:
+    """usage.active_window is the monitor's (its status page's ?idle=1) and the rules' idle
+    verdict, which weighs the expiry alerts: one value, so the two agree."""
+    rendered = render({"usage": window} if window else {})
+    config = parse_config(_config_text(rendered))
+    assert config.usage.active_window == seconds
+    groups = _one(rendered, "PrometheusRule")["spec"]["groups"]
+    (idle,) = [r for g in groups for r in g["rules"] if r.get("record") == IDLE_RULE]
+    assert re.findall(r"> bool (\d+)", idle["expr"]) == [str(seconds)] * 2
+
+
 def test_every_alert_has_a_runbook_section(default: list[Manifest]) -> None:
     base = chart().values["prometheusRule"]["runbookBaseUrl"]
     assert base.endswith("/docs/runbook.md")
@@ -1025,7 +1060,9 @@ def test_owners_and_policy_reach_the_monitors_config() -> None:
     assert discovery.exclude_tags == ["internal"]
     assert discovery.labels_from_tags == {"team": "team:"}
     assert discovery.created_by == "@me"
+    assert discovery.archived is False
     assert workspace.proxy == "http://proxy.egress.svc:3128"
+    assert config.usage.active_window == 14 * DAY
 
     config = parse_config(_config_text(render(VALUE_SETS["owners-workspaces"])))
     prod, eu = config.resolved_workspaces()
@@ -1092,7 +1129,7 @@ def test_owner_labels_from_values_reach_the_alerts(tmp_path: Path, owner_labels:
     joins = [
         r["expr"] for g in groups for r in g["rules"] if "alert" in r and OWNER_RULE in r["expr"]
     ]
-    assert len(joins) == 6
+    assert len(joins) == 7
     assert all(f"group_left ({', '.join(owner_labels)})" in expr for expr in joins)
     (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": groups}), encoding="utf-8")
     unit = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [test]}
@@ -1120,8 +1157,10 @@ def test_the_chart_rules_are_the_mixins_with_the_values_in_place() -> None:
     assert text.count('{{ include "elm.criticalSeconds" . }}') == 1
     # The owner rule's by (...) lists, and each per-agent alert's group_left (...).
     assert text.count('agent_id{{ include "elm.ownerLabelsBy" . }})') == 5
-    assert text.count('group_left ({{ include "elm.ownerLabels" . }})') == 6
-    assert text.count("runbook_url: {{ .Values.prometheusRule.runbookBaseUrl }}#") == 15
+    assert text.count('group_left ({{ include "elm.ownerLabels" . }})') == 7
+    assert text.count("runbook_url: {{ .Values.prometheusRule.runbookBaseUrl }}#") == 16
+    # The idle verdict's two comparisons (current, and last known).
+    assert text.count('> bool {{ include "elm.activeWindowSeconds" . }}') == 2
 
 
 def test_render_script_without_a_helm_binary(tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ source of rules.yml, the chart's PrometheusRule and the Grafana-managed rules (i
   expression, aggregation and alert;
 - every alert's runbook anchor is a heading of docs/runbook.md, by GitHub's anchor rules;
 - a revoked key for a workspace of 200 agents pages once, with no per-agent poll alert, while
-  expired links, in that workspace and in a healthy one, still fire (promtool).
+  expired links, in that workspace and in a healthy one, still fire (promtool);
+- the active window and the idle severity of `_config` decide, in promtool, whether an agent
+  last called 10 days ago pages (issue 19).
 """
 
 from __future__ import annotations
@@ -207,7 +209,7 @@ def test_every_runbook_url_resolves_to_a_section(build: ModuleType) -> None:
     base = "https://github.com/elevenlabs-link-monitor/elevenlabs-link-monitor/blob/main/docs/runbook.md#"
     document = yaml.safe_load(build.RULES_PATH.read_text(encoding="utf-8"))
     alerts = [rule for group in document["groups"] for rule in group["rules"] if "alert" in rule]
-    assert len(alerts) == 15
+    assert len(alerts) == 16
     for alert in alerts:
         url = alert["annotations"]["runbook_url"]
         assert url.startswith(base), url
@@ -349,3 +351,72 @@ def test_the_case_catches_a_poll_alert_per_agent(tmp_path: Path) -> None:
     status, text = _run_case(tmp_path, groups, _revoked_key_case(200))
     assert status != 0, text
     assert 'agent_id="a200"' in text, text
+
+
+# --- the active window (issue 19) ---------------------------------------------------------------
+
+IDLE_RULE = "elevenlabs_agent:idle:last_known"
+EXPIRING_SOON = "ElevenLabsAgentLinkExpiringSoon"
+
+
+def _last_called_10_days_ago_case(severity: str) -> dict[str, Any]:
+    """An agent last called 10 days before the start, its link 3 days from expiry."""
+    agent = {"instance": "mon:9877", "workspace": "w", "agent_id": "a1"}
+    return {
+        "name": f"an agent last called 10 days ago alerts at {severity}",
+        "interval": "1m",
+        "input_series": [
+            _series("elevenlabs_agent_link_expiry_timestamp_seconds", "259200x30", **agent),
+            _series("elevenlabs_agent_link_state", "1x30", **agent, state="warning"),
+            _series("elevenlabs_agent_last_call_timestamp_seconds", "-864000x30", **agent),
+            _series("elevenlabs_agent_never_called", "0x30", **agent),
+            _series("elevenlabs_agent_info", "1x30", **agent, agent_name="bot"),
+        ],
+        "alert_rule_test": [
+            {
+                "eval_time": "20m",
+                "alertname": EXPIRING_SOON,
+                "exp_alerts": [
+                    {
+                        "exp_labels": {
+                            "severity": severity,
+                            "job": JOB,
+                            "workspace": "w",
+                            "agent_id": "a1",
+                        }
+                    }
+                ],
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("config", "seconds", "severity"),
+    [
+        ({}, 7 * 86400, "info"),
+        ({"activeWindow": "14d"}, 14 * 86400, "warning"),
+        ({"activeWindow": "2w"}, 14 * 86400, "warning"),
+        ({"activeWindow": "9d", "idleSeverity": "ticket"}, 9 * 86400, "ticket"),
+    ],
+)
+def test_the_active_window_of_config_decides_who_pages(
+    build: ModuleType, tmp_path: Path, config: dict[str, Any], seconds: int, severity: str
+) -> None:
+    rendered = build.render(config)
+    (idle,) = [r for r in _rules(rendered) if r.get("record") == IDLE_RULE]
+    assert re.findall(r"> bool (\d+)", idle["expr"]) == [str(seconds)] * 2
+    # The Grafana twins inline the same verdict.
+    (twin,) = [t for t in rendered["grafanaManagedAlerts"] if t["title"] == EXPIRING_SOON]
+    assert twin["severity"] is None
+    # Both of its branches (today's severity, and idleSeverity).
+    assert re.findall(r"> bool (\d+)", twin["expr"]) == [str(seconds)] * 4
+    status, text = _run_case(
+        tmp_path, build.rule_groups(rendered), _last_called_10_days_ago_case(severity)
+    )
+    assert status == 0, text
+
+
+def test_an_active_window_of_no_known_unit_is_refused(build: ModuleType) -> None:
+    with pytest.raises(RuntimeError, match="digits with one unit"):
+        build.render({"activeWindow": "7days"})

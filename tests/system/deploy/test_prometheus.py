@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,14 @@ def test_alerts_carry_for_severity_and_agent_annotations() -> None:
     for rule in alerts:
         name = rule["alert"]
         assert re.fullmatch(r"\d+m", rule.get("for", "")), f"{name}: needs a for: in minutes"
-        assert rule["labels"]["severity"] in {"warning", "critical"}, name
+        if name in WEIGHTED_ALERTS:
+            # The severity is a label of the expression: today's, or info for an idle agent.
+            assert "labels" not in rule, name
+            severities = re.findall(r'"severity", "(\w+)", "", ""', rule["expr"])
+            assert severities[0] in {"warning", "critical"}, name
+            assert severities[1:] == ["info"], name
+        else:
+            assert rule["labels"]["severity"] in {"warning", "critical"}, name
         annotations = rule["annotations"]
         assert annotations["summary"], name
         assert annotations["description"], name
@@ -204,6 +212,14 @@ PER_AGENT_ALERTS = {
     "ElevenLabsAgentLinkMissing",
     "ElevenLabsAgentNotFound",
     "ElevenLabsAgentLinkPollingFailing",
+    "ElevenLabsAgentArchivedLinkLive",
+}
+# Weighted by use (issue 19): info on an idle agent.
+WEIGHTED_ALERTS = {
+    "ElevenLabsAgentLinkExpiringSoon",
+    "ElevenLabsAgentLinkExpiryCritical",
+    "ElevenLabsAgentLinkExpired",
+    "ElevenLabsAgentLinkMissing",
 }
 
 
@@ -311,3 +327,68 @@ def test_the_cases_catch_alerts_without_the_owner(tmp_path: Path) -> None:
     report = _failing_cases(tmp_path, data)
     assert THRESHOLDS_CASE in report
     assert RENAME_RESTART_CASE in report
+
+
+# --- usage and exposure (issue 19) --------------------------------------------------------------
+
+USE_CASE = "expiry alerts weigh by use, and an archived agent's live link alerts instead"
+USE_RESTART_CASE = (
+    "across a restart an idle agent's alert stays a ticket and an archived agent stays silent"
+)
+IDLE_RULE = "elevenlabs_agent:idle:last_known"
+ARCHIVED_RULE = "elevenlabs_agent:archived:last_known"
+AGENT_KEYS = "job, namespace, workspace, agent_id"
+
+
+def _unweighted(rule: dict[str, Any]) -> None:
+    """Every agent at today's severity: idle ones page too."""
+    rule["expr"] = rule["expr"].replace('"severity", "info"', '"severity", "critical"')
+
+
+def _unknown_hidden(rule: dict[str, Any]) -> None:
+    """Today's severity only where known used: unknown use alerts nowhere."""
+    rule["expr"] = re.sub(
+        rf"unless on \({AGENT_KEYS}\)\n(\s*)\({IDLE_RULE} == 1\)",
+        rf"and on ({AGENT_KEYS})\n\1({IDLE_RULE} == 0)",
+        rule["expr"],
+    )
+
+
+def _archived_alerting(rule: dict[str, Any]) -> None:
+    """Archived agents not held back."""
+    rule["expr"] = rule["expr"].replace(f"{ARCHIVED_RULE} == 1", f"{ARCHIVED_RULE} == 2")
+
+
+def _current_only(rule: dict[str, Any]) -> None:
+    """No last-known fallback: the series of the running monitor only."""
+    if rule["record"] == IDLE_RULE:
+        rule["expr"] = rule["expr"].split(")\nor\n(", 1)[0] + ")"
+    else:
+        rule["expr"] = rule["expr"].split("\nor\n", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("wrong", "names", "change", "case"),
+    [
+        ("idle agents page", WEIGHTED_ALERTS, _unweighted, USE_CASE),
+        ("unknown use hides the alert", WEIGHTED_ALERTS, _unknown_hidden, USE_CASE),
+        ("archived agents alert", WEIGHTED_ALERTS, _archived_alerting, USE_CASE),
+        ("usage forgotten in a restart", {IDLE_RULE}, _current_only, USE_RESTART_CASE),
+        ("the archive forgotten in a restart", {ARCHIVED_RULE}, _current_only, USE_RESTART_CASE),
+    ],
+)
+def test_the_cases_catch_rules_that_weigh_use_or_the_archive_wrong(
+    tmp_path: Path,
+    wrong: str,
+    names: set[str],
+    change: Callable[[dict[str, Any]], None],
+    case: str,
+) -> None:
+    data = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    rules = [r for r in data["groups"][0]["rules"] if (r.get("alert") or r.get("record")) in names]
+    assert len(rules) == len(names)
+    for rule in rules:
+        before = rule["expr"]
+        change(rule)
+        assert rule["expr"] != before, (wrong, rule.get("alert") or rule.get("record"))
+    assert case in _failing_cases(tmp_path, data), wrong

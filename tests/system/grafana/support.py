@@ -59,6 +59,10 @@ ALERT_ONLY_METRICS = frozenset(
         "elevenlabs_link_monitor_workspace_failing",
         "elevenlabs_link_monitor_poll_interval_seconds",
         "elevenlabs_link_monitor_discovery_interval_seconds",
+        # Usage and exposure (issue 19): the alerts weighted by use, archived agents.
+        "elevenlabs_agent_last_call_timestamp_seconds",
+        "elevenlabs_agent_never_called",
+        "elevenlabs_agent_archived",
     }
 )
 

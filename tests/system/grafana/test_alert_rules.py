@@ -16,6 +16,7 @@ EXPECTED_ALERTS = {
     "ElevenLabsAgentLinkMissing": "critical",
     "ElevenLabsAgentNotFound": "critical",
     "ElevenLabsAgentLinkPollingFailing": "warning",  # failing for 30m
+    "ElevenLabsAgentArchivedLinkLive": "warning",  # an archived agent's link still has a token
     "ElevenLabsWorkspaceKeyRejected": "critical",  # the workspace's key answered 401
     "ElevenLabsWorkspaceApiUnreachable": "warning",  # its API host cannot be reached
     "ElevenLabsWorkspacePollingFailing": "warning",  # rate limited or failing as a whole
@@ -25,6 +26,14 @@ EXPECTED_ALERTS = {
     "ElevenLabsLinkMonitorCyclesIncomplete": "warning",  # overruns in the past hour, for 30m
     "ElevenLabsLinkMonitorCyclesStale": "warning",  # no full cycle for 3 poll intervals
     "ElevenLabsLinkMonitorDiscoveryFailing": "warning",  # no listing for 3 intervals, for 5m
+}
+# Weighted by use (issue 19): the severity above for a used agent or unknown use, info for an
+# idle one, as a label of the query rather than of the rule.
+WEIGHTED = {
+    "ElevenLabsAgentLinkExpiringSoon",
+    "ElevenLabsAgentLinkExpiryCritical",
+    "ElevenLabsAgentLinkExpired",
+    "ElevenLabsAgentLinkMissing",
 }
 THRESHOLD_TYPES = {"gt", "lt", "within_range", "outside_range"}
 
@@ -57,7 +66,15 @@ def test_one_rule_per_alert(alert_rules: dict[str, Any]) -> None:
     assert len(titles) == len(set(titles))
     assert set(titles) == set(EXPECTED_ALERTS)
     for rule in rules(alert_rules):
-        assert rule["labels"]["severity"] == EXPECTED_ALERTS[rule["title"]], rule["title"]
+        if rule["title"] in WEIGHTED:
+            assert "severity" not in rule.get("labels", {}), rule["title"]
+            data = {q["refId"]: q["model"] for q in rule["data"]}
+            for ref in ("A", "N"):
+                # N carries the same severity, so that Grafana matches N to the alert.
+                severities = re.findall(r'"severity", "(\w+)", "", ""', data[ref]["expr"])
+                assert severities == [EXPECTED_ALERTS[rule["title"]], "info"], (rule["title"], ref)
+        else:
+            assert rule["labels"]["severity"] == EXPECTED_ALERTS[rule["title"]], rule["title"]
 
 
 def test_same_alerts_as_the_prometheus_rules(alert_rules: dict[str, Any]) -> None:
@@ -66,7 +83,10 @@ def test_same_alerts_as_the_prometheus_rules(alert_rules: dict[str, Any]) -> Non
     assert {rule["title"] for rule in rules(alert_rules)} == set(expected)
     for rule in rules(alert_rules):
         twin = expected[rule["title"]]
-        assert rule["labels"]["severity"] == twin["labels"]["severity"], rule["title"]
+        assert rule.get("labels", {}).get("severity") == twin.get("labels", {}).get("severity")
+        if rule["title"] in WEIGHTED:
+            ours = re.findall(r'"severity", "\w+"', rule["data"][0]["model"]["expr"])
+            assert ours == re.findall(r'"severity", "\w+"', twin["expr"]), rule["title"]
         assert rule["for"] == twin.get("for", "0s"), rule["title"]
         assert rule["annotations"]["runbook_url"] == twin["annotations"]["runbook_url"]
 
@@ -167,7 +187,7 @@ def test_agent_alerts_keep_the_name_out_of_their_identity(alert_rules: dict[str,
         for rule in rules(alert_rules)
         if any("elevenlabs_agent_link_" in q["model"].get("expr", "") for q in rule["data"])
     ]
-    assert len(per_agent) == 6
+    assert len(per_agent) == 7
     for rule in per_agent:
         data = {q["refId"]: q for q in rule["data"]}
         assert "agent_name" not in data["A"]["model"]["expr"], rule["title"]

@@ -70,6 +70,11 @@ app.kubernetes.io/part-of: elevenlabs-link-monitor
 {{- include "elm.seconds" .Values.thresholds.critical -}}
 {{- end -}}
 
+{{/* The active window of the alerts weighted by use, in seconds. */}}
+{{- define "elm.activeWindowSeconds" -}}
+{{- include "elm.seconds" .Values.usage.active_window -}}
+{{- end -}}
+
 {{/* The owner labels every per-agent alert carries: "team, env" (group_left's list). */}}
 {{- define "elm.ownerLabels" -}}
 {{- join ", " .Values.prometheusRule.ownerLabels -}}
@@ -109,6 +114,7 @@ app.kubernetes.io/part-of: elevenlabs-link-monitor
 {{- end -}}
 {{- $_ := set $config "poll" .Values.poll -}}
 {{- $_ := set $config "thresholds" .Values.thresholds -}}
+{{- $_ := set $config "usage" .Values.usage -}}
 {{- $_ := set $config "alerts" .Values.alerts -}}
 {{- $_ := set $config "logging" .Values.logging -}}
 {{- $_ := set $config "metrics" .Values.metrics -}}
@@ -207,6 +213,7 @@ naming the override (and where an inherited value comes from).
 {{- fail (printf "poll.jitter (%v) must be shorter than poll.interval (%v)" .Values.poll.jitter .Values.poll.interval) -}}
 {{- end -}}
 {{- include "elm.checkDuration" (list "alerts.repeat_interval" .Values.alerts.repeat_interval 1 2592000 "1s" "30d") -}}
+{{- include "elm.checkDuration" (list "usage.active_window" .Values.usage.active_window 3600 315360000 "1h" "3650d") -}}
 {{- $volumes := dict -}}
 {{- range .Values.extraVolumes -}}
 {{- $_ := set $volumes .name true -}}
