@@ -216,7 +216,25 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
       fallback: c.discoveryIntervalFallbackSeconds,
     });
     local notFound = S('elevenlabs_agent_link_state', 'state="not_found"');
-    local workspaceFailingAtAll = '(%s == 1)' % workspaceFailing('');
+    // A workspace alert's condition has held for that alert's whole `for:` (so the alert
+    // fires): only then are the workspace's per-agent poll alerts held back. Held back while
+    // the workspace merely fails as a whole now, a workspace flapping around the 90% line
+    // would reset both the per-agent alerts' `for:` and its own alert's: neither would ever
+    // fire, and the monitor would be blind without a word. Each reason's series must hold
+    // on its own (a change of reason starts the workspace alert anew: the per-agent alerts
+    // go on meanwhile, noisy rather than silent).
+    local workspaceHeld(reasons, alert) = 'max by (%s) (min_over_time(%s[%s])) == 1' % [
+      WS,
+      S('elevenlabs_link_monitor_workspace_failing', reasons),
+      c.alerts[alert]['for'],
+    ];
+    local workspaceFailingAtAll = '(\n  %s\n  or on (%s)\n  %s\n  or on (%s)\n  %s\n)' % [
+      workspaceHeld('reason="unauthorized"', 'ElevenLabsWorkspaceKeyRejected'),
+      WS,
+      workspaceHeld('reason="unreachable"', 'ElevenLabsWorkspaceApiUnreachable'),
+      WS,
+      workspaceHeld('reason=~"rate_limited|api_error"', 'ElevenLabsWorkspacePollingFailing'),
+    ];
     [
       {
         alert: 'ElevenLabsAgentLinkExpiringSoon',

@@ -72,7 +72,10 @@
       ElevenLabsAgentArchivedLinkLive: { 'for': '15m', severity: 'warning' },
       ElevenLabsWorkspaceKeyRejected: { 'for': '10m', severity: 'critical' },
       ElevenLabsWorkspaceApiUnreachable: { 'for': '15m', severity: 'warning' },
-      ElevenLabsWorkspacePollingFailing: { 'for': '30m', severity: 'warning' },
+      // Shorter than ElevenLabsAgentLinkPollingFailing's by more than a poll interval: an
+      // agent's own failure starts up to one interval before its workspace counts as failing
+      // as a whole, and the workspace alert must fire (and hold the agents' back) first.
+      ElevenLabsWorkspacePollingFailing: { 'for': '20m', severity: 'warning' },
       ElevenLabsLinkMonitorDown: { 'for': '10m', severity: 'critical' },
       ElevenLabsLinkMonitorAbsent: { 'for': '15m', severity: 'critical' },
       ElevenLabsLinkMonitorConfigReloadFailed: { 'for': '5m', severity: 'warning' },
