@@ -141,7 +141,9 @@ def test_failures_are_classified(
         standin.set(agent, answer)
     standin.set("good", link(canary_token("good"), None))
     agents = [agent for agent, _, _ in FAILURES]
-    daemon = start_daemon(write_config([*agents, "good"], elevenlabs={"timeout": "1s"}))
+    # 2 s: short enough for f_hang (5 s) to time out soon, long enough that a quick answer on
+    # a loaded machine (two test workers, the daemon's listings beside its polls) never does.
+    daemon = start_daemon(write_config([*agents, "good"], elevenlabs={"timeout": "2s"}))
     for agent, _, reason in FAILURES:
         failed = daemon.wait_for("poll_failed", agent_id=agent)
         assert failed["reason"] == reason, agent
