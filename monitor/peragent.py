@@ -29,6 +29,17 @@ class ThresholdsSource(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Changes:
+    """What one refresh did: the positions (in the records' order) whose value it rebuilt."""
+
+    rebuilt: list[int]
+    same_agents: bool  # the same agents, in the same order, as at the refresh before
+
+    def __bool__(self) -> bool:
+        return bool(self.rebuilt) or not self.same_agents
+
+
+@dataclass(frozen=True, slots=True)
 class Kept(Generic[_V]):
     record: AgentRecord
     state: State
@@ -47,9 +58,9 @@ class PerAgent(Generic[_V]):
 
     def refresh(
         self, records: Iterable[AgentRecord], now: float, settings: ThresholdsSource
-    ) -> bool:
+    ) -> Changes:
         """Bring every agent up to date at `now`, each with its own thresholds from
-        `settings`; True if a value was rebuilt or an agent left.
+        `settings`; what was rebuilt (false when nothing was and no agent came or left).
 
         The agents kept are exactly `records`, in their order: one that left the store
         leaves the cache with it. New settings (another object: a reload swaps them whole)
@@ -59,24 +70,25 @@ class PerAgent(Generic[_V]):
         if settings is not self._source:
             kept = {}  # any agent's thresholds, and so its state deadline, may have moved
             self._source = settings
-        changed = False
+        rebuilt: list[int] = []
         fresh: dict[AgentKey, Kept[_V]] = {}
-        for record in records:
+        for position, record in enumerate(records):
             entry = kept.get(record.key)
             if entry is None or entry.record is not record or now >= entry.until:
                 thresholds = settings.thresholds_for(record.key)
                 state = evaluate(record.observation, now, thresholds)
                 if entry is None or entry.record is not record or entry.state is not state:
                     value = self._build(record, state, thresholds)
-                    changed = True
+                    rebuilt.append(position)
                 else:
                     value = entry.value
                 until = next_change(record.observation, now, thresholds)
                 entry = Kept(record, state, math.inf if until is None else until, value)
             fresh[record.key] = entry
-        changed = changed or len(fresh) != len(self._kept)
+        # Compared key by key (identity first): the order is the exposition's.
+        same = len(fresh) == len(self._kept) and list(fresh) == list(self._kept)
         self._kept = fresh
-        return changed
+        return Changes(rebuilt, same)
 
     def kept(self) -> list[Kept[_V]]:
         """Every agent's entry, as of the last refresh."""

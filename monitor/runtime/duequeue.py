@@ -34,8 +34,9 @@ class DueQueue(Generic[_K]):
         """`fire` gets the keys that are due; `clock` is the wall clock due times are in."""
         self._fire = fire
         self._clock = clock
-        # key -> its live entry's (due, order): one per key; any other entry is stale.
-        self._live: dict[_K, tuple[float, int]] = {}
+        # key -> its live entry, the very tuple in the heap (held once: 10,000 agents are
+        # 10,000 entries); any other entry in the heap is stale.
+        self._live: dict[_K, tuple[float, int, _K]] = {}
         self._heap: list[tuple[float, int, _K]] = []
         self._order = 0  # ties broken by insertion, so keys need not be comparable
         self._timer: asyncio.TimerHandle | None = None
@@ -53,8 +54,8 @@ class DueQueue(Generic[_K]):
         if live is not None and live[0] == due:
             return
         self._order += 1
-        self._live[key] = (due, self._order)
-        heapq.heappush(self._heap, (due, self._order, key))
+        entry = self._live[key] = (due, self._order, key)
+        heapq.heappush(self._heap, entry)
         self._compact()
         self._arm(due)
 
@@ -76,7 +77,7 @@ class DueQueue(Generic[_K]):
         if len(self._heap) <= 2 * len(self._live) + STALE_SLACK:
             return
         # O(n), after at least n/2 stale entries came in: O(1) a set or drop, amortised.
-        self._heap = [(due, order, key) for key, (due, order) in self._live.items()]
+        self._heap = list(self._live.values())
         heapq.heapify(self._heap)
 
     def _arm(self, when: float) -> None:
@@ -96,15 +97,16 @@ class DueQueue(Generic[_K]):
         now = self._clock()
         due: list[_K] = []
         while self._heap and self._heap[0][0] <= now:
-            when, order, key = heapq.heappop(self._heap)
-            if self._live.get(key) == (when, order):
+            entry = heapq.heappop(self._heap)
+            key = entry[2]
+            if self._live.get(key) is entry:
                 del self._live[key]
                 due.append(key)
         try:
             if due:
                 self._fire(due)
         finally:  # a `fire` that raises must not leave every later key without a timer
-            while self._heap and self._live.get(self._heap[0][2]) != self._heap[0][:2]:
+            while self._heap and self._live.get(self._heap[0][2]) is not self._heap[0]:
                 heapq.heappop(self._heap)  # stale entries
             if self._heap:
                 self._arm(self._heap[0][0])

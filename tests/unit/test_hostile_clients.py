@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from monitor.web._h11guard import GuardedH11Protocol
-from monitor.web.metrics import CONTENT_TYPE, Column, Exposition
+from monitor.web.metrics import CONTENT_TYPE, Exposition
 from monitor.web.server import MAX_REQUESTS, METRICS_REQUESTS, HttpServer, build_app
 from tests.clients import request, stalled_scrape
 from tests.daemon import wait_until
@@ -149,7 +149,7 @@ def test_slow_pages_never_hold_up_the_probes() -> None:
 
 def test_a_scraper_that_stops_reading_is_cut_off_and_frees_its_slot() -> None:
     chunk = b"#" * 1023 + b"\n"
-    pieces: list[bytes | Column] = [*[chunk] * 16 * 1024]
+    pieces = [chunk] * 16 * 1024
     big = Exposition(pieces, 16 * 1024 * len(chunk), CONTENT_TYPE)  # 16 MiB
     with _server(10.0, write_timeout=0.5, metrics=big) as (port, _):
         stalled = [stalled_scrape(("127.0.0.1", port)) for _ in range(METRICS_REQUESTS)]

@@ -6,8 +6,11 @@ import asyncio
 import gzip
 import http.client
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,13 +26,14 @@ from monitor.evaluate import (
 from monitor.model import AgentKey, Health, LinkAnswer, PollFailure, Reason, Target
 from monitor.revision import revision
 from monitor.store import AgentRecord, Store
+from monitor.web import metrics as metrics_module
 from monitor.web import server
 from monitor.web.metrics import (
     AGENT_FAMILIES,
     CHUNK_BYTES,
+    ERRORS,
     OPENMETRICS_CONTENT_TYPE,
-    STATE,
-    Column,
+    RUN_AGENTS,
     Exposition,
     Metrics,
 )
@@ -370,17 +374,93 @@ def test_between_polls_a_scrape_reuses_the_kept_columns(
     assert not all(a is b for a, b in zip(second[1::2], third[1::2], strict=True))
 
 
-def test_the_samples_are_held_once_in_the_agents_parts(store: Store, metrics: Metrics) -> None:
+def _blocks(pieces: list[bytes]) -> list[bytes]:
+    """The runs' blocks of an AgentExposition's pieces (the rest are family headers)."""
+    return [p for p in pieces if not p.startswith(b"# HELP ")]
+
+
+def test_the_samples_are_held_once_in_runs_of_agents(store: Store, metrics: Metrics) -> None:
     store.sync([agent(f"a{i}", f"bot-{i}") for i in range(3000)])
-    columns = [p for p in metrics.agents.render() if isinstance(p, Column)]
-    # Every column joins the same per-agent parts; no family's block is kept joined.
-    assert len({id(c.rendered) for c in columns}) == 1
-    assert all(isinstance(part, bytes) for part in columns[0].rendered[0])
-    state = columns[AGENT_FAMILIES.index(STATE)]
-    slices = list(state.slices())
-    assert len(slices) > 1
-    assert max(map(len, slices)) <= CHUNK_BYTES
-    assert sum(map(len, slices)) == state.length
+    pieces = metrics.agents.render()
+    runs = -(-3000 // RUN_AGENTS)
+    # A header and one block per run for each family: nothing else is kept per agent.
+    assert len(pieces) == len(AGENT_FAMILIES) * (1 + runs)
+    info = b"".join(pieces[1 : 1 + runs])
+    assert info.count(b"\n") == 3000
+    assert info.count(b'agent_name="bot-2999"') == 1
+
+
+def test_a_changed_agent_copies_only_its_run_and_only_what_changed(
+    store: Store, metrics: Metrics
+) -> None:
+    store.sync([agent(f"a{i}") for i in range(3 * RUN_AGENTS)])
+    before = metrics.agents.render()
+    key = AgentKey("default", f"a{RUN_AGENTS + 5}")  # in the second run
+    store.record(PollFailure(Reason.TIMEOUT, "timeout"), key, NOW)
+    after = metrics.agents.render()
+    runs = 3
+    # Every (1 + runs)th piece is a family's header, made anew each time.
+    replaced = [
+        i
+        for i, (a, b) in enumerate(zip(before, after, strict=True))
+        if i % (1 + runs) and a is not b
+    ]
+    changed = {AGENT_FAMILIES[i // (1 + runs)] for i in replaced}
+    # A failed poll: its success, its errors and its state (unknown: no answer yet).
+    # A first poll that fails: a new errors counter; poll_success was 0 already and the
+    # state is still unknown, so their blocks are kept.
+    assert changed == {ERRORS}
+    assert all(i % (1 + runs) == 2 for i in replaced)  # the second run's block, no other
+    assert (
+        Exposition(after, 0, "").body()
+        == Exposition(Metrics(store, Health(), holder(), Clock()).agents.render(), 0, "").body()
+    )
+
+
+_ids = st.sampled_from([f"a{i}" for i in range(8)])
+_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("sync"), st.lists(_ids, unique=True)),
+        st.tuples(st.just("answer"), _ids, st.floats(-2 * DAY, 30 * DAY)),
+        st.tuples(st.just("fail"), _ids, st.sampled_from(list(Reason))),
+        st.tuples(st.just("wait"), st.floats(0, 8 * DAY)),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=_steps)
+def test_kept_runs_always_read_as_a_fresh_rendering(steps: list[tuple[Any, ...]]) -> None:
+    """However agents come, change, cross thresholds and leave, the runs kept from scrape to
+    scrape read exactly as the same agents rendered from nothing."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(metrics_module, "RUN_AGENTS", 3)  # runs of 3 agents: many seams
+        _replay(steps)
+
+
+def _replay(steps: list[tuple[Any, ...]]) -> None:
+    clock = Clock()
+    store = Store()
+    kept = Metrics(store, Health(), holder(), clock)
+    for step in steps:
+        match step:
+            case ("sync", ids):
+                store.sync([agent(i, f"bot-{i}") for i in ids])
+            case ("answer", agent_id, expires_in):
+                expiry = Observation(Kind.LINK, clock.now + expires_in)
+                store.record(
+                    LinkAnswer(expiry, str(expires_in)), AgentKey("default", agent_id), clock.now
+                )
+            case ("fail", agent_id, reason):
+                store.record(PollFailure(reason, "x"), AgentKey("default", agent_id), clock.now)
+            case ("wait", seconds):
+                clock.now += seconds
+        fresh = Metrics(store, Health(), holder(), clock)
+        assert (
+            Exposition(kept.agents.render(), 0, "").body()
+            == Exposition(fresh.agents.render(), 0, "").body()
+        )
 
 
 def test_new_thresholds_re_evaluate_every_agent(store: Store, clock: Clock) -> None:

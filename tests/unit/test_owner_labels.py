@@ -256,10 +256,10 @@ def test_a_label_change_is_a_new_record_and_re_renders_the_agent() -> None:
     assert built == ["a", "b"]
     store.sync([Target(a, "", (("team", "y"),)), Target(b)])
     assert store.get(a) is not before
-    assert kept.refresh(store.snapshot(), NOW, settings) is True
+    assert kept.refresh(store.snapshot(), NOW, settings)
     assert built == ["a", "b", "a"]
     store.sync([Target(a, "", (("team", "y"),)), Target(b)])  # the same labels again
-    assert kept.refresh(store.snapshot(), NOW, settings) is False
+    assert not kept.refresh(store.snapshot(), NOW, settings)
     assert built == ["a", "b", "a"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from monitor.config.holder import Settings
 from monitor.evaluate import Kind, Observation, State, Thresholds
 from monitor.model import AgentKey, LinkAnswer, Target
-from monitor.peragent import PerAgent
+from monitor.peragent import Changes, PerAgent
 from monitor.store import AgentRecord, Store
 from tests.settings import config_with
 
@@ -36,8 +36,8 @@ def store_with(expires_in: float) -> Store:
 def test_values_are_built_once_and_kept_while_nothing_changes() -> None:
     kept, built = builds()
     store = store_with(30 * DAY)
-    assert kept.refresh(store.snapshot(), NOW, THRESHOLDS) is True
-    assert kept.refresh(store.snapshot(), NOW + 60, THRESHOLDS) is False
+    assert kept.refresh(store.snapshot(), NOW, THRESHOLDS)
+    assert not kept.refresh(store.snapshot(), NOW + 60, THRESHOLDS)
     assert built == [("a", State.OK), ("b", State.OK)]
     assert [k.value for k in kept.kept()] == ["a:ok", "b:ok"]
 
@@ -47,7 +47,8 @@ def test_a_new_record_rebuilds_only_its_agent() -> None:
     store = store_with(30 * DAY)
     kept.refresh(store.snapshot(), NOW, THRESHOLDS)
     store.record(LinkAnswer(Observation(Kind.LINK, NOW + 31 * DAY), "g"), B, NOW + 1)
-    assert kept.refresh(store.snapshot(), NOW + 1, THRESHOLDS) is True
+    # Its position, for a consumer that keeps the values elsewhere (/metrics' runs).
+    assert kept.refresh(store.snapshot(), NOW + 1, THRESHOLDS) == Changes([1], same_agents=True)
     assert built[2:] == [("b", State.OK)]
 
 
@@ -55,8 +56,8 @@ def test_the_clock_crossing_a_threshold_rebuilds_on_time() -> None:
     kept, _ = builds()
     store = store_with(8 * DAY)
     kept.refresh(store.snapshot(), NOW, THRESHOLDS)
-    assert kept.refresh(store.snapshot(), NOW + DAY - 1, THRESHOLDS) is False
-    assert kept.refresh(store.snapshot(), NOW + DAY, THRESHOLDS) is True
+    assert not kept.refresh(store.snapshot(), NOW + DAY - 1, THRESHOLDS)
+    assert kept.refresh(store.snapshot(), NOW + DAY, THRESHOLDS)
     assert [k.state for k in kept.kept()] == [State.WARNING, State.WARNING]
 
 
@@ -64,7 +65,7 @@ def test_new_thresholds_re_evaluate_every_agent() -> None:
     kept, _ = builds()
     store = store_with(3 * DAY)
     kept.refresh(store.snapshot(), NOW, THRESHOLDS)
-    assert kept.refresh(store.snapshot(), NOW, Settings.of(config_with(warning=2 * DAY))) is True
+    assert kept.refresh(store.snapshot(), NOW, Settings.of(config_with(warning=2 * DAY)))
     assert [k.value for k in kept.kept()] == ["a:ok", "b:ok"]
 
 
@@ -73,7 +74,7 @@ def test_new_settings_of_the_same_values_still_rebuild() -> None:
     kept, built = builds()
     store = store_with(30 * DAY)
     kept.refresh(store.snapshot(), NOW, THRESHOLDS)
-    assert kept.refresh(store.snapshot(), NOW, Settings.of(THRESHOLDS.config)) is True
+    assert kept.refresh(store.snapshot(), NOW, Settings.of(THRESHOLDS.config))
     assert len(built) == 4
 
 
@@ -82,8 +83,17 @@ def test_an_agent_that_leaves_the_store_leaves_the_cache() -> None:
     store = store_with(30 * DAY)
     kept.refresh(store.snapshot(), NOW, THRESHOLDS)
     store.sync([Target(A)])
-    assert kept.refresh(store.snapshot(), NOW, THRESHOLDS) is True
+    assert kept.refresh(store.snapshot(), NOW, THRESHOLDS) == Changes([], same_agents=False)
     assert [k.record.key for k in kept.kept()] == [A]
+
+
+def test_the_same_agents_in_another_order_are_not_the_same_agents() -> None:
+    """A consumer that keeps values by position must lay them out again."""
+    kept, _ = builds()
+    store = store_with(30 * DAY)
+    kept.refresh(store.snapshot(), NOW, THRESHOLDS)
+    assert kept.refresh(store.snapshot()[::-1], NOW, THRESHOLDS) == Changes([], False)
+    assert [k.record.key for k in kept.kept()] == [B, A]
 
 
 def test_a_time_no_clock_reaches_is_kept_for_good() -> None:
@@ -91,6 +101,6 @@ def test_a_time_no_clock_reaches_is_kept_for_good() -> None:
     store = Store()
     store.sync([Target(A)])
     store.record(LinkAnswer(Observation(Kind.LINK, float("nan")), "f"), A, NOW)
-    assert kept.refresh(store.snapshot(), NOW, THRESHOLDS) is True
-    assert kept.refresh(store.snapshot(), NOW + DAY, THRESHOLDS) is False
+    assert kept.refresh(store.snapshot(), NOW, THRESHOLDS)
+    assert not kept.refresh(store.snapshot(), NOW + DAY, THRESHOLDS)
     assert len(built) == 1

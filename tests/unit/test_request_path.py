@@ -117,8 +117,11 @@ def test_a_polls_url_is_parsed_once_per_agent_and_the_cache_is_bounded(
 
     monkeypatch.setattr("monitor.elevenlabs.client.MAX_CACHED_URLS", 2)
     api = client(httpx.MockTransport(answer), "https://api.example.test")
-    first = api._url("/v1/convai/agents/a/link")
-    assert api._url("/v1/convai/agents/a/link") is first  # parsed once
+    first = api._link_url("a")
+    assert api._link_url("a") is first  # parsed once
+    assert (
+        str(api._link_url("a/../b")) == "https://api.example.test/v1/convai/agents/a%2F..%2Fb/link"
+    )
     outcomes = asyncio.run(polls(api, "a", "b", "c", "a"))
     assert all(isinstance(o, LinkAnswer) for o in outcomes)
     assert seen == [f"https://api.example.test/v1/convai/agents/{i}/link" for i in "abca"]
