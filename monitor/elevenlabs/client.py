@@ -46,7 +46,6 @@ from monitor.model import (
 # about 1 KiB of memory each (300,000 listed agents took 317 MiB) still a bounded share.
 MAX_LISTED_AGENTS = 50_000
 MAX_LISTING_PAGES = 10_000  # a bound even if the API's cursors never end
-MAX_CACHED_URLS = 100_000  # poll URLs kept parsed: one per agent, the most a config watches
 
 USER_AGENT = f"elevenlabs-link-monitor/{__version__} (+https://github.com/elevenlabs-link-monitor)"
 _T = TypeVar("_T")
@@ -119,7 +118,7 @@ class ElevenLabsClient:
                 # A compressed answer could inflate far past the size cap in one chunk.
                 "accept-encoding": "identity",
             },
-            timeout=httpx.Timeout(settings.timeout),
+            timeout=None,  # see _extensions
             transport=transport
             or aiohttp_transport(
                 settings.max_concurrency,
@@ -135,11 +134,10 @@ class ElevenLabsClient:
         # parse and merge was 20% of the daemon's CPU. The base URL keeps its own path.
         self._prefix = str(self._http.base_url).removesuffix("/")
         self._headers = self._http.headers
-        self._extensions: dict[str, object] = {"timeout": self._http.timeout.as_dict()}
-        # A poll's URL parsed once per agent, not on every poll (httpx's URL parse, 11 us,
-        # was 8% of the daemon's CPU); keyed by the agent id the caller holds anyway, bounded,
-        # and dropped with the client on a reload.
-        self._urls: dict[str, httpx.URL] = {}
+        # No timeouts for the transport: the attempt's own deadline (`_limited`) covers the
+        # connection, the request and the whole body, where aiohttp's would re-arm a timer on
+        # every chunk read (2% of the daemon's CPU).
+        self._extensions: dict[str, object] = {"timeout": httpx.Timeout(None).as_dict()}
         self._semaphore = asyncio.Semaphore(settings.max_concurrency)
         # Shared with the clients this one replaces or is replaced by (see RateLimiter).
         self._limiter = limiter or RateLimiter(settings.max_requests_per_second, sleep=sleep)
@@ -188,7 +186,7 @@ class ElevenLabsClient:
         """
         parse = functools.partial(parse_link_body, agent_id=agent_id)
         outcome = await self._with_retries(
-            functools.partial(self._get, self._link_url(agent_id), {}, parse, deadline), deadline
+            functools.partial(self._get, _link_path(agent_id), {}, parse, deadline), deadline
         )
         return _redacted(outcome)
 
@@ -300,7 +298,7 @@ class ElevenLabsClient:
 
     async def _get(
         self,
-        path: str | httpx.URL,
+        path: str,
         params: Params,
         parse: Callable[[bytes], _T | PollFailure],
         deadline: float | None = None,
@@ -317,7 +315,7 @@ class ElevenLabsClient:
 
     async def _limited(
         self,
-        path: str | httpx.URL,
+        path: str,
         params: Params,
         parse: Callable[[bytes], _T | PollFailure],
         scope: asyncio.Timeout,
@@ -346,12 +344,11 @@ class ElevenLabsClient:
                 self._on_request(time.perf_counter() - started)
 
     async def _exchange(
-        self, path: str | httpx.URL, params: Params, parse: Callable[[bytes], _T | PollFailure]
+        self, path: str, params: Params, parse: Callable[[bytes], _T | PollFailure]
     ) -> _T | PollFailure:
-        """GET `path` (under the base URL) or an URL made by `_link_url`."""
         request = httpx.Request(
             "GET",
-            path if isinstance(path, httpx.URL) else self._prefix + path,
+            self._prefix + path,
             params=params or None,
             headers=self._headers,
             extensions=self._extensions,
@@ -361,16 +358,6 @@ class ElevenLabsClient:
             return await self._read(response, parse)
         finally:
             await response.aclose()
-
-    def _link_url(self, agent_id: str) -> httpx.URL:
-        url = self._urls.get(agent_id)
-        if url is None:
-            if len(self._urls) >= MAX_CACHED_URLS:
-                self._urls.clear()  # agents come and go: start over rather than grow
-            # A discovered id comes from the API unchecked: keep it one path segment.
-            path = f"/v1/convai/agents/{urllib.parse.quote(agent_id, safe='')}/link"
-            url = self._urls[agent_id] = httpx.URL(self._prefix + path)
-        return url
 
     async def _read(
         self, response: httpx.Response, parse: Callable[[bytes], _T | PollFailure]
@@ -404,6 +391,11 @@ class ElevenLabsClient:
         if status != 200:
             return classify_status(status, bytes(body), _retry_after(response))
         return parse(bytes(body))
+
+
+def _link_path(agent_id: str) -> str:
+    # A discovered id comes from the API unchecked: keep it one path segment.
+    return f"/v1/convai/agents/{urllib.parse.quote(agent_id, safe='')}/link"
 
 
 async def _whole(content: bytes) -> AsyncIterator[bytes]:
