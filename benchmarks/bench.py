@@ -1424,7 +1424,7 @@ def main(argv: list[str] | None = None) -> int:
         DAEMON_ROOT = Path(args.daemon_root).resolve()
     if args.daemon_python:
         global DAEMON_PYTHON  # noqa: PLW0603 - set once, before any daemon starts
-        DAEMON_PYTHON = args.daemon_python
+        DAEMON_PYTHON = os.path.abspath(args.daemon_python)  # not resolved: a venv is a link
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGALRM, _on_alarm)
     if args.cycles:
