@@ -27,6 +27,7 @@ grafana-foundation-sdk.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import re
@@ -140,13 +141,27 @@ def render(config: dict[str, Any] | None = None) -> dict[str, Any]:
       grafanaDashboards: std.objectFields(mixin.grafanaDashboards),
     }
     """
-    text = _jsonnet.evaluate_snippet(
-        "build.py",
-        snippet,
-        jpathdir=[str(HERE)],
-        ext_codes={"config": json.dumps(config or {})},
-    )
-    return cast(dict[str, Any], json.loads(text))
+    config_code = json.dumps(config or {}, sort_keys=True)
+    # An evaluation takes Jsonnet about 2 s; one process (the generator, a test worker) asks
+    # for the same one several times. Keyed by the sources too, so an edit is never missed.
+    key = (config_code, _sources_digest())
+    text = _RENDERED.get(key)
+    if text is None:
+        text = _RENDERED[key] = _jsonnet.evaluate_snippet(
+            "build.py", snippet, jpathdir=[str(HERE)], ext_codes={"config": config_code}
+        )
+    return cast(dict[str, Any], json.loads(text))  # a new object each time: callers edit it
+
+
+_RENDERED: dict[tuple[str, str], str] = {}
+
+
+def _sources_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(HERE.rglob("*")):
+        if path.suffix in {".libsonnet", ".jsonnet", ".json"}:  # what the mixin imports
+            digest.update(str(path.relative_to(HERE)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def check_owner_labels(labels: list[str]) -> list[str]:
