@@ -109,6 +109,12 @@ class AlertLog:
             "previous_state": previous.value,
             **_expiry_fields(record, now),
         }
+        # The agent's own threshold, which may not be the config's default: what "soon" meant.
+        thresholds = self._settings.current.thresholds_for(record.key)
+        if state is State.WARNING:
+            fields["threshold_seconds"] = thresholds.warning
+        elif state is State.CRITICAL:
+            fields["threshold_seconds"] = thresholds.critical
         if repeated:
             fields["repeated"] = True
         if state is State.WARNING:

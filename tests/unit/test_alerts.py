@@ -40,7 +40,16 @@ def test_entering_warning_logs_one_alert_with_the_contract_fields() -> None:
         "previous_state": "ok",
         "expires_at": "2027-01-18T08:00:00Z",
         "seconds_left": 3 * 86400 - 1,
+        "threshold_seconds": 7 * 86400,
     }
+
+
+def test_an_alert_says_the_threshold_it_crossed_the_agents_own() -> None:
+    logged = lines(
+        AlertLog(holder(warning=5 * 86400, critical=4 * 86400)),
+        [(State.WARNING, NOW), (State.CRITICAL, NOW + 1), (State.EXPIRED, NOW + 2)],
+    )
+    assert [x.get("threshold_seconds") for x in logged] == [5 * 86400, 4 * 86400, None]
 
 
 def test_bad_states_are_errors() -> None:
