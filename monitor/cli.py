@@ -247,6 +247,7 @@ def _row(record: AgentRecord, state: State, now: float) -> dict[str, Any]:
         "workspace": record.key.workspace,
         "agent_id": record.key.agent_id,
         "agent_name": record.name,
+        "labels": dict(record.labels),
         "state": state.value,
         "expires_at": iso(expires_at) if expires_at is not None else None,
         "seconds_left": round(expires_at - now) if expires_at is not None else None,

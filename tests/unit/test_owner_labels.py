@@ -298,3 +298,22 @@ def test_the_documented_example_means_what_its_comments_say() -> None:
         "agent_01jy...": Thresholds(30 * 86400, 3 * 86400),
         "agent_01jx...": Thresholds(7 * 86400, 12 * 3600),
     }
+
+
+def test_the_api_row_and_checks_json_carry_the_owner_labels() -> None:
+    """Scripts read who owns an agent where the alerts say it, not by joining the metrics."""
+    from monitor.cli import _row
+    from monitor.evaluate import State
+    from monitor.web.status.figures import agent_row
+
+    store = Store()
+    store.sync(
+        [
+            Target(AgentKey("default", "a"), "", (("team", "payments"),)),
+            Target(AgentKey("default", "b")),
+        ]
+    )
+    a, b = store.snapshot()
+    assert agent_row(a, State.UNKNOWN, NOW)["labels"] == {"team": "payments"}
+    assert agent_row(b, State.UNKNOWN, NOW)["labels"] == {}
+    assert _row(a, State.UNKNOWN, NOW)["labels"] == {"team": "payments"}

@@ -63,6 +63,7 @@ def agent_row(record: AgentRecord, state: State, now: float) -> Row:
         "workspace": record.key.workspace,
         "agent_id": record.key.agent_id,
         "agent_name": record.name,
+        "labels": dict(record.labels),  # the owner labels, as on the alerts
         "state": state.value,
         "state_label": LABELS[state],
         "answer": _ANSWERS[observation.kind] if observation is not None else None,
