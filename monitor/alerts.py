@@ -172,7 +172,11 @@ class WorkspaceAlerts:
             labels = self._settings.current.workspace_labels.get(workspace)
             if labels:
                 fields["labels"] = dict(labels)
-            counts = {"agents_failing": verdict.failing, "agents_polled": verdict.polled}
+            counts = {
+                "agents_failing": verdict.failing,
+                "agents_not_found": verdict.not_found,
+                "agents_polled": verdict.polled,
+            }
             if verdict.cause is not None:
                 causes[workspace] = verdict.cause
                 if verdict.cause != before:

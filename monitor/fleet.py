@@ -1,9 +1,10 @@
 """Whether a workspace is failing as a whole, and why: pure, from the agents' records.
 
-A revoked key or an unreachable region fails every poll of a workspace at once. Said once per
-workspace, that is one page; said per agent, it is one per agent. The rules drop the per-agent
-poll-failure alerts of a workspace failing as a whole, so the verdict must be sure of
-"whole": at least WHOLE_SHARE of the workspace's polled agents failed their last poll.
+A revoked key or an unreachable region fails every poll of a workspace at once, and a key of
+another workspace gets a 404 for every agent. Said once per workspace, that is one page; said
+per agent, it is one per agent. The rules drop the per-agent poll-failure and not-found
+alerts of a workspace failing as a whole, so the verdict must be sure of "whole": at least
+WHOLE_SHARE of the workspace's polled agents failed their last poll, or answered 404.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ WHOLE_SHARE = 0.9
 
 # What a workspace-wide failure says to the on-call engineer, in the order a tie is read:
 # a rejected key first (only a person fixes it), then an unreachable API.
-CAUSES = ("unauthorized", "unreachable", "rate_limited", "api_error")
+FAILURE_CAUSES = ("unauthorized", "unreachable", "rate_limited", "api_error")
+# Nearly every polled agent answered 404: the key belongs to another workspace (the API
+# answers 404 for an agent the key cannot see), or the configured ids are wrong.
+NOT_FOUND_CAUSE = "agents_not_found"
+CAUSES = (*FAILURE_CAUSES, NOT_FOUND_CAUSE)
+# A single agent's 404 is better said by its own alert, which names it.
+MIN_AGENTS_NOT_FOUND = 2
 
 _CAUSE = {
     Reason.UNAUTHORIZED: "unauthorized",
@@ -42,8 +49,9 @@ _LISTING_CAUSE = {reason.value: cause for reason, cause in _CAUSE.items()}
 @dataclass(frozen=True, slots=True)
 class WorkspaceHealth:
     polled: int = 0  # agents with a finished poll
-    failing: int = 0  # of those, the ones whose last poll failed
+    failing: int = 0  # of those, the ones whose last poll failed (a 404 is an answer)
     cause: str | None = None  # one of CAUSES while the workspace fails as a whole
+    not_found: int = 0  # of the polled agents, the ones whose last answer was a 404
 
 
 def cause_of(reason: Reason | None) -> str | None:
@@ -60,6 +68,7 @@ def workspace_health(
     as a whole when its listing does (a discovering workspace whose key is rejected has no
     agent to poll)."""
     polled: Counter[str] = Counter()
+    not_found: Counter[str] = Counter()
     causes: dict[str, Counter[str]] = {}
     for record in records:
         # Archived agents are polled at the discovery interval, so their last polls may be
@@ -68,6 +77,8 @@ def workspace_health(
             continue
         workspace = record.key.workspace
         polled[workspace] += 1
+        if not record.poll_success and record.last_error is Reason.NOT_FOUND:
+            not_found[workspace] += 1
         cause = None if record.poll_success else cause_of(record.last_error)
         if cause is not None:
             causes.setdefault(workspace, Counter())[cause] += 1
@@ -76,9 +87,12 @@ def workspace_health(
         counted = causes.get(workspace, Counter())
         failing = sum(counted.values())
         cause = None
-        if polled[workspace] and failing >= WHOLE_SHARE * polled[workspace]:
-            cause = max(CAUSES, key=lambda c: (counted[c], -CAUSES.index(c)))
+        whole = WHOLE_SHARE * polled[workspace]
+        if polled[workspace] and failing >= whole:
+            cause = max(FAILURE_CAUSES, key=lambda c: (counted[c], -FAILURE_CAUSES.index(c)))
+        elif not_found[workspace] >= max(whole, MIN_AGENTS_NOT_FOUND):
+            cause = NOT_FOUND_CAUSE
         elif not polled[workspace] and listing_failing and workspace in listing_failing:
             cause = _LISTING_CAUSE.get(listing_failing[workspace])
-        health[workspace] = WorkspaceHealth(polled[workspace], failing, cause)
+        health[workspace] = WorkspaceHealth(polled[workspace], failing, cause, not_found[workspace])
     return health

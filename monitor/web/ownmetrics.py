@@ -108,7 +108,8 @@ class MonitorCollector(Collector):
             "elevenlabs_link_monitor_workspace_failing",
             "1 for the cause while the workspace's polls fail as a whole (at least 90% of its "
             "polled agents' last polls failed, or its listing fails before any agent was "
-            "polled); every cause 0 otherwise.",
+            "polled; agents_not_found: at least 90% of them, two at least, answered 404); "
+            "every cause 0 otherwise.",
             labels=["workspace", "reason"],
         )
         agents = GaugeMetricFamily(

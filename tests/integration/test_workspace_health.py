@@ -32,7 +32,9 @@ def test_a_revoked_key_fails_the_workspace_once_and_a_restored_one_clears_it(
     config: Path = write_config(AGENTS, poll={"interval": "1s", "discovery_interval": "2m"})
     daemon = start_daemon(config)
     wait_until(lambda: daemon.get("/readyz")[0] == 200, what="readiness")
-    healthy = dict.fromkeys(["unauthorized", "unreachable", "rate_limited", "api_error"], 0.0)
+    healthy = dict.fromkeys(
+        ["unauthorized", "unreachable", "rate_limited", "api_error", "agents_not_found"], 0.0
+    )
     # A 1 s cycle on a loaded machine may cut a poll at its deadline (a timeout): wait for a
     # cycle in which every poll answered.
     wait_until(
@@ -66,4 +68,30 @@ def test_a_revoked_key_fails_the_workspace_once_and_a_restored_one_clears_it(
     daemon.wait_for("workspace_recovered", reason="unauthorized")
     assert len(daemon.events("workspace_failing", reason="unauthorized")) == 1
     assert_clean("/metrics", daemon.metrics_text())
+    assert daemon.stop() == 0
+
+
+def test_a_key_that_sees_none_of_the_agents_is_one_workspace_line(
+    standin: StandIn, write_config: ConfigWriter, start_daemon: Callable[..., Daemon]
+) -> None:
+    """A key of another workspace: the API answers 404 for every configured agent. One
+    `workspace_failing` line with reason agents_not_found, where each agent is not_found."""
+    for agent in AGENTS:
+        standin.set(agent, link(canary_token(agent), time.time() + 30 * 86400))
+    daemon = start_daemon(write_config(AGENTS, poll={"interval": "1s", "discovery_interval": "2m"}))
+    wait_until(lambda: daemon.get("/readyz")[0] == 200, what="readiness")
+    with standin.lock:
+        answers = dict(standin.answers)
+        standin.answers.clear()  # every agent now answers 404 agent_not_found
+    line = daemon.wait_for("workspace_failing", reason="agents_not_found")
+    assert (line["agents_not_found"], line["agents_polled"]) == (len(AGENTS), len(AGENTS))
+    assert causes(daemon)["agents_not_found"] == 1.0
+    assert daemon.value(AGENTS_FAILING, workspace="default") == 0  # answers, not failures
+    assert {daemon.state_of(a) for a in AGENTS} == {"not_found"}
+
+    with standin.lock:
+        standin.answers.update(answers)
+    daemon.wait_for("workspace_recovered", reason="agents_not_found")
+    assert causes(daemon)["agents_not_found"] == 0.0
+    assert len(daemon.events("workspace_failing")) == 1
     assert daemon.stop() == 0

@@ -1,4 +1,5 @@
-"""A workspace fails as a whole when (nearly) every polled agent's last poll failed.
+"""A workspace fails as a whole when (nearly) every polled agent's last poll failed, or
+answered 404.
 
 The rules drop an agent's poll-failure alert while its workspace fails as a whole, so this
 verdict decides between one page and thousands; and it must never say "whole" for a few
@@ -13,7 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.evaluate import LINK_WITHOUT_EXPIRY
-from monitor.fleet import CAUSES, WHOLE_SHARE, WorkspaceHealth, cause_of, workspace_health
+from monitor.fleet import (
+    FAILURE_CAUSES,
+    WHOLE_SHARE,
+    WorkspaceHealth,
+    cause_of,
+    workspace_health,
+)
 from monitor.model import AgentKey, LinkAnswer, PollFailure, Reason
 from monitor.store import AgentRecord
 
@@ -59,10 +66,29 @@ def test_one_in_five_answering_is_not_a_whole_workspace_failing() -> None:
     assert health == WorkspaceHealth(polled=10, failing=8, cause=None)
 
 
-def test_not_found_is_an_answer_not_a_failure() -> None:
-    # A key of another workspace answers 404 per agent: ElevenLabsAgentNotFound says it.
+def test_a_key_of_another_workspace_is_said_once_as_agents_not_found() -> None:
+    # The API answers 404 for an agent the key cannot see: every agent of the workspace.
     records = [failed("w", f"a{i}", Reason.NOT_FOUND) for i in range(3)]
-    assert workspace_health(records, ["w"])["w"] == WorkspaceHealth(polled=3, failing=0)
+    health = workspace_health(records, ["w"])["w"]
+    assert health == WorkspaceHealth(polled=3, failing=0, cause="agents_not_found", not_found=3)
+
+
+def test_a_404_is_an_answer_about_its_agent_while_the_others_answer() -> None:
+    records = [failed("w", "gone", Reason.NOT_FOUND)] + [answered("w", f"b{i}") for i in range(9)]
+    assert workspace_health(records, ["w"])["w"] == WorkspaceHealth(polled=10, not_found=1)
+
+
+def test_one_agent_not_found_is_its_own_alert_not_its_workspaces() -> None:
+    # Its own alert names it; a workspace of one has nothing to group.
+    records = [failed("w", "only", Reason.NOT_FOUND)]
+    assert workspace_health(records, ["w"])["w"].cause is None
+
+
+def test_failures_come_before_not_found() -> None:
+    # A revoked key turns every 404 into a 401: the failing polls decide while they are whole.
+    records = [failed("w", f"a{i}", Reason.UNAUTHORIZED) for i in range(19)]
+    records += [failed("w", "gone", Reason.NOT_FOUND)]
+    assert workspace_health(records, ["w"])["w"].cause == "unauthorized"
 
 
 def test_agents_never_polled_are_not_counted() -> None:
@@ -94,7 +120,7 @@ def test_only_the_workspaces_asked_for_are_reported() -> None:
 
 
 def test_every_reason_has_a_cause_or_is_an_answer() -> None:
-    assert {cause_of(r) for r in Reason} == {*CAUSES, None}
+    assert {cause_of(r) for r in Reason} == {*FAILURE_CAUSES, None}
     assert cause_of(None) is None
 
 
@@ -108,12 +134,15 @@ def test_whole_means_at_least_the_share_of_polled_agents(outcomes: list[Reason |
     ]
     health = workspace_health(records, ["w"])["w"]
     failing = [r for r in outcomes if cause_of(r) is not None]
+    not_found = outcomes.count(Reason.NOT_FOUND)
+    whole = WHOLE_SHARE * len(outcomes)
     assert health.polled == len(outcomes)
-    assert health.failing == len(failing)
-    assert (health.cause is not None) == (len(failing) >= WHOLE_SHARE * len(outcomes))
-    if health.cause is not None:
+    assert (health.failing, health.not_found) == (len(failing), not_found)
+    assert (health.cause in FAILURE_CAUSES) == (len(failing) >= whole)
+    assert (health.cause == "agents_not_found") == (len(failing) < whole <= not_found >= 2)
+    if health.cause in FAILURE_CAUSES:
         # The cause is the one most agents fail with.
-        counts = {c: sum(cause_of(r) == c for r in failing) for c in CAUSES}
+        counts = {c: sum(cause_of(r) == c for r in failing) for c in FAILURE_CAUSES}
         assert counts[health.cause] == max(counts.values())
 
 

@@ -48,6 +48,7 @@ def test_a_revoked_key_is_one_line_until_it_changes() -> None:
         "labels": {"team": "payments"},
         "reason": "unauthorized",
         "agents_failing": 200,
+        "agents_not_found": 0,
         "agents_polled": 200,
     }
     assert lines(watch, {"prod": REVOKED, "eu": HEALTHY}) == []  # still failing: no repeat
