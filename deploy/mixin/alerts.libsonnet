@@ -228,6 +228,7 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
       S('elevenlabs_link_monitor_workspace_failing', reasons),
       c.alerts[alert]['for'],
     ];
+    local workspaceNotFoundHeld = workspaceHeld('reason="agents_not_found"', 'ElevenLabsWorkspaceAgentsNotFound');
     local workspaceFailingAtAll = '(\n  %s\n  or on (%s)\n  %s\n  or on (%s)\n  %s\n)' % [
       workspaceHeld('reason="unauthorized"', 'ElevenLabsWorkspaceKeyRejected'),
       WS,
@@ -339,25 +340,33 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
         // unknown, so weighing would give info for at most the lastKnownWindow, then today's
         // severity: a flip, not a weight). A deleted agent that was in use is the worst case,
         // callers on a dead link; a wrong id is a config error to fix either way.
+        // Held back, as the poll-failure alerts are, while its whole workspace answers 404
+        // (ElevenLabsWorkspaceAgentsNotFound: a key of another workspace).
         expr: owned(live(|||
-          max by (%(K)s) (%(notFound)s == 1)
-          or
           (
-            max by (%(K)s) (max_over_time(%(notFound)s[%(w)s])) == 1
-            unless on (%(K)s)
-            (%(known)s == 1)
+            max by (%(K)s) (%(notFound)s == 1)
+            or
+            (
+              max by (%(K)s) (max_over_time(%(notFound)s[%(w)s])) == 1
+              unless on (%(K)s)
+              (%(known)s == 1)
+            )
           )
+          unless on (%(WS)s)
+          %(held)s
         ||| % {
           K: K,
+          WS: WS,
           notFound: notFound,
           known: S('elevenlabs_agent_link_state', 'state!="unknown"'),
           w: c.lastKnownWindow,
+          held: workspaceNotFoundHeld,
         })),
         summary(t): 'ElevenLabs %s was not found' % agent(t),
         description(t): 'The API answers 404 for %s: it was deleted, or the id in the monitor\'s config is wrong, or the key belongs to another workspace.' % agentLong(t),
         grafana: {
           uid: 'ellm-agent-not-found',
-          expr: g.owned(live(g.state('not_found'), '(\n%s\n)' % g.archived)),
+          expr: g.owned(live('%s\n  unless on (%s) %s' % [g.state('not_found'), WS, workspaceNotFoundHeld], '(\n%s\n)' % g.archived)),
           evaluator: ['gt', 0],
         },
       },
@@ -443,6 +452,20 @@ local indent(s) = '  ' + std.strReplace(strip(s), '\n', '\n  ');
         grafana: {
           uid: 'ellm-workspace-key-rejected',
           expr: workspaceFailing('reason="unauthorized"'),
+          evaluator: ['gt', 0],
+        },
+      },
+      {
+        alert: 'ElevenLabsWorkspaceAgentsNotFound',
+        // The API answers 404 for (at least 90% of, two at least) the workspace's agents: the
+        // key belongs to another workspace, or the configured ids are wrong. It never heals
+        // by itself, and none of the workspace's links is watched: critical, as a rejected key.
+        expr: '%s == 1\n' % workspaceFailing('reason="agents_not_found"'),
+        summary(t): 'The key of workspace {{ $labels.workspace }} sees none of its ElevenLabs agents',
+        description(t): 'The ElevenLabs API has answered 404 (agent not found) for the agents of workspace {{ $labels.workspace }} (job {{ $labels.job }}) for %s: its API key most likely belongs to another ElevenLabs workspace, or the configured agent ids are wrong (or the agents were deleted). None of its links are being checked; the per-agent not-found alerts are held back while this one fires. Check the key against the workspace in the ElevenLabs dashboard.' % forWords('ElevenLabsWorkspaceAgentsNotFound'),
+        grafana: {
+          uid: 'ellm-workspace-agents-not-found',
+          expr: workspaceFailing('reason="agents_not_found"'),
           evaluator: ['gt', 0],
         },
       },

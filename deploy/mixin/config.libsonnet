@@ -71,6 +71,9 @@
       // At least the lastKnownWindow, as ElevenLabsAgentLinkMissing.
       ElevenLabsAgentArchivedLinkLive: { 'for': '15m', severity: 'warning' },
       ElevenLabsWorkspaceKeyRejected: { 'for': '10m', severity: 'critical' },
+      // Shorter than ElevenLabsAgentNotFound's by more than a poll interval, for the same
+      // reason as ElevenLabsWorkspacePollingFailing's below.
+      ElevenLabsWorkspaceAgentsNotFound: { 'for': '5m', severity: 'critical' },
       ElevenLabsWorkspaceApiUnreachable: { 'for': '15m', severity: 'warning' },
       // Shorter than ElevenLabsAgentLinkPollingFailing's by more than a poll interval: an
       // agent's own failure starts up to one interval before its workspace counts as failing

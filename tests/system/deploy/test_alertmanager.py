@@ -106,20 +106,15 @@ def test_the_operations_guide_shows_the_example() -> None:
 
 def test_a_failing_workspace_inhibits_its_agents_poll_alerts() -> None:
     """Defence in depth: the rules already hold the per-agent poll alerts back."""
-    rules = [
-        rule
-        for rule in _config()["inhibit_rules"]
-        if rule["target_matchers"] == ['alertname="ElevenLabsAgentLinkPollingFailing"']
-    ]
-    assert len(rules) == 1
-    (source,) = rules[0]["source_matchers"]
+    rule = _inhibition_of("ElevenLabsAgentLinkPollingFailing")
+    (source,) = rule["source_matchers"]
     for alert in (
         "ElevenLabsWorkspaceKeyRejected",
         "ElevenLabsWorkspaceApiUnreachable",
         "ElevenLabsWorkspacePollingFailing",
     ):
         assert alert in source
-    assert rules[0]["equal"] == ["job", "namespace", "workspace"]
+    assert rule["equal"] == ["job", "namespace", "workspace"]
     # Every inhibition keeps two monitors in two namespaces apart.
     assert all("namespace" in rule["equal"] for rule in _config()["inhibit_rules"])
 
@@ -128,3 +123,17 @@ def test_the_readme_shows_the_example() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "deploy/alertmanager/alertmanager.yml" in readme
     assert "group_by: [namespace, workspace, team]" in readme
+
+
+def test_a_key_of_another_workspace_inhibits_its_agents_not_found_alerts() -> None:
+    """Defence in depth, as above: the rules already hold the per-agent alerts back."""
+    rule = _inhibition_of("ElevenLabsAgentNotFound")
+    assert rule["source_matchers"] == ['alertname="ElevenLabsWorkspaceAgentsNotFound"']
+    assert rule["equal"] == ["job", "namespace", "workspace"]
+
+
+def _inhibition_of(alert: str) -> dict[str, Any]:
+    """The one inhibit rule whose target is `alert`."""
+    rules: list[dict[str, Any]] = _config()["inhibit_rules"]
+    (rule,) = [r for r in rules if r["target_matchers"] == [f'alertname="{alert}"']]
+    return rule

@@ -1158,7 +1158,7 @@ def test_the_chart_rules_are_the_mixins_with_the_values_in_place() -> None:
     # The owner rule's by (...) lists, and each per-agent alert's group_left (...).
     assert text.count('agent_id{{ include "elm.ownerLabelsBy" . }})') == 5
     assert text.count('group_left ({{ include "elm.ownerLabels" . }})') == 7
-    assert text.count("runbook_url: {{ .Values.prometheusRule.runbookBaseUrl }}#") == 16
+    assert text.count("runbook_url: {{ .Values.prometheusRule.runbookBaseUrl }}#") == 17
     # The idle verdict's two comparisons (current, and last known).
     assert text.count('> bool {{ include "elm.activeWindowSeconds" . }}') == 2
 

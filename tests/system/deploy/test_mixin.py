@@ -17,6 +17,7 @@ import copy
 import importlib.util
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,6 +33,8 @@ RUNBOOK = REPO / "docs" / "runbook.md"
 KEY_REJECTED = "ElevenLabsWorkspaceKeyRejected"
 POLLING_FAILING = "ElevenLabsAgentLinkPollingFailing"
 EXPIRED = "ElevenLabsAgentLinkExpired"
+AGENTS_NOT_FOUND = "ElevenLabsWorkspaceAgentsNotFound"
+NOT_FOUND = "ElevenLabsAgentNotFound"
 CUSTOM: dict[str, Any] = {
     "selector": 'job="links",cluster="eu-1"',
     "identityLabels": ["cluster", "job", "namespace"],
@@ -214,7 +217,7 @@ def test_every_runbook_url_resolves_to_a_section(build: ModuleType) -> None:
     base = "https://github.com/elevenlabs-link-monitor/elevenlabs-link-monitor/blob/main/docs/runbook.md#"
     document = yaml.safe_load(build.RULES_PATH.read_text(encoding="utf-8"))
     alerts = [rule for group in document["groups"] for rule in group["rules"] if "alert" in rule]
-    assert len(alerts) == 16
+    assert len(alerts) == 17
     for alert in alerts:
         url = alert["annotations"]["runbook_url"]
         assert url.startswith(base), url
@@ -339,23 +342,72 @@ def _committed_groups() -> list[dict[str, Any]]:
     return groups
 
 
-def test_a_revoked_key_for_200_agents_pages_once(tmp_path: Path) -> None:
-    status, text = _run_case(tmp_path, _committed_groups(), _revoked_key_case(200))
+def _other_workspaces_key_case(agents: int) -> dict[str, Any]:
+    """Workspace `w`: a key of another workspace from the start, so every agent answers 404."""
+    series = [_series("up", "1x40", instance="mon:9877")]
+    for reason in ("unauthorized", "unreachable", "rate_limited", "api_error", "agents_not_found"):
+        value = "1x40" if reason == "agents_not_found" else "0x40"
+        series.append(
+            _series(
+                "elevenlabs_link_monitor_workspace_failing", value, workspace="w", reason=reason
+            )
+        )
+    for index in range(1, agents + 1):
+        agent = {"instance": "mon:9877", "workspace": "w", "agent_id": f"a{index}"}
+        series.append(_series("elevenlabs_agent_link_poll_success", "0x40", **agent))
+        series.append(_series("elevenlabs_agent_link_state", "1x40", **agent, state="not_found"))
+        series.append(_series("elevenlabs_agent_info", "1x40", **agent, agent_name=f"bot-{index}"))
+    return {
+        "name": f"a key of another workspace for {agents} agents pages once",
+        "interval": "1m",
+        "input_series": series,
+        "alert_rule_test": [
+            {
+                "eval_time": "30m",
+                "alertname": AGENTS_NOT_FOUND,
+                "exp_alerts": [
+                    {"exp_labels": {"severity": "critical", "job": JOB, "workspace": "w"}}
+                ],
+            },
+            {"eval_time": "30m", "alertname": NOT_FOUND, "exp_alerts": []},
+        ],
+    }
+
+
+# The revoked key holds back the poll-failure alerts (its workspace_failing lines, or-ed);
+# another workspace's key the not-found alerts.
+POLL_HOLD_BACK = (
+    r"\n\s*unless on \(job, namespace, workspace\)\n\s*\(\n"
+    r"(?:[^\n]*workspace_failing[^\n]*\n|\s*or on [^\n]*\n)+\s*\)"
+)
+NOT_FOUND_HOLD_BACK = (
+    r"\n\s*unless on \(job, namespace, workspace\)\n[^\n]*agents_not_found[^\n]*\n"
+)
+WHOLE_WORKSPACE_CASES = [
+    pytest.param(_revoked_key_case, POLLING_FAILING, POLL_HOLD_BACK, id="revoked-key"),
+    pytest.param(_other_workspaces_key_case, NOT_FOUND, NOT_FOUND_HOLD_BACK, id="other-key"),
+]
+
+
+@pytest.mark.parametrize(("case", "alert", "hold_back"), WHOLE_WORKSPACE_CASES)
+def test_a_workspace_failing_as_a_whole_for_200_agents_pages_once(
+    tmp_path: Path, case: Callable[[int], dict[str, Any]], alert: str, hold_back: str
+) -> None:
+    status, text = _run_case(tmp_path, _committed_groups(), case(200))
     assert status == 0, text
 
 
-def test_the_case_catches_a_poll_alert_per_agent(tmp_path: Path) -> None:
-    """The control: without the workspace's hold-back in the rule, 200 poll alerts fire."""
+@pytest.mark.parametrize(("case", "alert", "hold_back"), WHOLE_WORKSPACE_CASES)
+def test_the_case_catches_an_alert_per_agent(
+    tmp_path: Path, case: Callable[[int], dict[str, Any]], alert: str, hold_back: str
+) -> None:
+    """The control: without the workspace's hold-back in the rule, 200 agent alerts fire."""
     groups = copy.deepcopy(_committed_groups())
-    (rule,) = [r for g in groups for r in g["rules"] if r.get("alert") == POLLING_FAILING]
-    held_back = re.search(
-        r"\n\s*unless on \(job, namespace, workspace\)\n\s*\(\n"
-        r"(?:[^\n]*workspace_failing[^\n]*\n|\s*or on [^\n]*\n)+\s*\)",
-        rule["expr"],
-    )
+    (rule,) = [r for g in groups for r in g["rules"] if r.get("alert") == alert]
+    held_back = re.search(hold_back, rule["expr"])
     assert held_back is not None, rule["expr"]
-    rule["expr"] = rule["expr"].replace(held_back.group(0), "")
-    status, text = _run_case(tmp_path, groups, _revoked_key_case(200))
+    rule["expr"] = rule["expr"].replace(held_back.group(0), "\n")
+    status, text = _run_case(tmp_path, groups, case(200))
     assert status != 0, text
     assert 'agent_id="a200"' in text, text
 

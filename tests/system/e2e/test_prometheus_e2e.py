@@ -110,6 +110,7 @@ MONITOR_ALERTS = {
     "ElevenLabsLinkMonitorDiscoveryFailing",
     # A workspace failing as a whole (issue 18): the stand-in's workspace is healthy.
     "ElevenLabsWorkspaceKeyRejected",
+    "ElevenLabsWorkspaceAgentsNotFound",
     "ElevenLabsWorkspaceApiUnreachable",
     "ElevenLabsWorkspacePollingFailing",
 }

@@ -18,6 +18,7 @@ EXPECTED_ALERTS = {
     "ElevenLabsAgentLinkPollingFailing": "warning",  # failing for 30m
     "ElevenLabsAgentArchivedLinkLive": "warning",  # an archived agent's link still has a token
     "ElevenLabsWorkspaceKeyRejected": "critical",  # the workspace's key answered 401
+    "ElevenLabsWorkspaceAgentsNotFound": "critical",  # its key sees none of its agents (404)
     "ElevenLabsWorkspaceApiUnreachable": "warning",  # its API host cannot be reached
     "ElevenLabsWorkspacePollingFailing": "warning",  # rate limited or failing as a whole
     "ElevenLabsLinkMonitorDown": "critical",

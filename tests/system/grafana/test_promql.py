@@ -50,9 +50,9 @@ def alert_exprs(promql: ModuleType) -> list[str]:
 
 def test_expressions_found(dashboard_exprs: list[str], alert_exprs: list[str]) -> None:
     assert len(dashboard_exprs) >= 15
-    # One Prometheus query per alert rule (16), the agent name query (N) of the seven per-agent
+    # One Prometheus query per alert rule (17), the agent name query (N) of the seven per-agent
     # ones and the threshold query (T) of the two expiry alerts.
-    assert len(alert_exprs) == 25
+    assert len(alert_exprs) == 26
 
 
 @pytest.mark.parametrize("source", ["dashboard", "alerts"])
