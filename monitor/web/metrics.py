@@ -12,6 +12,7 @@ and the closing `# EOF`), so the cache serves both.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import operator
 from array import array
@@ -226,6 +227,15 @@ class Run:
         self.blocks = [b"".join(map(operator.itemgetter(f), rendered)) for f in _FAMILIES]
         self.lengths = [array("I", [len(parts[f]) for parts in rendered]) for f in _FAMILIES]
 
+    def lines(self) -> list[tuple[bytes, ...]]:
+        """Each agent's lines, family by family, as render_agent made them."""
+        per_family = []
+        for block, lengths in zip(self.blocks, self.lengths, strict=True):
+            view = memoryview(block)
+            starts = itertools.accumulate(lengths, initial=0)
+            per_family.append([bytes(view[a:b]) for a, b in itertools.pairwise(starts)])
+        return list(zip(*per_family, strict=True))
+
     def replace(self, renderings: dict[int, tuple[bytes, ...]]) -> None:
         """New lines for some of the run's agents: their index in the run -> rendering."""
         order = sorted(renderings)
@@ -306,6 +316,7 @@ class AgentExposition:
         # Each agent's thresholds as its value: its lines live in the runs, not here.
         self._agents: PerAgent[Thresholds] = PerAgent(lambda _, __, thresholds: thresholds)
         self._runs: list[Run] = []
+        self._keys: list[AgentKey] = []  # the agents the runs hold, in order
 
     def render(self, openmetrics: bool = False) -> list[bytes]:
         """The exposition's pieces, in order."""
@@ -317,13 +328,8 @@ class AgentExposition:
             kept = self._agents.kept()
             if changes.same_agents and self._runs:
                 self._replace(kept, changes.rebuilt)
-            else:  # agents came, left or moved: lay every run out again, a run at a time
-                self._runs = [
-                    Run(
-                        [render_agent(k.record, k.state, k.value) for k in kept[i : i + RUN_AGENTS]]
-                    )
-                    for i in range(0, len(kept), RUN_AGENTS)
-                ]
+            else:  # agents came, left or moved
+                self._lay_out(kept, set(changes.rebuilt))
         pieces: list[bytes] = []
         for f, family in enumerate(AGENT_FAMILIES):
             pieces.append(family.header(openmetrics))
@@ -338,6 +344,42 @@ class AgentExposition:
                 if r.observation is not None and r.observation.expires_at is not None
             )
         return pieces
+
+    def _lay_out(self, kept: list[Kept[Thresholds]], rebuilt: set[int]) -> None:
+        """Every run anew, in the agents' new order. An agent unchanged keeps its lines, taken
+        from its old run, and an old run is let go as soon as its last agent is taken: a
+        discovery that adds one agent to 10,000 neither renders the 10,000 again (150 ms on
+        the event loop) nor holds the exposition twice."""
+        old_runs: list[Run | None] = list(self._runs)
+        self._runs = []
+        where = {key: i for i, key in enumerate(self._keys)}
+        sources = [
+            None if position in rebuilt else where.get(k.record.key)
+            for position, k in enumerate(kept)
+        ]
+        left = collections.Counter(s // RUN_AGENTS for s in sources if s is not None)
+        lines: dict[int, list[tuple[bytes, ...]]] = {}  # an old run's, while it is read
+        runs = []
+        for first in range(0, len(kept), RUN_AGENTS):
+            rendered = []
+            for position in range(first, min(first + RUN_AGENTS, len(kept))):
+                source = sources[position]
+                if source is None:
+                    k = kept[position]
+                    rendered.append(render_agent(k.record, k.state, k.value))
+                    continue
+                number, index = divmod(source, RUN_AGENTS)
+                run = old_runs[number]
+                if number not in lines and run is not None:
+                    lines[number] = run.lines()
+                    old_runs[number] = None
+                rendered.append(lines[number][index])
+                left[number] -= 1
+                if not left[number]:
+                    del lines[number]
+            runs.append(Run(rendered))
+        self._runs = runs
+        self._keys = [k.record.key for k in kept]
 
     def _replace(self, kept: list[Kept[Thresholds]], rebuilt: list[int]) -> None:
         for number, positions in itertools.groupby(rebuilt, lambda p: p // RUN_AGENTS):

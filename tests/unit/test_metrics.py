@@ -192,6 +192,31 @@ def test_unchanged_agents_are_not_rendered_again(
     assert first != second
 
 
+def test_an_agent_coming_or_leaving_renders_no_other_again(
+    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Discovery adding one agent to thousands lays the runs out again from their kept lines."""
+    import monitor.web.metrics as module
+
+    calls: list[str] = []
+    original = module.render_agent
+
+    def counting(record: AgentRecord, state: State, thresholds: Thresholds) -> tuple[bytes, ...]:
+        calls.append(record.key.agent_id)
+        return original(record, state, thresholds)
+
+    monkeypatch.setattr(module, "render_agent", counting)
+    metrics = Metrics(store, Health(), holder(), clock)
+    store.sync([agent(f"a{i}") for i in range(600)])
+    metrics.render()
+    calls.clear()
+    store.sync([agent(f"a{i}") for i in range(1, 600)] + [agent("new")])  # a0 left, new came
+    kept = Exposition(metrics.agents.render(), 0, "").body()
+    assert calls == ["new"]
+    fresh = Metrics(store, Health(), holder(), clock).agents.render()
+    assert kept == Exposition(fresh, 0, "").body()
+
+
 def test_relative_expiry_is_optional(store: Store, clock: Clock) -> None:
     relative = Metrics(store, Health(), holder(expose_relative=True), clock)
     store.sync([agent("a")])
