@@ -166,9 +166,9 @@ def test_hostile_names_are_escaped_and_read_back_intact(store: Store, metrics: M
     assert [s.labels["agent_name"] for s in info.samples] == [name]
 
 
-def test_unchanged_agents_are_not_rendered_again(
-    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def rendered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the agents render_agent is called for, in order."""
     import monitor.web.metrics as module
 
     calls: list[str] = []
@@ -179,40 +179,36 @@ def test_unchanged_agents_are_not_rendered_again(
         return original(record, state, thresholds)
 
     monkeypatch.setattr(module, "render_agent", counting)
+    return calls
+
+
+def test_unchanged_agents_are_not_rendered_again(
+    store: Store, clock: Clock, rendered: list[str]
+) -> None:
     metrics = Metrics(store, Health(), holder(), clock)
     store.sync([agent(f"a{i}") for i in range(10)])
     metrics.render()
-    assert len(calls) == 10
-    calls.clear()
+    assert len(rendered) == 10
+    rendered.clear()
     first = metrics.render().body()
     assert metrics.render(openmetrics=True).body().startswith(first.split(b"\n", 2)[0])
     store.record(LinkAnswer(AGENT_NOT_FOUND, None), AgentKey("default", "a3"), NOW)
     second = metrics.render().body()
-    assert calls == ["a3"]
+    assert rendered == ["a3"]
     assert first != second
 
 
 def test_an_agent_coming_or_leaving_renders_no_other_again(
-    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    store: Store, clock: Clock, rendered: list[str]
 ) -> None:
     """Discovery adding one agent to thousands lays the runs out again from their kept lines."""
-    import monitor.web.metrics as module
-
-    calls: list[str] = []
-    original = module.render_agent
-
-    def counting(record: AgentRecord, state: State, thresholds: Thresholds) -> tuple[bytes, ...]:
-        calls.append(record.key.agent_id)
-        return original(record, state, thresholds)
-
-    monkeypatch.setattr(module, "render_agent", counting)
     metrics = Metrics(store, Health(), holder(), clock)
     store.sync([agent(f"a{i}") for i in range(600)])
     metrics.render()
-    calls.clear()
+    rendered.clear()
     store.sync([agent(f"a{i}") for i in range(1, 600)] + [agent("new")])  # a0 left, new came
     kept = Exposition(metrics.agents.render(), 0, "").body()
-    assert calls == ["new"]
+    assert rendered == ["new"]
     fresh = Metrics(store, Health(), holder(), clock).agents.render()
     assert kept == Exposition(fresh, 0, "").body()
 
