@@ -95,6 +95,10 @@ def parse_config(text: str, source: str = "<config>", config_dir: Path | None = 
         ) from None
     if data is None:
         data = {}
+    try:
+        data = _copied(data, {})
+    except RecursionError:
+        raise ConfigError([f"{source}: invalid YAML: nested too deeply"]) from None
     if not isinstance(data, dict):
         raise ConfigError(
             [f"{source}:1: the config must be a mapping of keys, not a list or value"]
@@ -107,6 +111,32 @@ def parse_config(text: str, source: str = "<config>", config_dir: Path | None = 
         # for 10,000 agents it costs tens of MB.
         root = yaml.compose(text, Loader=_UniqueKeyLoader)
         raise ConfigError(_located(exc, root, source)) from None
+
+
+def _copied(value: Any, memo: dict[int, Any]) -> Any:
+    """The loaded data in objects of its own. The parser allocates each scalar's string among
+    the node tree's objects, which are garbage once loaded; strings kept from there pin that
+    memory for the life of the process (10,000 agents: 19 MiB of RSS kept instead of 11).
+
+    Shared objects stay shared and cycles stay cycles (`memo`, by identity): an alias bomb,
+    cheap as the loader builds it, must not be expanded here."""
+    if not isinstance(value, dict | list | str):
+        return value
+    copy = memo.get(id(value))
+    if copy is not None:
+        return copy
+    if isinstance(value, str):  # a new object (a lone surrogate from an escape kept as is)
+        copy = memo[id(value)] = value.encode("utf-8", "surrogatepass").decode(
+            "utf-8", "surrogatepass"
+        )
+    elif isinstance(value, list):
+        copy = memo[id(value)] = []
+        copy.extend(_copied(item, memo) for item in value)
+    else:
+        copy = memo[id(value)] = {}
+        for key, item in value.items():
+            copy[_copied(key, memo)] = _copied(item, memo)
+    return copy
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:

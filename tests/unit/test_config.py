@@ -924,3 +924,14 @@ def test_the_fast_yaml_parser_is_used() -> None:
     import yaml
 
     assert yaml.__with_libyaml__
+
+
+def test_shared_values_stay_shared_and_an_alias_bomb_stays_small() -> None:
+    """The loaded data is copied (so the parser's memory can go): what an alias shares stays
+    one object, or nine levels of ten aliases would be copied into a billion strings."""
+    shared = parse_config("agents: [{id: &id a1, name: *id}]\n")
+    assert shared.agents[0].id is shared.agents[0].name
+    levels = ['l0: &l0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    levels += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 9)]
+    assert problems("agents: [{id: a}]\n" + "\n".join(levels) + "\n")  # unknown keys
+    assert problems("a: &x [*x]\n")  # a cycle stays a cycle (and is refused)
